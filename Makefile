@@ -1,0 +1,74 @@
+# hrsync — see README.md. `make demo` and `make check` install what they need first.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKGS     = libcurl yajl libpq yaml-0.1
+VERSION  = 0.1.0
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Debian's libpq ships no .pc file in some versions: fall back to pg_config.
+ifeq ($(findstring -lpq,$(PKG_LIBS)),)
+PKG_CFLAGS += -I$(shell pg_config --includedir 2>/dev/null)
+PKG_LIBS   += $(shell pkg-config --libs libcurl yajl yaml-0.1 2>/dev/null) -lpq
+endif
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
+           -DHRSYNC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS)
+
+BUILD   ?= build
+SRCS     = $(wildcard daemon/*.c) $(wildcard connectors/*.c)
+OBJS     = $(patsubst %.c,$(BUILD)/%.o,$(SRCS))
+LIBOBJS  = $(filter-out $(BUILD)/daemon/main.o,$(OBJS))
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNITS    = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps demo check unit e2e install clean asan
+all: $(BUILD)/hrsync
+
+$(BUILD)/%.o: %.c $(wildcard daemon/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/hrsync: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS) -lcmocka
+
+deps:
+	@tests/setup/deps.sh
+
+# The sanitizer build the test suite runs against (AddressSanitizer + UndefinedBehaviorSanitizer).
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" build-asan/hrsync $(patsubst $(BUILD)/%,build-asan/%,$(UNITS))
+
+unit: deps
+	@$(MAKE) --no-print-directory asan
+	@for t in $(patsubst $(BUILD)/%,build-asan/%,$(UNITS)); do echo "== $$t"; $$t || exit 1; done
+
+e2e: deps
+	@$(MAKE) --no-print-directory asan
+	HRSYNC_BIN=$(CURDIR)/build-asan/hrsync /usr/bin/python3 -m pytest -q -x tests/e2e tests/sandbox
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@tests/demo.sh
+
+install: $(BUILD)/hrsync
+	install -D -m 0755 $(BUILD)/hrsync $(DESTDIR)$(PREFIX)/bin/hrsync
+	install -d $(DESTDIR)/etc/hrsync/mappings
+	install -m 0644 config/hrsync.example.yaml $(DESTDIR)/etc/hrsync/hrsync.yaml.example
+
+clean:
+	rm -rf build build-asan

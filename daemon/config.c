@@ -1,0 +1,572 @@
+/*
+ * config — see config.h.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <glob.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "throttle.h"
+
+static const char *const top_keys[] = {"database", "schedule", "timezone", "connectors", "mappings",
+				       "guards", "logging", "metrics"};
+static const char *const db_keys[] = {"conninfo", "password_file", "state_schema"};
+static const char *const common_conn_keys[] = {"type", "base_url", "rate_limit", "max_in_flight", "timeout",
+					       "allow_insecure_http"};
+
+#define ERR(n, ...) diag_error(d, (n) ? (n)->file : c->path, (n) ? (n)->line : 0, (n) ? (n)->col : 0, __VA_ARGS__)
+#define WARN(n, ...) diag_warn(d, (n) ? (n)->file : c->path, (n) ? (n)->line : 0, (n) ? (n)->col : 0, __VA_ARGS__)
+
+static const char *suggest(const char *w, const char *const *list, size_t n)
+{
+	static char buf[128];
+	const char *s = diag_suggest(w, list, n);
+	if (!s)
+		return "";
+	snprintf(buf, sizeof buf, " (did you mean '%s'?)", s);
+	return buf;
+}
+
+static char *scalar(struct config *c, struct diag *d, const struct ynode *n, const char *what)
+{
+	if (!n)
+		return NULL;
+	if (n->type != YN_SCALAR || yscalar_kind(n) == YS_NULL) {
+		ERR(n, "%s: expected a string, found %s", what, ynode_type_name(n));
+		return NULL;
+	}
+	return xstrdup(n->str);
+}
+
+static bool valid_ident(const char *s)
+{
+	if (!s || !*s || strlen(s) > 63)
+		return false;
+	if (!(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z')))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return false;
+	return true;
+}
+
+static void load_database(struct config *c, struct diag *d, const struct ynode *n)
+{
+	if (!n) {
+		ERR(c->doc->root, "missing 'database:' (conninfo and state_schema)");
+		return;
+	}
+	if (n->type != YN_MAP) {
+		ERR(n, "database: expected a map, found %s", ynode_type_name(n));
+		return;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const char *k = n->keys[i]->str;
+		bool known = false;
+		for (size_t j = 0; j < ARRAY_LEN(db_keys); j++)
+			known |= streq(k, db_keys[j]);
+		if (!known)
+			ERR(n->keys[i], "database: unknown key '%s'%s", k, suggest(k, db_keys, ARRAY_LEN(db_keys)));
+	}
+	c->conninfo = scalar(c, d, ymap_get(n, "conninfo"), "database conninfo");
+	if (!c->conninfo)
+		ERR(n, "database: needs conninfo (a libpq connection string or URI)");
+	const struct ynode *pf = ymap_get(n, "password_file");
+	if (pf) {
+		char *p = scalar(c, d, pf, "database password_file");
+		if (p) {
+			char *full = path_join(c->dir, p);
+			secret_load_file(&c->db_password, full, "database password_file", d, pf);
+			free(full);
+			free(p);
+		}
+	}
+	const struct ynode *ss = ymap_get(n, "state_schema");
+	c->state_schema = ss ? scalar(c, d, ss, "database state_schema") : xstrdup("hrsync");
+	if (c->state_schema && !valid_ident(c->state_schema))
+		ERR(ss, "database state_schema: '%s' must be a lower-case SQL name (letters, digits, _)",
+		    c->state_schema);
+}
+
+static void load_connector(struct config *c, struct diag *d, struct conn_cfg *cc, const struct ynode *key,
+			   const struct ynode *n)
+{
+	cc->name = xstrdup(key->str);
+	cc->file = key->file;
+	cc->line = key->line;
+	cc->col = key->col;
+	cc->max_in_flight = 4;
+	cc->timeout_ms = 30000;
+	if (n->type != YN_MAP) {
+		ERR(n, "connector '%s': expected a map with type and base_url, found %s", cc->name, ynode_type_name(n));
+		return;
+	}
+	const struct ynode *t = ymap_get(n, "type");
+	if (!t) {
+		ERR(key, "connector '%s': needs 'type:' (%s)", cc->name, "peopleforce, personio, troops, workelo, teamtailor");
+		return;
+	}
+	cc->type = t->type == YN_SCALAR ? connector_type_find(t->str) : NULL;
+	if (!cc->type) {
+		const char *const *names = connector_type_names();
+		size_t nn = 0;
+		while (names[nn])
+			nn++;
+		ERR(t, "connector '%s': unknown type '%s'%s", cc->name, t->type == YN_SCALAR ? t->str : "?",
+		    t->type == YN_SCALAR ? suggest(t->str, names, nn) : "");
+		return;
+	}
+	const struct connector_type *ty = cc->type;
+	size_t nopt = 0;
+	while (ty->options && ty->options[nopt].name)
+		nopt++;
+	cc->secrets = xcalloc(nopt + 1, sizeof *cc->secrets);
+	cc->strings = xcalloc(nopt + 1, sizeof *cc->strings);
+	/* Known keys: the common ones and the type's own. */
+	const char **known = xcalloc(ARRAY_LEN(common_conn_keys) + nopt + 1, sizeof *known);
+	size_t nk = 0;
+	for (size_t i = 0; i < ARRAY_LEN(common_conn_keys); i++)
+		known[nk++] = common_conn_keys[i];
+	for (size_t i = 0; i < nopt; i++)
+		known[nk++] = ty->options[i].name;
+	char what[128];
+	for (size_t i = 0; i < n->n; i++) {
+		const char *k = n->keys[i]->str;
+		const struct ynode *v = n->vals[i];
+		snprintf(what, sizeof what, "connector '%s': %s", cc->name, k);
+		int oi = connector_option_index(ty, k);
+		if (oi >= 0) {
+			if (ty->options[oi].kind == OPT_SECRET)
+				secret_load(&cc->secrets[oi], v, c->dir, what, d);
+			else
+				cc->strings[oi] = scalar(c, d, v, what);
+			continue;
+		}
+		if (streq(k, "type"))
+			continue;
+		if (streq(k, "base_url")) {
+			cc->base_url = scalar(c, d, v, what);
+		} else if (streq(k, "rate_limit")) {
+			if (v->type != YN_SCALAR || !parse_rate(v->str, &cc->rate))
+				ERR(v, "%s: expected N/s, N/min or N/h (e.g. 60/min)", what);
+		} else if (streq(k, "max_in_flight")) {
+			long long m;
+			if (yscalar_kind(v) != YS_INT || !parse_ll(v->str, &m) || m < 1 || m > 64)
+				ERR(v, "%s: expected a whole number from 1 to 64", what);
+			else
+				cc->max_in_flight = (int)m;
+		} else if (streq(k, "timeout")) {
+			int64_t ms;
+			if (v->type != YN_SCALAR || !parse_duration_ms(v->str, &ms) || ms < 100)
+				ERR(v, "%s: expected a duration such as 30s or 500ms (at least 100ms)", what);
+			else
+				cc->timeout_ms = (long)ms;
+		} else if (streq(k, "allow_insecure_http")) {
+			if (!yscalar_bool(v, &cc->allow_insecure_http))
+				ERR(v, "%s: expected true or false", what);
+		} else {
+			ERR(n->keys[i], "connector '%s': unknown key '%s'%s", cc->name, k, suggest(k, known, nk));
+		}
+	}
+	free(known);
+	for (size_t i = 0; i < nopt; i++)
+		if (ty->options[i].required && !ymap_get(n, ty->options[i].name))
+			ERR(key, "connector '%s': needs '%s:' (%s)", cc->name, ty->options[i].name, ty->options[i].help);
+	if (!cc->base_url) {
+		if (!ymap_get(n, "base_url"))
+			ERR(key, "connector '%s': needs 'base_url:'", cc->name);
+	} else if (str_has_prefix(cc->base_url, "http://")) {
+		if (!cc->allow_insecure_http)
+			ERR(ymap_get(n, "base_url"),
+			    "connector '%s': base_url uses http://, which would send credentials in clear; use https:// or set allow_insecure_http: true (sandboxes only)",
+			    cc->name);
+	} else if (!str_has_prefix(cc->base_url, "https://")) {
+		ERR(ymap_get(n, "base_url"), "connector '%s': base_url must start with https://", cc->name);
+	}
+	if (cc->base_url) {
+		size_t l = strlen(cc->base_url);
+		while (l > 0 && cc->base_url[l - 1] == '/')
+			cc->base_url[--l] = '\0';
+	}
+}
+
+static void add_mapping_file(struct config *c, struct diag *d, const char *path)
+{
+	for (size_t i = 0; i < c->nmaps; i++)
+		if (streq(c->maps[i]->file, path))
+			return;
+	struct mapping *m = mapping_load(path, d);
+	if (!m)
+		return;
+	c->maps = xrealloc(c->maps, (c->nmaps + 1) * sizeof *c->maps);
+	c->maps[c->nmaps++] = m;
+}
+
+static void load_mappings(struct config *c, struct diag *d, const struct ynode *n)
+{
+	if (!n) {
+		ERR(c->doc->root, "missing 'mappings:' (files or globs of mapping files)");
+		return;
+	}
+	size_t cnt = n->type == YN_SEQ ? n->n : 1;
+	for (size_t i = 0; i < cnt; i++) {
+		const struct ynode *e = n->type == YN_SEQ ? n->vals[i] : n;
+		if (e->type != YN_SCALAR) {
+			ERR(e, "mappings: expected file names or globs, found %s", ynode_type_name(e));
+			continue;
+		}
+		char *pattern = path_join(c->dir, e->str);
+		glob_t g;
+		int rc = glob(pattern, GLOB_ERR, NULL, &g);
+		if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
+			if (strpbrk(e->str, "*?["))
+				WARN(e, "mappings: '%s' matches no file", e->str);
+			else
+				ERR(e, "mappings: no such file '%s'", e->str);
+		} else if (rc != 0) {
+			ERR(e, "mappings: cannot read '%s'", e->str);
+		} else {
+			for (size_t j = 0; j < g.gl_pathc; j++)
+				add_mapping_file(c, d, g.gl_pathv[j]);
+		}
+		if (rc == 0 || rc == GLOB_NOMATCH)
+			globfree(&g);
+		free(pattern);
+	}
+}
+
+const struct conn_cfg *config_connector(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nconns; i++)
+		if (streq(c->conns[i].name, name))
+			return &c->conns[i];
+	return NULL;
+}
+
+struct mapping *config_mapping(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nmaps; i++)
+		if (streq(c->maps[i]->name, name))
+			return c->maps[i];
+	return NULL;
+}
+
+struct mapping *config_ref_target(const struct config *c, const struct mapping *m, const struct field *f)
+{
+	if (f->ref_mapping)
+		return config_mapping(c, f->ref_mapping);
+	for (size_t i = 0; i < c->nmaps; i++)
+		if (c->maps[i]->dir == DIR_PUSH && streq(c->maps[i]->entity, "employees") &&
+		    streq(c->maps[i]->connector, m->connector))
+			return c->maps[i];
+	return NULL;
+}
+
+static void check_field_links(struct config *c, struct diag *d, struct mapping *m, const struct field *f, size_t n,
+			      const char *const *nested_ok, const struct connector_type *ty)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct field *x = &f[i];
+		if (x->nested) {
+			bool ok = false;
+			size_t nn = 0;
+			for (; nested_ok && nested_ok[nn]; nn++)
+				ok |= streq(nested_ok[nn], x->name);
+			if (!ok)
+				diag_error(d, m->file, x->line, x->col,
+					   "field '%s': %s %s take no sub-resource '%s'%s%s", x->path, ty->name,
+					   m->entity, x->name, nn ? "; it takes: " : "", nn ? nested_ok[0] : "");
+			check_field_links(c, d, m, x->kids, x->nkids, NULL, ty);
+			continue;
+		}
+		if (x->src == VS_LOOKUP && x->lookup_resource) {
+			size_t nr = 0;
+			bool ok = false;
+			for (; ty->resources && ty->resources[nr]; nr++)
+				ok |= streq(ty->resources[nr], x->lookup_resource);
+			if (!ok)
+				diag_error(d, m->file, x->line, x->col, "field '%s': %s has no lookup resource '%s'%s",
+					   x->path, ty->name, x->lookup_resource, suggest(x->lookup_resource, ty->resources, nr));
+		}
+		if (x->src == VS_REF) {
+			bool erp = x->tpl.n && x->tpl.parts[0].lit && str_has_prefix(x->tpl.parts[0].lit, "erp:");
+			bool ssn = x->tpl.n && x->tpl.parts[0].lit && str_has_prefix(x->tpl.parts[0].lit, "ssn:");
+			if (erp || ssn) {
+				struct mapping *t = config_ref_target(c, m, x);
+				if (!t)
+					diag_error(d, m->file, x->line, x->col,
+						   x->ref_mapping ? "field '%s': ref_mapping '%s' names no mapping"
+								  : "field '%s': %s: references need an employees mapping of connector '%s' (or ref_mapping:)",
+						   x->path, x->ref_mapping ? x->ref_mapping : "erp", m->connector);
+				else if (t == m)
+					diag_error(d, m->file, x->line, x->col, "field '%s': a mapping cannot reference itself",
+						   x->path);
+				else if (ssn && !t->has_ssn_field)
+					diag_error(d, m->file, x->line, x->col,
+						   "field '%s': ssn: references resolve through a field with 'check: nir' in mapping '%s', which has none",
+						   x->path, t->name);
+			}
+		}
+		if (x->ref_back && !config_mapping(c, x->ref_back))
+			diag_error(d, m->file, x->line, x->col, "field '%s': ref_back '%s' names no mapping", x->path,
+				   x->ref_back);
+	}
+}
+
+/* The mappings a mapping must come after: depends_on and the targets of its references. */
+static void deps_of(struct config *c, struct mapping *m, struct mapping **out, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < m->ndeps; i++) {
+		struct mapping *t = config_mapping(c, m->depends_on[i]);
+		if (t)
+			out[(*n)++] = t;
+	}
+	const struct field *lists[] = {m->fields, m->term_fields};
+	size_t counts[] = {m->nfields, m->nterm};
+	for (int l = 0; l < 2; l++)
+		for (size_t i = 0; i < counts[l]; i++) {
+			const struct field *f = &lists[l][i];
+			for (size_t k = 0; k <= f->nkids; k++) {
+				const struct field *x = f->nested ? (k < f->nkids ? &f->kids[k] : NULL) : (k == 0 ? f : NULL);
+				if (!x || x->src != VS_REF)
+					continue;
+				struct mapping *t = config_ref_target(c, m, x);
+				if (t && t != m && *n < c->nmaps)
+					out[(*n)++] = t;
+			}
+		}
+}
+
+static void link_mappings(struct config *c, struct diag *d)
+{
+	for (size_t i = 0; i < c->nmaps; i++) {
+		struct mapping *m = c->maps[i];
+		for (size_t j = 0; j < i; j++)
+			if (streq(c->maps[j]->name, m->name))
+				diag_error(d, m->file, m->line, m->col, "mapping name '%s' is already used by %s", m->name,
+					   c->maps[j]->file);
+		if (!m->connector)
+			continue;
+		m->conn = config_connector(c, m->connector);
+		if (!m->conn) {
+			const char **names = xcalloc(c->nconns + 1, sizeof *names);
+			for (size_t k = 0; k < c->nconns; k++)
+				names[k] = c->conns[k].name;
+			const struct ynode *cn = ymap_get(m->doc->root, "connector");
+			diag_error(d, m->file, cn ? cn->line : 0, cn ? cn->col : 0,
+				   "connector '%s' is not configured in %s%s", m->connector, c->path,
+				   suggest(m->connector, names, c->nconns));
+			free(names);
+			continue;
+		}
+		if (!m->conn->type || !m->entity)
+			continue;
+		const struct connector_type *ty = m->conn->type;
+		m->ent = connector_entity(ty, m->entity);
+		const struct ynode *en = ymap_get(m->doc->root, "entity");
+		if (!m->ent) {
+			const char *names[32];
+			size_t nn = 0;
+			for (; ty->entities[nn].name && nn < 31; nn++)
+				names[nn] = ty->entities[nn].name;
+			struct sb list = {0};
+			for (size_t k = 0; k < nn; k++)
+				sb_printf(&list, "%s%s", k ? ", " : "", names[k]);
+			diag_error(d, m->file, en ? en->line : 0, en ? en->col : 0,
+				   "entity '%s': connector %s offers %s%s", m->entity, ty->name, sb_str(&list),
+				   suggest(m->entity, names, nn));
+			sb_free(&list);
+			continue;
+		}
+		if (m->term_when && m->ent->term == TERM_NONE) {
+			const struct ynode *tn = ymap_get(m->doc->root, "terminate");
+			diag_error(d, m->file, tn ? tn->line : 0, tn ? tn->col : 0,
+				   "terminate: %s %s cannot be terminated on the platform", ty->name, m->entity);
+		}
+		if (m->on_missing_terminate && m->ent->term == TERM_NONE)
+			diag_error(d, m->file, m->line, m->col, "source on_missing: terminate: %s %s cannot be terminated",
+				   ty->name, m->entity);
+		check_field_links(c, d, m, m->fields, m->nfields, m->ent->nested, ty);
+		check_field_links(c, d, m, m->term_fields, m->nterm, NULL, ty);
+		for (size_t k = 0; k < m->ndeps; k++)
+			if (!config_mapping(c, m->depends_on[k])) {
+				const char **names = xcalloc(c->nmaps + 1, sizeof *names);
+				for (size_t q = 0; q < c->nmaps; q++)
+					names[q] = c->maps[q]->name;
+				const struct ynode *dn = m->depends_node;
+				diag_error(d, m->file, dn ? dn->line : 0, dn ? dn->col : 0,
+					   "depends_on: no mapping named '%s'%s", m->depends_on[k],
+					   suggest(m->depends_on[k], names, c->nmaps));
+				free(names);
+			}
+	}
+	/* Order: dependencies first (Kahn), keeping file order among equals; a cycle is an error. */
+	size_t n = c->nmaps;
+	struct mapping **order = xcalloc(n + 1, sizeof *order);
+	bool *placed = xcalloc(n + 1, sizeof *placed);
+	struct mapping **deps = xcalloc(n * 4 + 8, sizeof *deps);
+	size_t done = 0;
+	while (done < n) {
+		bool progress = false;
+		for (size_t i = 0; i < n; i++) {
+			if (placed[i])
+				continue;
+			size_t nd;
+			deps_of(c, c->maps[i], deps, &nd);
+			bool ready = true;
+			for (size_t k = 0; k < nd; k++)
+				for (size_t j = 0; j < n; j++)
+					if (c->maps[j] == deps[k] && !placed[j])
+						ready = false;
+			if (ready) {
+				placed[i] = true;
+				order[done++] = c->maps[i];
+				progress = true;
+			}
+		}
+		if (!progress) {
+			struct sb cyc = {0};
+			for (size_t i = 0; i < n; i++)
+				if (!placed[i]) {
+					sb_printf(&cyc, "%s%s", cyc.len ? ", " : "", c->maps[i]->name);
+					order[done++] = c->maps[i];
+					placed[i] = true;
+				}
+			const struct mapping *first = order[done - 1];
+			diag_error(d, first->file, first->line, first->col,
+				   "depends_on: these mappings depend on each other in a cycle: %s", sb_str(&cyc));
+			sb_free(&cyc);
+		}
+	}
+	memcpy(c->maps, order, n * sizeof *order);
+	free(order);
+	free(placed);
+	free(deps);
+}
+
+struct config *config_load(const char *path, struct diag *d)
+{
+	struct ydoc *doc = ydoc_load(path, d);
+	if (!doc)
+		return NULL;
+	struct config *c = xcalloc(1, sizeof *c);
+	c->path = xstrdup(path);
+	c->dir = path_dirname(path);
+	c->doc = doc;
+	c->max_terminations = 0.05;
+	c->log_level = L_INFO;
+	c->log_format = LOGF_AUTO;
+	const struct ynode *root = doc->root;
+	if (!root || root->type != YN_MAP) {
+		diag_error(d, path, 1, 1, "hrsync.yaml must be a map with database, connectors and mappings");
+		return c;
+	}
+	for (size_t i = 0; i < root->n; i++) {
+		const char *k = root->keys[i]->str;
+		bool known = false;
+		for (size_t j = 0; j < ARRAY_LEN(top_keys); j++)
+			known |= streq(k, top_keys[j]);
+		if (!known)
+			ERR(root->keys[i], "unknown key '%s'%s", k, suggest(k, top_keys, ARRAY_LEN(top_keys)));
+	}
+	load_database(c, d, ymap_get(root, "database"));
+	c->schedule = scalar(c, d, ymap_get(root, "schedule"), "schedule");
+	const struct ynode *tz = ymap_get(root, "timezone");
+	c->timezone = tz ? scalar(c, d, tz, "timezone") : NULL;
+	if (c->timezone) {
+		char *zf = xasprintf("/usr/share/zoneinfo/%s", c->timezone);
+		struct stat st;
+		if (strstr(c->timezone, "..") || stat(zf, &st) != 0 || !S_ISREG(st.st_mode))
+			ERR(tz, "timezone: unknown time zone '%s' (expected a name such as Europe/Paris)", c->timezone);
+		free(zf);
+	}
+	const struct ynode *conns = ymap_get(root, "connectors");
+	if (!conns) {
+		ERR(root, "missing 'connectors:'");
+	} else if (conns->type != YN_MAP) {
+		ERR(conns, "connectors: expected a map of name: { type: ..., base_url: ... }");
+	} else {
+		c->conns = xcalloc(conns->n + 1, sizeof *c->conns);
+		c->nconns = conns->n;
+		for (size_t i = 0; i < conns->n; i++)
+			load_connector(c, d, &c->conns[i], conns->keys[i], conns->vals[i]);
+	}
+	const struct ynode *g = ymap_get(root, "guards");
+	if (g) {
+		const struct ynode *mt = ymap_get(g, "max_terminations");
+		static const char *const gk[] = {"max_terminations"};
+		if (g->type != YN_MAP)
+			ERR(g, "guards: expected a map");
+		else
+			for (size_t i = 0; i < g->n; i++)
+				if (!streq(g->keys[i]->str, "max_terminations"))
+					ERR(g->keys[i], "guards: unknown key '%s'%s", g->keys[i]->str, suggest(g->keys[i]->str, gk, 1));
+		if (mt) {
+			char *end = NULL;
+			double v = mt->type == YN_SCALAR ? strtod(mt->str, &end) : -1;
+			if (!end || end == mt->str || !streq(end, "%") || v < 0 || v > 100)
+				ERR(mt, "guards max_terminations: expected a percentage such as 5%%");
+			else
+				c->max_terminations = v / 100.0;
+		}
+	}
+	const struct ynode *lg = ymap_get(root, "logging");
+	if (lg) {
+		const struct ynode *lv = ymap_get(lg, "level"), *lf = ymap_get(lg, "format");
+		if (lv && !(lv->type == YN_SCALAR && log_parse_level(lv->str, &c->log_level)))
+			ERR(lv, "logging level: expected error, warning, notice, info or debug");
+		else if (lv)
+			c->log_level_set = true;
+		if (lf && !(lf->type == YN_SCALAR && log_parse_format(lf->str, &c->log_format)))
+			ERR(lf, "logging format: expected auto, text, json or journal");
+		else if (lf)
+			c->log_format_set = true;
+	}
+	const struct ynode *mx = ymap_get(root, "metrics");
+	if (mx)
+		c->metrics_textfile = scalar(c, d, ymap_get(mx, "textfile"), "metrics textfile");
+	load_mappings(c, d, ymap_get(root, "mappings"));
+	link_mappings(c, d);
+	return c;
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nconns; i++) {
+		struct conn_cfg *cc = &c->conns[i];
+		size_t nopt = 0;
+		while (cc->type && cc->type->options && cc->type->options[nopt].name)
+			nopt++;
+		for (size_t j = 0; j < nopt; j++) {
+			if (cc->secrets)
+				secret_free(&cc->secrets[j]);
+			if (cc->strings)
+				free(cc->strings[j]);
+		}
+		free(cc->secrets);
+		free(cc->strings);
+		free(cc->name);
+		free(cc->base_url);
+	}
+	free(c->conns);
+	for (size_t i = 0; i < c->nmaps; i++)
+		mapping_free(c->maps[i]);
+	free(c->maps);
+	secret_free(&c->db_password);
+	free(c->conninfo);
+	free(c->state_schema);
+	free(c->schedule);
+	free(c->timezone);
+	free(c->metrics_textfile);
+	free(c->path);
+	free(c->dir);
+	ydoc_free(c->doc);
+	free(c);
+}

@@ -1,0 +1,44 @@
+/*
+ * config — hrsync.yaml (SPEC §4) and the mapping files it names, loaded, checked and
+ * linked: each mapping to its connector and entity, dependencies ordered.
+ *
+ * Every option is described once in a table (name, kind, help) that drives parsing,
+ * validation and the "did you mean" of unknown keys. The config owns the connectors'
+ * secrets; it never prints them.
+ */
+#ifndef HRSYNC_CONFIG_H
+#define HRSYNC_CONFIG_H
+
+#include "connector.h"
+#include "diag.h"
+#include "log.h"
+#include "mapping.h"
+#include "secret.h"
+
+struct config {
+	char *path, *dir;
+	struct ydoc *doc;
+	char *conninfo;
+	struct secret db_password;
+	char *state_schema;
+	char *schedule, *timezone;
+	struct conn_cfg *conns;
+	size_t nconns;
+	struct mapping **maps;      /* in dependency order once linked */
+	size_t nmaps;
+	double max_terminations;    /* a fraction: 0.05 for 5% */
+	int log_level;
+	enum log_format log_format;
+	bool log_level_set, log_format_set;
+	char *metrics_textfile;
+};
+
+/* Load path and every mapping it names. Problems go to d. NULL when the config cannot be used at all. */
+struct config *config_load(const char *path, struct diag *d);
+void config_free(struct config *c);
+const struct conn_cfg *config_connector(const struct config *c, const char *name);
+struct mapping *config_mapping(const struct config *c, const char *name);
+/* The mapping an erp: reference of field f in m resolves against (NULL when none). */
+struct mapping *config_ref_target(const struct config *c, const struct mapping *m, const struct field *f);
+
+#endif

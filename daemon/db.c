@@ -1,0 +1,110 @@
+/*
+ * db — see db.h.
+ */
+#include "db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "version.h"
+
+char *db_error(PGconn *pg, const PGresult *res)
+{
+	const char *m = res ? PQresultErrorMessage(res) : NULL;
+	if (!m || !*m)
+		m = PQerrorMessage(pg);
+	char *s = xstrdup(m && *m ? m : "unknown database error");
+	/* libpq messages end with a newline and may span lines: keep the first. */
+	char *nl = strchr(s, '\n');
+	if (nl)
+		*nl = '\0';
+	return s;
+}
+
+PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
+{
+	const char *keys[6], *vals[6];
+	int n = 0;
+	keys[n] = "dbname";
+	vals[n++] = cfg->conninfo;
+	char *appname = xasprintf("hrsync %s", purpose);
+	keys[n] = "application_name";
+	vals[n++] = appname;
+	keys[n] = "connect_timeout";
+	vals[n++] = "10";
+	if (secret_present(&cfg->db_password)) {
+		keys[n] = "password";
+		vals[n++] = secret_value(&cfg->db_password);
+	}
+	keys[n] = NULL;
+	vals[n] = NULL;
+	PGconn *pg = PQconnectdbParams(keys, vals, 1);
+	free(appname);
+	if (!pg || PQstatus(pg) != CONNECTION_OK) {
+		char *m = pg ? db_error(pg, NULL) : xstrdup("out of memory");
+		*err = xasprintf("cannot connect to the database: %s", m);
+		free(m);
+		PQfinish(pg);
+		return NULL;
+	}
+	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
+	char *q = db_quote_literal(pg, tz);
+	char *sql = xasprintf("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET TimeZone = %s; "
+			      "SET client_encoding = 'UTF8'; SET lock_timeout = '30s'",
+			      q);
+	bool ok = db_exec(pg, sql, err);
+	free(sql);
+	free(q);
+	if (!ok) {
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+char *db_quote_ident(PGconn *pg, const char *name)
+{
+	char *q = PQescapeIdentifier(pg, name, strlen(name));
+	if (!q)
+		return NULL;
+	char *r = xstrdup(q);
+	PQfreemem(q);
+	return r;
+}
+
+char *db_quote_literal(PGconn *pg, const char *s)
+{
+	char *q = PQescapeLiteral(pg, s, strlen(s));
+	if (!q)
+		return NULL;
+	char *r = xstrdup(q);
+	PQfreemem(q);
+	return r;
+}
+
+char *db_quote_qualified(PGconn *pg, const char *name)
+{
+	const char *dot = strchr(name, '.');
+	if (!*name || (dot && (dot == name || !dot[1] || strchr(dot + 1, '.'))))
+		return NULL;
+	if (!dot)
+		return db_quote_ident(pg, name);
+	char *schema = xstrndup(name, (size_t)(dot - name));
+	char *qs = db_quote_ident(pg, schema), *qt = db_quote_ident(pg, dot + 1);
+	char *r = qs && qt ? xasprintf("%s.%s", qs, qt) : NULL;
+	free(schema);
+	free(qs);
+	free(qt);
+	return r;
+}
+
+bool db_exec(PGconn *pg, const char *sql, char **err)
+{
+	PGresult *r = PQexec(pg, sql);
+	ExecStatusType st = PQresultStatus(r);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok && err)
+		*err = db_error(pg, r);
+	PQclear(r);
+	return ok;
+}

@@ -1,0 +1,26 @@
+/*
+ * db — connecting to PostgreSQL the way every hrsync connection must: the config's
+ * conninfo, the password from its redacting secret, an application name, ISO dates
+ * in the configured time zone. Quoting helpers keep identifiers from mapping files
+ * from ever being read as SQL.
+ */
+#ifndef HRSYNC_DB_H
+#define HRSYNC_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+/* Connect; NULL with *err (caller frees) on failure. */
+PGconn *db_connect(const struct config *cfg, const char *purpose, char **err);
+/* "schema"."table" from "schema.table" or "table", quoted. Caller frees; NULL when malformed. */
+char *db_quote_qualified(PGconn *pg, const char *name);
+char *db_quote_ident(PGconn *pg, const char *name);
+char *db_quote_literal(PGconn *pg, const char *s);
+/* Run a statement that returns no rows; false with *err on failure. */
+bool db_exec(PGconn *pg, const char *sql, char **err);
+/* The server's message, one line. Caller frees. */
+char *db_error(PGconn *pg, const PGresult *res);
+
+#endif

@@ -1,0 +1,433 @@
+/*
+ * http — see http.h.
+ */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "version.h"
+
+#define MAX_BODY (64L * 1024 * 1024)
+
+struct http {
+	CURLM *multi;
+	struct pacer *pacers;
+	int running;
+	int active;          /* calls submitted and not yet done */
+	uint64_t rng;
+};
+
+static double rnd(struct http *h)
+{
+	/* xorshift64*: jitter only, no security role. */
+	h->rng ^= h->rng >> 12;
+	h->rng ^= h->rng << 25;
+	h->rng ^= h->rng >> 27;
+	return (double)((h->rng * 2685821657736338717ULL) >> 11) / (double)(1ULL << 53);
+}
+
+struct http *http_new(void)
+{
+	struct http *h = xcalloc(1, sizeof *h);
+	h->multi = curl_multi_init();
+	if (!h->multi) {
+		fprintf(stderr, "hrsync: cannot initialise libcurl\n");
+		abort();
+	}
+	h->rng = (uint64_t)now_ms() * 0x9E3779B97F4A7C15ULL + (uint64_t)getpid() + 1;
+	return h;
+}
+
+void http_free(struct http *h)
+{
+	if (!h)
+		return;
+	curl_multi_cleanup(h->multi);
+	free(h);
+}
+
+void pacer_init(struct pacer *p, const char *name, double rate, int max_in_flight, long timeout_ms)
+{
+	memset(p, 0, sizeof *p);
+	p->name = xstrdup(name);
+	bucket_init(&p->bucket, rate, now_ms());
+	p->max_in_flight = max_in_flight > 0 ? max_in_flight : 4;
+	p->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+	p->max_attempts = 5;
+	p->max_throttled = 10;
+	p->breaker_threshold = 5;
+}
+
+void pacer_free(struct pacer *p)
+{
+	free(p->name);
+	p->name = NULL;
+}
+
+void pacer_stop(struct pacer *p, const char *fmt, ...)
+{
+	if (p->stopped)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->stop_reason, sizeof p->stop_reason, fmt, ap);
+	va_end(ap);
+	p->stopped = true;
+	log_error("connector %s stopped for this run: %s", p->name, p->stop_reason);
+}
+
+void http_add_pacer(struct http *h, struct pacer *p)
+{
+	p->next_pacer = h->pacers;
+	h->pacers = p;
+}
+
+struct curl_slist *http_base_headers(void)
+{
+	struct curl_slist *l = NULL;
+	l = curl_slist_append(l, "User-Agent: hrsync/" HRSYNC_VERSION);
+	l = curl_slist_append(l, "Accept: application/json");
+	return l;
+}
+
+void http_call_reset(struct http_call *c)
+{
+	free(c->url);
+	free(c->body);
+	curl_slist_free_all(c->headers);
+	free(c->resp);
+	free(c->content_type);
+	free(c->retry_after);
+	sb_free(&c->rbuf);
+	c->url = c->body = c->resp = c->content_type = c->retry_after = NULL;
+	c->headers = NULL;
+	c->resp_len = c->body_len = 0;
+	c->status = 0;
+	c->outcome = CALL_PENDING;
+	c->err[0] = '\0';
+	c->attempts = c->throttled = 0;
+}
+
+static void enqueue(struct pacer *p, struct http_call *c)
+{
+	c->next = NULL;
+	if (p->tail)
+		p->tail->next = c;
+	else
+		p->head = c;
+	p->tail = c;
+}
+
+void http_submit(struct http *h, struct http_call *c, int64_t delay_ms)
+{
+	c->http = h;
+	c->outcome = CALL_PENDING;
+	c->not_before = now_ms() + (delay_ms > 0 ? delay_ms : 0);
+	if (!c->first_ms)
+		c->first_ms = now_ms();
+	h->active++;
+	enqueue(c->pacer, c);
+}
+
+bool http_busy(const struct http *h)
+{
+	return h->active > 0;
+}
+
+static void finish(struct http *h, struct http_call *c, enum call_outcome o)
+{
+	struct pacer *p = c->pacer;
+	c->outcome = o;
+	c->elapsed_ms = now_ms() - c->first_ms;
+	c->first_ms = 0;
+	if (o == CALL_TRANSIENT) {
+		p->stats.failures++;
+		if (++p->consecutive_failures >= p->breaker_threshold)
+			pacer_stop(p, "%d requests in a row failed; last: %s %s: %s", p->consecutive_failures,
+				   c->method, c->url, c->err[0] ? c->err : "no answer");
+	} else if (o == CALL_ANSWERED) {
+		p->consecutive_failures = 0;
+	}
+	h->active--;
+	c->done(c);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct http_call *c = ud;
+	size_t n = size * nmemb;
+	if (c->rbuf.len + n > MAX_BODY)
+		return 0;
+	sb_add(&c->rbuf, ptr, n);
+	return n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+	struct http_call *c = ud;
+	size_t n = size * nitems;
+	static const char ra[] = "retry-after:";
+	if (n > sizeof ra - 1 && strncasecmp(buf, ra, sizeof ra - 1) == 0) {
+		const char *v = buf + sizeof ra - 1;
+		size_t vl = n - (sizeof ra - 1);
+		while (vl && (*v == ' ' || *v == '\t')) {
+			v++;
+			vl--;
+		}
+		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+			vl--;
+		free(c->retry_after);
+		c->retry_after = xstrndup(v, vl);
+	}
+	return n;
+}
+
+static void start(struct http *h, struct http_call *c)
+{
+	struct pacer *p = c->pacer;
+	CURL *e = curl_easy_init();
+	if (!e) {
+		snprintf(c->err, sizeof c->err, "cannot create a libcurl handle");
+		finish(h, c, CALL_TRANSIENT);
+		return;
+	}
+	sb_reset(&c->rbuf);
+	free(c->retry_after);
+	c->retry_after = NULL;
+	c->err[0] = '\0';
+	c->easy = e;
+	c->attempts++;
+	c->started_ms = now_ms();
+	curl_easy_setopt(e, CURLOPT_URL, c->url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->err);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, p->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms < 10000 ? p->timeout_ms : 10000L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	if (strcmp(c->method, "GET") != 0)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
+	if (c->body) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)c->body_len);
+	} else if (strcmp(c->method, "POST") == 0 || strcmp(c->method, "PUT") == 0) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	p->in_flight++;
+	p->stats.requests++;
+	curl_multi_add_handle(h->multi, e);
+}
+
+/* Start every queued call whose connector allows it now. Returns ms until the next could start. */
+static int64_t dispatch(struct http *h)
+{
+	int64_t now = now_ms(), wait = 1000;
+	for (struct pacer *p = h->pacers; p; p = p->next_pacer) {
+		struct http_call *prev = NULL, *c = p->head;
+		while (c) {
+			struct http_call *next = c->next;
+			bool take = false, fail_stopped = p->stopped;
+			if (!c->method) {
+				/* A timer (op_retry_later): no request, no token, no slot. */
+				if (c->not_before <= now) {
+					if (prev)
+						prev->next = next;
+					else
+						p->head = next;
+					if (p->tail == c)
+						p->tail = prev;
+					c->next = NULL;
+					h->active--;
+					c->outcome = CALL_ANSWERED;
+					c->done(c);
+					c = next;
+					continue;
+				}
+				if (c->not_before - now < wait)
+					wait = c->not_before - now;
+				prev = c;
+				c = next;
+				continue;
+			}
+			if (!fail_stopped) {
+				if (c->not_before > now) {
+					if (c->not_before - now < wait)
+						wait = c->not_before - now;
+				} else if (p->in_flight < p->max_in_flight && now >= p->pause_until) {
+					if (bucket_take(&p->bucket, now))
+						take = true;
+					else {
+						int64_t w = bucket_wait_ms(&p->bucket, now);
+						if (w < wait)
+							wait = w;
+					}
+				} else if (now < p->pause_until && p->pause_until - now < wait) {
+					wait = p->pause_until - now;
+				}
+			}
+			if (take || fail_stopped) {
+				if (prev)
+					prev->next = next;
+				else
+					p->head = next;
+				if (p->tail == c)
+					p->tail = prev;
+				c->next = NULL;
+				if (fail_stopped) {
+					snprintf(c->err, sizeof c->err, "connector stopped: %s", p->stop_reason);
+					finish(h, c, CALL_STOPPED);
+				} else {
+					start(h, c);
+				}
+				/* finish() may have queued new calls on this pacer; rescan from the start. */
+				if (fail_stopped) {
+					prev = NULL;
+					c = p->head;
+					continue;
+				}
+			} else {
+				prev = c;
+			}
+			c = next;
+			if (p->in_flight >= p->max_in_flight && !p->stopped)
+				break;
+		}
+	}
+	return wait < 0 ? 0 : wait;
+}
+
+static bool retryable_status(long s)
+{
+	return s == 408 || s == 500 || s == 502 || s == 503 || s == 504 || (s >= 520 && s <= 599);
+}
+
+static void completed(struct http *h, CURL *e, CURLcode rc)
+{
+	struct http_call *c = NULL;
+	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&c);
+	struct pacer *p = c->pacer;
+	long status = 0;
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	char *ct = NULL;
+	curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
+	free(c->content_type);
+	c->content_type = xstrdup(ct);
+	curl_multi_remove_handle(h->multi, e);
+	curl_easy_cleanup(e);
+	c->easy = NULL;
+	p->in_flight--;
+	int64_t now = now_ms();
+
+	if (rc != CURLE_OK) {
+		if (!c->err[0])
+			snprintf(c->err, sizeof c->err, "%s", curl_easy_strerror(rc));
+		else {
+			char tmp[2 * sizeof c->err];
+			snprintf(tmp, sizeof tmp, "%s: %s", curl_easy_strerror(rc), c->err);
+			size_t l = strlen(tmp);
+			if (l >= sizeof c->err)
+				l = sizeof c->err - 1;
+			memcpy(c->err, tmp, l);
+			c->err[l] = '\0';
+		}
+		c->status = 0;
+	} else {
+		c->status = status;
+	}
+	log_debug("%s %s -> %ld%s%s (%lld ms, attempt %d)", c->method, c->url, c->status,
+		  rc != CURLE_OK ? " " : "", rc != CURLE_OK ? c->err : "", (long long)(now - c->started_ms),
+		  c->attempts);
+
+	/* A request that surely never reached the platform may always be sent again. */
+	bool never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
+	int64_t delay = -1;
+	if (rc == CURLE_OK && status == 429) {
+		p->stats.throttled++;
+		c->throttled++;
+		int64_t ra = retry_after_ms(c->retry_after, now_wall());
+		delay = ra >= 0 ? ra : backoff_ms(c->throttled - 1, 1000, 60000, rnd(h));
+		if (delay < 1000 && ra < 0)
+			delay = 1000;
+		if (now + delay > p->pause_until)
+			p->pause_until = now + delay;
+		if (c->throttled > p->max_throttled) {
+			snprintf(c->err, sizeof c->err, "still throttled (429) after %d tries", c->throttled);
+			delay = -1;
+		} else {
+			delay = 0; /* the pacer pause holds it back */
+		}
+	} else if ((rc != CURLE_OK || retryable_status(status)) && (c->idempotent || never_sent)) {
+		if (c->attempts < p->max_attempts)
+			delay = backoff_ms(c->attempts - 1, 1000, 30000, rnd(h));
+		if (rc == CURLE_OK && delay < 0)
+			snprintf(c->err, sizeof c->err, "HTTP %ld after %d attempts", status, c->attempts);
+	}
+	if (delay >= 0 && !p->stopped) {
+		p->stats.retries++;
+		c->not_before = now + delay;
+		enqueue(p, c);
+		return;
+	}
+	if (rc == CURLE_OK && status != 429 && !retryable_status(status)) {
+		c->resp_len = c->rbuf.len;
+		c->resp = sb_steal(&c->rbuf);
+		finish(h, c, CALL_ANSWERED);
+		return;
+	}
+	if (rc == CURLE_OK && !c->err[0])
+		snprintf(c->err, sizeof c->err, "HTTP %ld", status);
+	c->resp_len = c->rbuf.len;
+	c->resp = sb_steal(&c->rbuf);
+	finish(h, c, p->stopped ? CALL_STOPPED : CALL_TRANSIENT);
+}
+
+void http_run(struct http *h, int max_wait_ms)
+{
+	int64_t wait = dispatch(h);
+	curl_multi_perform(h->multi, &h->running);
+	CURLMsg *m;
+	int left;
+	bool any = false;
+	while ((m = curl_multi_info_read(h->multi, &left))) {
+		if (m->msg == CURLMSG_DONE) {
+			completed(h, m->easy_handle, m->data.result);
+			any = true;
+		}
+	}
+	if (any)
+		return;  /* callbacks may have queued work: dispatch again before sleeping */
+	if (wait > max_wait_ms)
+		wait = max_wait_ms;
+	if (!http_busy(h))
+		return;
+	int numfds;
+	curl_multi_poll(h->multi, NULL, 0, (int)(wait < 1 ? 1 : wait), &numfds);
+	curl_multi_perform(h->multi, &h->running);
+	while ((m = curl_multi_info_read(h->multi, &left)))
+		if (m->msg == CURLMSG_DONE)
+			completed(h, m->easy_handle, m->data.result);
+}
+
+void http_call_sync(struct http *h, struct http_call *c)
+{
+	http_submit(h, c, 0);
+	while (c->outcome == CALL_PENDING)
+		http_run(h, 100);
+}

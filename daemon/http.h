@@ -1,0 +1,111 @@
+/*
+ * http — every request to a platform goes through here: one libcurl multi handle for
+ * the whole process, and one pacer per connector that enforces its rate limit (token
+ * bucket), its max_in_flight, the retry policy of SPEC §8 and its circuit breaker.
+ *
+ * Retry policy: 429 waits for Retry-After (or backoff) and pauses the whole connector;
+ * 5xx, 408 and transport errors are retried with full-jitter backoff, but only for
+ * idempotent calls — a POST that may have reached the platform is handed back to its
+ * connector, which looks for what it may have created before trying again.
+ *
+ * Ownership: the submitter owns a struct http_call and must keep it alive until its
+ * done() callback has run; http_call_reset() frees what a call accumulated.
+ * Secrets: headers are never logged; only method, URL path and status are.
+ */
+#ifndef HRSYNC_HTTP_H
+#define HRSYNC_HTTP_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "throttle.h"
+#include "util.h"
+
+enum call_outcome {
+	CALL_PENDING,
+	CALL_ANSWERED,   /* the platform gave a final answer: look at status (2xx, 4xx...) */
+	CALL_TRANSIENT,  /* gave up after retries: 429s, 5xx, timeouts, dropped connections */
+	CALL_STOPPED,    /* the connector was stopped (circuit breaker, credentials refused) */
+};
+
+struct pacer_stats {
+	long requests;       /* attempts sent */
+	long throttled;      /* 429 answers */
+	long retries;
+	long failures;       /* calls that ended CALL_TRANSIENT */
+};
+
+struct http_call;
+
+struct pacer {
+	char *name;
+	struct bucket bucket;
+	int max_in_flight, in_flight;
+	long timeout_ms;
+	int max_attempts;        /* attempts for 5xx/408/transport on idempotent calls */
+	int max_throttled;       /* 429s one call may absorb before it counts as failed */
+	int breaker_threshold;   /* calls failing in a row before the connector stops */
+	int64_t pause_until;     /* a 429 pauses the whole connector until then */
+	int consecutive_failures;
+	bool stopped;
+	char stop_reason[256];
+	struct pacer_stats stats;
+	struct http_call *head, *tail;   /* waiting calls, FIFO */
+	struct pacer *next_pacer;
+};
+
+struct http_call {
+	struct pacer *pacer;
+	const char *method;          /* static string: "GET", "POST", ... */
+	char *url;                   /* owned */
+	char *body;                  /* owned, may be NULL */
+	size_t body_len;
+	struct curl_slist *headers;  /* owned */
+	bool idempotent;
+	void (*done)(struct http_call *call);
+	void *arg;
+
+	/* the outcome, valid in done() */
+	enum call_outcome outcome;
+	long status;
+	char *resp;                  /* NUL-terminated body */
+	size_t resp_len;
+	char *content_type;
+	char err[CURL_ERROR_SIZE + 64];
+	int attempts, throttled;
+	int64_t elapsed_ms;
+
+	/* internal */
+	int64_t not_before, started_ms, first_ms;
+	CURL *easy;
+	struct sb rbuf;
+	char *retry_after;
+	struct http_call *next;
+	struct http *http;
+};
+
+struct http;
+
+struct http *http_new(void);
+void http_free(struct http *h);
+void http_add_pacer(struct http *h, struct pacer *p);
+void pacer_init(struct pacer *p, const char *name, double rate, int max_in_flight, long timeout_ms);
+void pacer_free(struct pacer *p);
+void pacer_stop(struct pacer *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+/* Queue a call (delay_ms > 0 holds it back that long). done() runs from http_run(). */
+void http_submit(struct http *h, struct http_call *call, int64_t delay_ms);
+/* One turn of the loop: start what may start, wait at most max_wait_ms, finish what finished. */
+void http_run(struct http *h, int max_wait_ms);
+/* Submit and run the loop until this call is done (other calls progress meanwhile). */
+void http_call_sync(struct http *h, struct http_call *call);
+bool http_busy(const struct http *h);
+/* Free the call's request and answer buffers; the struct itself stays the caller's. */
+void http_call_reset(struct http_call *call);
+/* A header from the answer of the last attempt, if it was captured (Retry-After only). */
+
+/* For connectors: the standard headers every request carries (User-Agent, Accept). */
+struct curl_slist *http_base_headers(void);
+
+#endif

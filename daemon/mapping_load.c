@@ -1,0 +1,750 @@
+/*
+ * mapping_load — reads a mapping file into a struct mapping and checks everything that
+ * can be checked without a database or a platform. Every problem is reported (never
+ * just the first), with the file:line:col of the node at fault and, for misspellings,
+ * the closest known word.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mapping.h"
+#include "sha256.h"
+
+static const char *const top_keys[] = {"name", "description", "connector", "entity", "direction", "depends_on",
+				       "source", "terminate", "fields", "filter", "target"};
+static const char *const source_keys[] = {"table", "query", "key", "where", "on_missing"};
+static const char *const terminate_keys[] = {"when", "fields"};
+static const char *const target_keys[] = {"table", "key", "deleted_column"};
+static const char *const rule_keys[] = {"from", "value", "template", "ref", "lookup", "transform", "map", "map_file",
+					"unmapped", "format", "default", "required", "check", "max_length",
+					"omit_null", "ref_mapping", "ref_back"};
+static const char *const format_names[] = {"string", "int", "number", "bool", "date", "datetime", "unix"};
+static const char *const transform_names[] = {"trim", "lower", "upper", "title", "digits", "nullify_empty",
+					      "collapse_spaces"};
+static const char *const unmapped_names[] = {"error", "null", "keep"};
+
+struct loader {
+	struct mapping *m;
+	struct diag *d;
+	const char *file;
+	char *dir;
+};
+
+#define ERR(n, ...) diag_error(L->d, L->file, (n) ? (n)->line : 0, (n) ? (n)->col : 0, __VA_ARGS__)
+#define WARN(n, ...) diag_warn(L->d, L->file, (n) ? (n)->line : 0, (n) ? (n)->col : 0, __VA_ARGS__)
+
+static bool in_list(const char *w, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq(w, list[i]))
+			return true;
+	return false;
+}
+
+/* " (did you mean 'x'?)" or "" — static buffer, one use per message. */
+static const char *did_you_mean(const char *w, const char *const *list, size_t n)
+{
+	static char buf[128];
+	const char *s = diag_suggest(w, list, n);
+	if (!s)
+		return "";
+	snprintf(buf, sizeof buf, " (did you mean '%s'?)", s);
+	return buf;
+}
+
+static void check_keys(struct loader *L, const struct ynode *map, const char *const *allowed, size_t n,
+		       const char *where)
+{
+	for (size_t i = 0; i < map->n; i++) {
+		const char *k = map->keys[i]->str;
+		if (!in_list(k, allowed, n))
+			ERR(map->keys[i], "%s: unknown key '%s'%s", where, k, did_you_mean(k, allowed, n));
+	}
+}
+
+/* A scalar string value, or an error saying what was expected. */
+static char *want_string(struct loader *L, const struct ynode *n, const char *what)
+{
+	if (!n)
+		return NULL;
+	if (n->type != YN_SCALAR || yscalar_kind(n) == YS_NULL) {
+		ERR(n, "%s: expected a string, found %s", what, ynode_type_name(n));
+		return NULL;
+	}
+	return xstrdup(n->str);
+}
+
+static size_t add_col(struct mapping *m, const char *name)
+{
+	for (size_t i = 0; i < m->ncols; i++)
+		if (streq(m->cols[i], name))
+			return i;
+	m->cols = xrealloc(m->cols, (m->ncols + 1) * sizeof *m->cols);
+	m->cols[m->ncols] = xstrdup(name);
+	return m->ncols++;
+}
+
+/* A YAML scalar as the JSON value it means (SPEC §5: scalars keep their type). */
+static struct jv *scalar_jv(const struct ynode *n)
+{
+	switch (yscalar_kind(n)) {
+	case YS_NULL: return jv_null();
+	case YS_BOOL: {
+		bool b = false;
+		yscalar_bool(n, &b);
+		return jv_bool(b);
+	}
+	case YS_INT: {
+		long long i;
+		if (parse_ll(n->str, &i))
+			return jv_int(i);
+		return jv_num(n->str);
+	}
+	case YS_FLOAT: return jv_num(n->str);
+	default: return jv_strn(n->str, n->len);
+	}
+}
+
+static bool parse_tpl(struct loader *L, const struct ynode *n, const char *text, struct tpl *t, bool pull,
+		      const char *what)
+{
+	const char *p = text;
+	struct sb lit = {0};
+	while (*p) {
+		if (*p == '{' && p[1] == '{') {
+			sb_putc(&lit, '{');
+			p += 2;
+			continue;
+		}
+		if (*p == '}' && p[1] == '}') {
+			sb_putc(&lit, '}');
+			p += 2;
+			continue;
+		}
+		if (*p == '}') {
+			ERR(n, "%s: unmatched '}' in \"%s\" (write '}}' for a literal brace)", what, text);
+			sb_free(&lit);
+			return false;
+		}
+		if (*p != '{') {
+			sb_putc(&lit, *p++);
+			continue;
+		}
+		const char *end = strchr(p, '}');
+		if (!end) {
+			ERR(n, "%s: '{' without a closing '}' in \"%s\"", what, text);
+			sb_free(&lit);
+			return false;
+		}
+		size_t len = (size_t)(end - p - 1);
+		if (len == 0) {
+			ERR(n, "%s: empty placeholder '{}' in \"%s\"; write {column}", what, text);
+			sb_free(&lit);
+			return false;
+		}
+		if (lit.len) {
+			t->parts = xrealloc(t->parts, (t->n + 1) * sizeof *t->parts);
+			t->parts[t->n++] = (struct tpl_part){.lit = sb_steal(&lit), .col = -1};
+		}
+		char *name = xstrndup(p + 1, len);
+		char *s = name, *e = name + len;
+		while (*s == ' ')
+			s++;
+		while (e > s && e[-1] == ' ')
+			*--e = '\0';
+		int col = pull ? -1 : (int)add_col(L->m, s);
+		t->parts = xrealloc(t->parts, (t->n + 1) * sizeof *t->parts);
+		t->parts[t->n++] = (struct tpl_part){.lit = NULL, .col = col, .path = xstrdup(s)};
+		free(name);
+		p = end + 1;
+	}
+	if (lit.len) {
+		t->parts = xrealloc(t->parts, (t->n + 1) * sizeof *t->parts);
+		t->parts[t->n++] = (struct tpl_part){.lit = sb_steal(&lit), .col = -1};
+	}
+	sb_free(&lit);
+	return true;
+}
+
+/* Load a code table kept in its own file: YAML (a map) or CSV (code,value per line). */
+static void load_map_file(struct loader *L, struct field *f, const struct ynode *n)
+{
+	char *path = path_join(L->dir, n->str);
+	const char *what = f->path;
+	if (str_has_suffix(path, ".csv")) {
+		size_t len;
+		char *text = read_file(path, &len);
+		if (!text) {
+			ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(errno));
+			free(path);
+			return;
+		}
+		int lineno = 0;
+		char *save = NULL;
+		for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			lineno++;
+			size_t ll = strlen(line);
+			if (ll && line[ll - 1] == '\r')
+				line[--ll] = '\0';
+			if (!ll || line[0] == '#')
+				continue;
+			char *comma = strchr(line, ',');
+			if (!comma) {
+				diag_error(L->d, path, lineno, 1, "expected code,value (used by field '%s' of %s)", what,
+					   L->file);
+				continue;
+			}
+			*comma = '\0';
+			const char *val = comma + 1;
+			if (lineno == 1 && (streq(line, "code") || streq(line, "key")))
+				continue; /* a header line */
+			long long iv;
+			struct jv *jvv;
+			if (!*val)
+				jvv = jv_null();
+			else if (parse_ll(val, &iv) && (val[0] != '0' || val[1] == '\0'))
+				jvv = jv_int(iv);
+			else
+				jvv = jv_str(val);
+			f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
+			f->map[f->nmap++] = (struct map_entry){xstrdup(line), jvv};
+		}
+		free(text);
+	} else {
+		struct ydoc *doc = ydoc_load(path, L->d);
+		if (doc) {
+			const struct ynode *root = doc->root;
+			/* Accept a bare map, or one under a top-level "map:" key. */
+			if (root && root->type == YN_MAP && ymap_get(root, "map") && root->n == 1)
+				root = ymap_get(root, "map");
+			if (!root || root->type != YN_MAP) {
+				diag_error(L->d, path, root ? root->line : 1, root ? root->col : 1,
+					   "a map_file holds a map of code: value (used by field '%s' of %s)", what,
+					   L->file);
+			} else {
+				for (size_t i = 0; i < root->n; i++) {
+					f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
+					f->map[f->nmap++] = (struct map_entry){xstrdup(root->keys[i]->str),
+									       scalar_jv(root->vals[i])};
+					if (root->vals[i]->type != YN_SCALAR)
+						diag_error(L->d, path, root->vals[i]->line, root->vals[i]->col,
+							   "code '%s': a value must be a single value, not %s",
+							   root->keys[i]->str, ynode_type_name(root->vals[i]));
+				}
+			}
+			ydoc_free(doc);
+		}
+	}
+	free(path);
+}
+
+static bool is_rule_map(const struct ynode *n)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (in_list(n->keys[i]->str, rule_keys, ARRAY_LEN(rule_keys)))
+			return true;
+	for (size_t i = 0; i < n->n; i++)
+		if (n->vals[i]->type != YN_MAP)
+			return true;
+	return false;
+}
+
+static void parse_field(struct loader *L, struct field *f, const struct ynode *key, const struct ynode *n,
+			const char *parent, bool pull, int depth);
+
+static void parse_fields(struct loader *L, const struct ynode *n, struct field **out, size_t *nout,
+			 const char *parent, bool pull, int depth)
+{
+	if (!n)
+		return;
+	if (n->type != YN_MAP) {
+		ERR(n, "%s: expected a map of field: rules, found %s", parent ? parent : "fields", ynode_type_name(n));
+		return;
+	}
+	*out = xcalloc(n->n, sizeof **out);
+	*nout = n->n;
+	for (size_t i = 0; i < n->n; i++)
+		parse_field(L, &(*out)[i], n->keys[i], n->vals[i], parent, pull, depth);
+}
+
+static void parse_field(struct loader *L, struct field *f, const struct ynode *key, const struct ynode *n,
+			const char *parent, bool pull, int depth)
+{
+	struct mapping *m = L->m;
+	f->name = xstrdup(key->str);
+	f->path = parent ? xasprintf("%s.%s", parent, key->str) : xstrdup(key->str);
+	f->file = L->file;
+	f->line = key->line;
+	f->col = key->col;
+	f->col_idx = -1;
+	const char *P = f->path;
+
+	if (n->type == YN_SCALAR) {
+		ERR(n, "field '%s': expected rules such as { from: column }, found %s '%s'", P, ynode_type_name(n),
+		    n->str);
+		return;
+	}
+	if (n->type != YN_MAP) {
+		ERR(n, "field '%s': expected rules such as { from: column }, found %s", P, ynode_type_name(n));
+		return;
+	}
+	if (!is_rule_map(n)) {
+		if (depth >= 1) {
+			ERR(key, "field '%s': nested objects go one level deep", P);
+			return;
+		}
+		f->nested = true;
+		parse_fields(L, n, &f->kids, &f->nkids, f->path, pull, depth + 1);
+		return;
+	}
+	int sources = 0;
+	const struct ynode *first_src = NULL;
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *k = n->keys[i], *v = n->vals[i];
+		const char *r = k->str;
+		if (!in_list(r, rule_keys, ARRAY_LEN(rule_keys))) {
+			ERR(k, "field '%s': unknown rule '%s'%s", P, r, did_you_mean(r, rule_keys, ARRAY_LEN(rule_keys)));
+			continue;
+		}
+		bool is_src = streq(r, "from") || streq(r, "value") || streq(r, "template") || streq(r, "ref") ||
+			      streq(r, "lookup");
+		if (is_src && !streq(r, "lookup") && !streq(r, "from"))
+			sources++;
+		if (streq(r, "from")) {
+			f->from = want_string(L, v, "from");
+			if (f->from && !*f->from) {
+				ERR(v, "field '%s': 'from' names no column", P);
+			} else if (f->from && !pull) {
+				f->col_idx = (int)add_col(m, f->from);
+			}
+		} else if (streq(r, "value")) {
+			if (v->type != YN_SCALAR) {
+				ERR(v, "field '%s': 'value' takes one value, found %s", P, ynode_type_name(v));
+				continue;
+			}
+			f->value = scalar_jv(v);
+			f->src = VS_VALUE;
+		} else if (streq(r, "template") || streq(r, "ref")) {
+			char *t = want_string(L, v, r);
+			if (!t)
+				continue;
+			char what[160];
+			snprintf(what, sizeof what, "field '%s': %s", P, r);
+			if (parse_tpl(L, v, t, &f->tpl, pull, what)) {
+				f->src = streq(r, "ref") ? VS_REF : VS_TEMPLATE;
+				if (f->src == VS_REF) {
+					const char *c = strchr(t, ':');
+					bool ok = c && ((c - t == 3 && (!strncmp(t, "erp", 3) || !strncmp(t, "ssn", 3))) ||
+							(c - t == 6 && !strncmp(t, "troops", 6)));
+					if (!ok)
+						ERR(v, "field '%s': a ref starts with erp:, ssn: or troops: (found \"%s\")", P, t);
+				}
+			}
+			free(t);
+		} else if (streq(r, "lookup")) {
+			if (v->type != YN_MAP) {
+				ERR(v, "field '%s': lookup takes { resource: NAME, match: name }", P);
+				continue;
+			}
+			static const char *const lk[] = {"resource", "match"};
+			char what[160];
+			snprintf(what, sizeof what, "field '%s': lookup", P);
+			check_keys(L, v, lk, 2, what);
+			f->lookup_resource = want_string(L, ymap_get(v, "resource"), "lookup resource");
+			f->lookup_match = ymap_get(v, "match") ? want_string(L, ymap_get(v, "match"), "lookup match")
+							       : xstrdup("name");
+			if (!f->lookup_resource)
+				ERR(v, "field '%s': lookup needs a resource (e.g. departments)", P);
+			f->src = VS_LOOKUP;
+			sources++;
+		} else if (streq(r, "transform")) {
+			const struct ynode *list = v;
+			size_t cnt = v->type == YN_SEQ ? v->n : 1;
+			f->xf = xcalloc(cnt, sizeof *f->xf);
+			for (size_t j = 0; j < cnt; j++) {
+				const struct ynode *t = v->type == YN_SEQ ? list->vals[j] : v;
+				if (t->type != YN_SCALAR) {
+					ERR(t, "field '%s': a transform is a name such as trim, found %s", P,
+					    ynode_type_name(t));
+					continue;
+				}
+				size_t ti;
+				for (ti = 0; ti < ARRAY_LEN(transform_names); ti++)
+					if (streq(t->str, transform_names[ti]))
+						break;
+				if (ti == ARRAY_LEN(transform_names)) {
+					ERR(t, "field '%s': unknown transform '%s'%s", P, t->str,
+					    did_you_mean(t->str, transform_names, ARRAY_LEN(transform_names)));
+					continue;
+				}
+				f->xf[f->nxf++] = (enum xform)ti;
+			}
+		} else if (streq(r, "map")) {
+			if (v->type != YN_MAP) {
+				ERR(v, "field '%s': map takes code: value pairs, found %s", P, ynode_type_name(v));
+				continue;
+			}
+			f->has_map = true;
+			for (size_t j = 0; j < v->n; j++) {
+				if (v->vals[j]->type != YN_SCALAR) {
+					ERR(v->vals[j], "field '%s': map value for '%s' must be a single value, found %s", P,
+					    v->keys[j]->str, ynode_type_name(v->vals[j]));
+					continue;
+				}
+				f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
+				f->map[f->nmap++] = (struct map_entry){xstrdup(v->keys[j]->str), scalar_jv(v->vals[j])};
+			}
+		} else if (streq(r, "map_file")) {
+			if (v->type != YN_SCALAR) {
+				ERR(v, "field '%s': map_file takes a file name", P);
+				continue;
+			}
+			f->has_map = true;
+			load_map_file(L, f, v);
+		} else if (streq(r, "unmapped")) {
+			const char *u = v->type == YN_SCALAR ? v->str : "";
+			if (yscalar_kind(v) == YS_NULL)
+				u = "null";
+			size_t ui;
+			for (ui = 0; ui < 3; ui++)
+				if (streq(u, unmapped_names[ui]))
+					break;
+			if (ui == 3)
+				ERR(v, "field '%s': unmapped is error, null or keep, found '%s'%s", P, u,
+				    did_you_mean(u, unmapped_names, 3));
+			else
+				f->unmapped = (enum unmapped)ui;
+		} else if (streq(r, "format")) {
+			const char *s = v->type == YN_SCALAR ? v->str : "";
+			size_t fi;
+			for (fi = 0; fi < ARRAY_LEN(format_names); fi++)
+				if (streq(s, format_names[fi]))
+					break;
+			if (fi == ARRAY_LEN(format_names))
+				ERR(v, "field '%s': unknown format '%s'%s; formats: string, int, number, bool, date, datetime, unix",
+				    P, s, did_you_mean(s, format_names, ARRAY_LEN(format_names)));
+			else
+				f->fmt = (enum vfmt)(fi + 1);
+		} else if (streq(r, "default")) {
+			if (v->type != YN_SCALAR) {
+				ERR(v, "field '%s': default takes one value, found %s", P, ynode_type_name(v));
+				continue;
+			}
+			f->def = scalar_jv(v);
+		} else if (streq(r, "required") || streq(r, "omit_null")) {
+			bool b;
+			if (!yscalar_bool(v, &b)) {
+				ERR(v, "field '%s': %s is true or false, found %s", P, r, ynode_type_name(v));
+				continue;
+			}
+			if (streq(r, "required"))
+				f->required = b;
+			else
+				f->omit_null = b;
+		} else if (streq(r, "check")) {
+			if (v->type == YN_SCALAR && streq(v->str, "email")) {
+				f->check = VC_EMAIL;
+			} else if (v->type == YN_SCALAR && streq(v->str, "nir")) {
+				f->check = VC_NIR;
+				m->has_ssn_field = true;
+			} else if (v->type == YN_MAP && ymap_get(v, "regex") && v->n == 1) {
+				const struct ynode *re = ymap_get(v, "regex");
+				int rc = re->type == YN_SCALAR ? regcomp(&f->re, re->str, REG_EXTENDED | REG_NOSUB) : -1;
+				if (rc != 0) {
+					char buf[128] = "not a string";
+					if (rc > 0)
+						regerror(rc, &f->re, buf, sizeof buf);
+					ERR(re, "field '%s': check regex: %s", P, buf);
+				} else {
+					f->check = VC_REGEX;
+					f->has_re = true;
+				}
+			} else {
+				static const char *const checks[] = {"email", "nir", "regex"};
+				const char *s = v->type == YN_SCALAR ? v->str : "?";
+				ERR(v, "field '%s': check is email, nir or { regex: \"...\" }, found '%s'%s", P, s,
+				    did_you_mean(s, checks, 3));
+			}
+		} else if (streq(r, "max_length")) {
+			long long ml;
+			if (yscalar_kind(v) != YS_INT || !parse_ll(v->str, &ml) || ml <= 0) {
+				ERR(v, "field '%s': max_length is a positive whole number", P);
+				continue;
+			}
+			f->max_length = (long)ml;
+		} else if (streq(r, "ref_mapping")) {
+			f->ref_mapping = want_string(L, v, "ref_mapping");
+		} else if (streq(r, "ref_back")) {
+			f->ref_back = want_string(L, v, "ref_back");
+		}
+		if (is_src && !first_src)
+			first_src = k;
+	}
+	if (f->from && f->src == VS_NONE)
+		f->src = VS_FROM;
+	if (f->from && f->src != VS_FROM && f->src != VS_LOOKUP)
+		sources++;
+	if (f->src == VS_LOOKUP && !f->from)
+		ERR(first_src ? first_src : key, "field '%s': lookup needs 'from:' to give the name to look up", P);
+	if (sources > 1)
+		ERR(first_src ? first_src : key,
+		    "field '%s': a field takes its value from one of from, value, template, ref or lookup, not several", P);
+	if (f->src == VS_NONE && !f->def)
+		ERR(key, "field '%s': no value: give one of from, value, template, ref or lookup", P);
+	if (!f->has_map && ymap_get(n, "unmapped"))
+		WARN(ymap_get(n, "unmapped"), "field '%s': 'unmapped' does nothing without map or map_file", P);
+	if (ymap_get(n, "map") && ymap_get(n, "map_file"))
+		ERR(ymap_get(n, "map_file"), "field '%s': use map or map_file, not both", P);
+	if (f->ref_mapping && f->src != VS_REF)
+		ERR(ymap_get(n, "ref_mapping"), "field '%s': ref_mapping only goes with ref", P);
+	if (f->ref_back && !pull)
+		ERR(ymap_get(n, "ref_back"), "field '%s': ref_back is for pull mappings", P);
+	if (f->has_map && ymap_get(n, "map") && !ymap_get(n, "unmapped"))
+		f->unmapped = UNM_ERROR;
+}
+
+static void parse_deps(struct loader *L, const struct ynode *n)
+{
+	struct mapping *m = L->m;
+	m->depends_node = n;
+	if (n->type == YN_SCALAR && yscalar_kind(n) != YS_NULL) {
+		m->depends_on = xcalloc(1, sizeof(char *));
+		m->depends_on[0] = xstrdup(n->str);
+		m->ndeps = 1;
+		return;
+	}
+	if (n->type != YN_SEQ) {
+		if (yscalar_kind(n) != YS_NULL)
+			ERR(n, "depends_on: expected a list of mapping names, found %s", ynode_type_name(n));
+		return;
+	}
+	m->depends_on = xcalloc(n->n ? n->n : 1, sizeof(char *));
+	for (size_t i = 0; i < n->n; i++) {
+		char *s = want_string(L, n->vals[i], "depends_on");
+		if (s)
+			m->depends_on[m->ndeps++] = s;
+	}
+}
+
+static char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *b = slash ? slash + 1 : path;
+	size_t len = strlen(b);
+	if (str_has_suffix(b, ".yaml"))
+		len -= 5;
+	else if (str_has_suffix(b, ".yml"))
+		len -= 4;
+	return xstrndup(b, len);
+}
+
+struct mapping *mapping_load(const char *path, struct diag *d)
+{
+	struct ydoc *doc = ydoc_load(path, d);
+	if (!doc)
+		return NULL;
+	struct mapping *m = xcalloc(1, sizeof *m);
+	m->file = xstrdup(path);
+	m->doc = doc;
+	struct loader Ls = {.m = m, .d = d, .file = m->file, .dir = path_dirname(path)}, *L = &Ls;
+	const struct ynode *root = doc->root;
+	{
+		size_t len;
+		char *bytes = read_file(path, &len);
+		char hex[65];
+		sha256_hex(bytes ? bytes : "", bytes ? len : 0, hex);
+		m->mapping_hash = xstrdup(hex);
+		free(bytes);
+	}
+	if (!root || root->type != YN_MAP) {
+		diag_error(d, path, root ? root->line : 1, root ? root->col : 1,
+			   "a mapping file is a map with connector, entity, source and fields");
+		m->name = base_name(path);
+		free(Ls.dir);
+		return m;
+	}
+	m->line = root->line;
+	m->col = root->col;
+	check_keys(L, root, top_keys, ARRAY_LEN(top_keys), "mapping");
+
+	const struct ynode *n;
+	m->name = (n = ymap_get(root, "name")) ? want_string(L, n, "name") : NULL;
+	if (!m->name)
+		m->name = base_name(path);
+	if ((n = ymap_get(root, "direction"))) {
+		if (n->type == YN_SCALAR && streq(n->str, "pull"))
+			m->dir = DIR_PULL;
+		else if (!(n->type == YN_SCALAR && streq(n->str, "push"))) {
+			static const char *const dirs[] = {"push", "pull"};
+			ERR(n, "direction is push or pull, found '%s'%s", n->type == YN_SCALAR ? n->str : "?",
+			    n->type == YN_SCALAR ? did_you_mean(n->str, dirs, 2) : "");
+		}
+	}
+	bool pull = m->dir == DIR_PULL;
+	if (!(m->connector = want_string(L, ymap_get(root, "connector"), "connector")))
+		if (!ymap_get(root, "connector"))
+			ERR(root, "missing 'connector:' (the connector instance's name from hrsync.yaml)");
+	if (!(m->entity = want_string(L, ymap_get(root, "entity"), "entity")))
+		if (!ymap_get(root, "entity"))
+			ERR(root, "missing 'entity:' (employees, absences, assets, ...)");
+	if ((n = ymap_get(root, "depends_on")))
+		parse_deps(L, n);
+
+	const struct ynode *src = ymap_get(root, "source");
+	if (!pull) {
+		if (!src) {
+			ERR(root, "missing 'source:' (a table or a query, and the key column)");
+		} else if (src->type != YN_MAP) {
+			ERR(src, "source: expected a map with table or query, and key; found %s", ynode_type_name(src));
+		} else {
+			check_keys(L, src, source_keys, ARRAY_LEN(source_keys), "source");
+			m->table = want_string(L, ymap_get(src, "table"), "source table");
+			m->query = want_string(L, ymap_get(src, "query"), "source query");
+			m->where = want_string(L, ymap_get(src, "where"), "source where");
+			m->key = want_string(L, ymap_get(src, "key"), "source key");
+			if (m->table && m->query)
+				ERR(ymap_get(src, "query"), "source: give a table or a query, not both");
+			if (!m->table && !m->query)
+				ERR(src, "source: needs 'table:' or 'query:'");
+			if (!m->key)
+				ERR(src, "source: needs 'key:' (the column holding the ERP's own id)");
+			else
+				add_col(m, m->key);
+			if ((n = ymap_get(src, "on_missing"))) {
+				if (n->type == YN_SCALAR && streq(n->str, "terminate"))
+					m->on_missing_terminate = true;
+				else if (!(n->type == YN_SCALAR && streq(n->str, "keep")))
+					ERR(n, "source: on_missing is keep (the default) or terminate");
+			}
+		}
+	} else {
+		if (src)
+			ERR(src, "a pull mapping has no source: the platform is the source; it writes to 'target:'");
+		const struct ynode *t = ymap_get(root, "target");
+		if (!t || t->type != YN_MAP) {
+			ERR(t ? t : root, "a pull mapping needs target: { table: schema.table, key: column }");
+		} else {
+			check_keys(L, t, target_keys, ARRAY_LEN(target_keys), "target");
+			m->target_table = want_string(L, ymap_get(t, "table"), "target table");
+			m->target_key = want_string(L, ymap_get(t, "key"), "target key");
+			m->deleted_column = want_string(L, ymap_get(t, "deleted_column"), "target deleted_column");
+			if (!m->target_table || !m->target_key)
+				ERR(t, "target: needs table and key");
+		}
+		if ((n = ymap_get(root, "filter"))) {
+			if (n->type != YN_MAP)
+				ERR(n, "filter: expected a map such as { status: approved }");
+			else {
+				m->filter = jv_obj();
+				for (size_t i = 0; i < n->n; i++)
+					if (n->vals[i]->type == YN_SCALAR)
+						jv_obj_set(m->filter, n->keys[i]->str, scalar_jv(n->vals[i]));
+					else
+						ERR(n->vals[i], "filter '%s': expected one value", n->keys[i]->str);
+			}
+		}
+	}
+	if (!pull && ymap_get(root, "target"))
+		ERR(ymap_get(root, "target"), "target: is for pull mappings (direction: pull)");
+
+	const struct ynode *term = ymap_get(root, "terminate");
+	if (term) {
+		if (pull) {
+			ERR(term, "terminate: is for push mappings");
+		} else if (term->type != YN_MAP) {
+			ERR(term, "terminate: expected { when: \"SQL condition\", fields: {...} }");
+		} else {
+			check_keys(L, term, terminate_keys, ARRAY_LEN(terminate_keys), "terminate");
+			m->term_when = want_string(L, ymap_get(term, "when"), "terminate when");
+			if (!m->term_when)
+				ERR(term, "terminate: needs 'when:' (an SQL condition on the source row, e.g. dismissal_date IS NOT NULL)");
+			parse_fields(L, ymap_get(term, "fields"), &m->term_fields, &m->nterm, "terminate", false, 1);
+		}
+	}
+	const struct ynode *fields = ymap_get(root, "fields");
+	if (!fields)
+		ERR(root, "missing 'fields:' (what to send, one entry per platform field)");
+	else
+		parse_fields(L, fields, &m->fields, &m->nfields, NULL, pull, 0);
+	free(Ls.dir);
+	return m;
+}
+
+static void free_fields(struct field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(f[i].name);
+		free(f[i].path);
+		free(f[i].from);
+		jv_free(f[i].value);
+		for (size_t j = 0; j < f[i].tpl.n; j++) {
+			free(f[i].tpl.parts[j].lit);
+			free(f[i].tpl.parts[j].path);
+		}
+		free(f[i].tpl.parts);
+		free(f[i].lookup_resource);
+		free(f[i].lookup_match);
+		free(f[i].xf);
+		for (size_t j = 0; j < f[i].nmap; j++) {
+			free(f[i].map[j].key);
+			jv_free(f[i].map[j].val);
+		}
+		free(f[i].map);
+		jv_free(f[i].def);
+		if (f[i].has_re)
+			regfree(&f[i].re);
+		free(f[i].ref_mapping);
+		free(f[i].ref_back);
+		free_fields(f[i].kids, f[i].nkids);
+	}
+	free(f);
+}
+
+void mapping_free(struct mapping *m)
+{
+	if (!m)
+		return;
+	free(m->name);
+	free(m->file);
+	ydoc_free(m->doc);
+	free(m->connector);
+	free(m->entity);
+	for (size_t i = 0; i < m->ndeps; i++)
+		free(m->depends_on[i]);
+	free(m->depends_on);
+	free(m->table);
+	free(m->query);
+	free(m->key);
+	free(m->where);
+	free(m->term_when);
+	free_fields(m->term_fields, m->nterm);
+	free_fields(m->fields, m->nfields);
+	for (size_t i = 0; i < m->ncols; i++)
+		free(m->cols[i]);
+	free(m->cols);
+	jv_free(m->filter);
+	free(m->target_table);
+	free(m->target_key);
+	free(m->deleted_column);
+	free(m->mapping_hash);
+	free(m);
+}
+
+static const struct field *find_in(const struct field *f, size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (streq(f[i].path, path))
+			return &f[i];
+		const struct field *k = find_in(f[i].kids, f[i].nkids, path);
+		if (k)
+			return k;
+	}
+	return NULL;
+}
+
+const struct field *mapping_field(const struct mapping *m, const char *path)
+{
+	const struct field *f = find_in(m->fields, m->nfields, path);
+	return f ? f : find_in(m->term_fields, m->nterm, path);
+}

@@ -1,0 +1,194 @@
+/*
+ * source — see source.h.
+ */
+#include "source.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+#define BATCH 2000
+/* Columns after the mapping's own, in this order. */
+enum { X_TERM, X_DUP, X_LINK_ID, X_LINK_STATUS, X_LINK_FP, X_LINK_EXTRA, X_FAIL_KIND, X_FAIL_FP, X_FAIL_RETRY, X_N };
+
+bool source_open(struct source *s, const struct config *cfg, char **err)
+{
+	memset(s, 0, sizeof *s);
+	s->cfg = cfg;
+	s->pg = db_connect(cfg, "source", err);
+	if (!s->pg)
+		return false;
+	s->state_q = db_quote_ident(s->pg, cfg->state_schema);
+	if (!db_exec(s->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err)) {
+		source_close(s);
+		return false;
+	}
+	return true;
+}
+
+void source_close(struct source *s)
+{
+	if (s->pg) {
+		PGresult *r = PQexec(s->pg, "COMMIT");
+		PQclear(r);
+		PQfinish(s->pg);
+	}
+	free(s->state_q);
+	memset(s, 0, sizeof *s);
+}
+
+char *source_sql(struct source *s, const struct mapping *m, char **err)
+{
+	PGconn *pg = s->pg;
+	struct sb q = {0};
+	char *key = db_quote_ident(pg, m->key);
+	char *lit = db_quote_literal(pg, m->name);
+	if (!key || !lit) {
+		*err = xstrdup("cannot quote the source key or mapping name");
+		free(key);
+		free(lit);
+		return NULL;
+	}
+	/* The inner select computes terminate.when where only the source's columns are in scope. */
+	sb_puts(&q, "SELECT ");
+	for (size_t i = 0; i < m->ncols; i++) {
+		char *c = db_quote_ident(pg, m->cols[i]);
+		sb_printf(&q, "src.%s, ", c);
+		free(c);
+	}
+	sb_printf(&q, "src.\"__hrsync_term\", count(*) OVER (PARTITION BY src.%s), "
+		      "l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, "
+		      "f.kind, encode(f.fingerprint, 'hex'), f.retry FROM (SELECT ",
+		  key);
+	sb_printf(&q, "s0.*, coalesce((%s), false) AS \"__hrsync_term\" FROM ", m->term_when ? m->term_when : "false");
+	if (m->table) {
+		char *t = db_quote_qualified(pg, m->table);
+		if (!t) {
+			*err = xasprintf("source table '%s' is not a valid name (schema.table)", m->table);
+			free(key);
+			free(lit);
+			sb_free(&q);
+			return NULL;
+		}
+		sb_printf(&q, "%s AS s0", t);
+		free(t);
+	} else {
+		sb_printf(&q, "(%s) AS s0", m->query);
+	}
+	if (m->where)
+		sb_printf(&q, " WHERE (%s)", m->where);
+	sb_printf(&q, ") AS src LEFT JOIN %s.links l ON l.mapping = %s AND l.erp_key = src.%s::text "
+		      "LEFT JOIN %s.failures f ON f.mapping = %s AND f.erp_key = src.%s::text ORDER BY src.%s",
+		  s->state_q, lit, key, s->state_q, lit, key, key);
+	free(key);
+	free(lit);
+	return sb_steal(&q);
+}
+
+bool cursor_open(struct source *s, const struct mapping *m, struct cursor *c, char **err)
+{
+	memset(c, 0, sizeof *c);
+	c->src = s;
+	c->m = m;
+	char *sql = source_sql(s, m, err);
+	if (!sql)
+		return false;
+	static int seq;
+	c->name = xasprintf("hrsync_c%d", ++seq);
+	char *decl = xasprintf("DECLARE %s NO SCROLL CURSOR FOR %s", c->name, sql);
+	free(sql);
+	/* A savepoint lets a mapping whose SQL is wrong fail alone, keeping the snapshot for the others. */
+	bool ok = db_exec(s->pg, "SAVEPOINT hrsync_mapping", err) && db_exec(s->pg, decl, err);
+	free(decl);
+	if (!ok) {
+		PQclear(PQexec(s->pg, "ROLLBACK TO SAVEPOINT hrsync_mapping"));
+		return false;
+	}
+	size_t n = m->ncols;
+	c->vals = xcalloc(n + 1, sizeof *c->vals);
+	c->lens = xcalloc(n + 1, sizeof *c->lens);
+	c->oids = xcalloc(n + 1, sizeof *c->oids);
+	return true;
+}
+
+static const char *val(PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err)
+{
+	if (c->done)
+		return 0;
+	if (!c->res || c->row >= c->nrows) {
+		PQclear(c->res);
+		c->res = NULL;
+		char *fetch = xasprintf("FETCH FORWARD %d FROM %s", BATCH, c->name);
+		c->res = PQexec(c->src->pg, fetch);
+		free(fetch);
+		if (PQresultStatus(c->res) != PGRES_TUPLES_OK) {
+			*err = db_error(c->src->pg, c->res);
+			PQclear(c->res);
+			c->res = NULL;
+			c->done = true;
+			return -1;
+		}
+		c->nrows = PQntuples(c->res);
+		c->row = 0;
+		if (c->nrows == 0) {
+			c->done = true;
+			return 0;
+		}
+		for (size_t i = 0; i < c->m->ncols; i++)
+			c->oids[i] = PQftype(c->res, (int)i);
+	}
+	PGresult *res = c->res;
+	int i = c->row++;
+	size_t n = c->m->ncols;
+	for (size_t k = 0; k < n; k++) {
+		c->vals[k] = val(res, i, (int)k);
+		c->lens[k] = PQgetlength(res, i, (int)k);
+	}
+	r->n = n;
+	r->vals = c->vals;
+	r->lens = c->lens;
+	r->oids = c->oids;
+	r->record = NULL;
+	int b = (int)n;
+	const char *t = val(res, i, b + X_TERM);
+	x->terminate = t && t[0] == 't';
+	const char *d = val(res, i, b + X_DUP);
+	x->dup = d ? atol(d) : 1;
+	x->link_id = val(res, i, b + X_LINK_ID);
+	x->link_status = val(res, i, b + X_LINK_STATUS);
+	x->link_fp = val(res, i, b + X_LINK_FP);
+	x->link_extra = val(res, i, b + X_LINK_EXTRA);
+	x->fail_kind = val(res, i, b + X_FAIL_KIND);
+	x->fail_fp = val(res, i, b + X_FAIL_FP);
+	const char *fr = val(res, i, b + X_FAIL_RETRY);
+	x->fail_retry = fr && fr[0] == 't';
+	c->rows++;
+	return 1;
+}
+
+void cursor_close(struct cursor *c)
+{
+	PQclear(c->res);
+	c->res = NULL;
+	if (c->src && c->src->pg && c->name) {
+		if (PQtransactionStatus(c->src->pg) == PQTRANS_INERROR) {
+			PQclear(PQexec(c->src->pg, "ROLLBACK TO SAVEPOINT hrsync_mapping"));
+		} else {
+			char *sql = xasprintf("CLOSE %s", c->name);
+			PQclear(PQexec(c->src->pg, sql));
+			free(sql);
+			PQclear(PQexec(c->src->pg, "RELEASE SAVEPOINT hrsync_mapping"));
+		}
+	}
+	free(c->vals);
+	free(c->lens);
+	free(c->oids);
+	free(c->name);
+	memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,64 @@
+/*
+ * source — reading the ERP mirror. One connection, one read-only REPEATABLE READ
+ * transaction for the whole run (every mapping sees the same snapshot), rows streamed
+ * through a server-side cursor in batches, so memory stays flat whatever the size.
+ *
+ * Each row also carries what the state knew of that record when the run began (its
+ * link and its last failure), joined in the same query: a no-change night costs one
+ * pass over the mirror and no per-record round trip. The join is safe because a
+ * mapping's own state is written only by this run, after the row has been read.
+ *
+ * Table and column names from mapping files are quoted as identifiers; `where`,
+ * `terminate.when` and `query` are SQL by design and run in the read-only transaction.
+ */
+#ifndef HRSYNC_SOURCE_H
+#define HRSYNC_SOURCE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "mapping.h"
+
+struct source {
+	PGconn *pg;
+	const struct config *cfg;
+	char *state_q;          /* the quoted state schema */
+};
+
+/* What a row says beyond the mapping's columns. Pointers live until the next cursor_next(). */
+struct src_extra {
+	bool terminate;         /* terminate.when holds */
+	long dup;               /* rows in the source with this key */
+	const char *link_id;    /* platform id, NULL when not linked */
+	const char *link_status;
+	const char *link_fp;    /* hex */
+	const char *link_extra; /* JSON */
+	const char *fail_kind;
+	const char *fail_fp;
+	bool fail_retry;
+};
+
+struct cursor {
+	struct source *src;
+	const struct mapping *m;
+	PGresult *res;
+	int row, nrows;
+	bool done;
+	long long rows;
+	const char **vals;
+	int *lens;
+	unsigned *oids;
+	char *name;
+};
+
+bool source_open(struct source *s, const struct config *cfg, char **err);
+void source_close(struct source *s);
+bool cursor_open(struct source *s, const struct mapping *m, struct cursor *c, char **err);
+/* 1: a row (r and x filled); 0: the end; -1: error (*err). */
+int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err);
+void cursor_close(struct cursor *c);
+/* The SQL a mapping reads with (for messages and tests). Caller frees; NULL with *err. */
+char *source_sql(struct source *s, const struct mapping *m, char **err);
+
+#endif

@@ -1,0 +1,378 @@
+/*
+ * state — see state.h.
+ */
+#define _GNU_SOURCE
+#include "state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+#include "sha256.h"
+#include "version.h"
+
+bool state_connect(struct state *s, const struct config *cfg, char **err)
+{
+	memset(s, 0, sizeof *s);
+	s->pg = db_connect(cfg, "state", err);
+	if (!s->pg)
+		return false;
+	s->schema_q = db_quote_ident(s->pg, cfg->state_schema);
+	return true;
+}
+
+void state_close(struct state *s)
+{
+	PQfinish(s->pg);
+	free(s->schema_q);
+	free(s->err);
+	memset(s, 0, sizeof *s);
+}
+
+static void set_err(struct state *s, const PGresult *r)
+{
+	free(s->err);
+	s->err = db_error(s->pg, r);
+	if (PQstatus(s->pg) != CONNECTION_OK) {
+		if (!s->broken)
+			log_error("lost the connection to the state database: %s", s->err);
+		s->broken = true;
+	} else {
+		log_error("state database: %s", s->err);
+	}
+}
+
+/* Run parameterised SQL where "%1$s" stands for the quoted schema. Returns the result or NULL. */
+static PGresult *q(struct state *s, const char *sql_fmt, int n, const char *const *params)
+{
+	if (s->broken)
+		return NULL;
+	char *sql = NULL;
+	if (asprintf(&sql, sql_fmt, s->schema_q) < 0)
+		return NULL;
+	PGresult *r = PQexecParams(s->pg, sql, n, NULL, params, NULL, NULL, 0);
+	free(sql);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		set_err(s, r);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static bool q_ok(struct state *s, const char *sql_fmt, int n, const char *const *params)
+{
+	PGresult *r = q(s, sql_fmt, n, params);
+	PQclear(r);
+	return r != NULL;
+}
+
+static const char *const migration_v1 =
+	"CREATE TABLE IF NOT EXISTS %1$s.runs ("
+	"  id bigserial PRIMARY KEY,"
+	"  command text NOT NULL,"
+	"  started_at timestamptz NOT NULL DEFAULT now(),"
+	"  finished_at timestamptz,"
+	"  status text NOT NULL DEFAULT 'running',"
+	"  exit_code int,"
+	"  dry_run boolean NOT NULL DEFAULT false,"
+	"  host text, pid int, version text, message text);"
+	"CREATE TABLE IF NOT EXISTS %1$s.run_mappings ("
+	"  run_id bigint NOT NULL REFERENCES %1$s.runs(id) ON DELETE CASCADE,"
+	"  mapping text NOT NULL,"
+	"  source_rows bigint, created int, updated int, terminated int, unchanged int,"
+	"  failed int, deferred int, requests int, throttled int, seconds double precision,"
+	"  mapping_hash text,"
+	"  PRIMARY KEY (run_id, mapping));"
+	"CREATE TABLE IF NOT EXISTS %1$s.links ("
+	"  mapping text NOT NULL,"
+	"  erp_key text NOT NULL,"
+	"  platform_id text,"
+	"  status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'terminated', 'deleted')),"
+	"  fingerprint bytea,"
+	"  payload jsonb,"
+	"  extra jsonb,"
+	"  nir_hash bytea,"
+	"  created_at timestamptz NOT NULL DEFAULT now(),"
+	"  updated_at timestamptz NOT NULL DEFAULT now(),"
+	"  run_id bigint,"
+	"  PRIMARY KEY (mapping, erp_key));"
+	"CREATE INDEX IF NOT EXISTS links_platform_id ON %1$s.links (mapping, platform_id);"
+	"CREATE INDEX IF NOT EXISTS links_nir ON %1$s.links (mapping, nir_hash) WHERE nir_hash IS NOT NULL;"
+	"CREATE TABLE IF NOT EXISTS %1$s.failures ("
+	"  mapping text NOT NULL,"
+	"  erp_key text NOT NULL,"
+	"  kind text NOT NULL CHECK (kind IN ('mapping', 'deferred', 'refused', 'transient')),"
+	"  action text, field text, rule text,"
+	"  reason text NOT NULL,"
+	"  http_status int,"
+	"  fingerprint bytea,"
+	"  attempts int NOT NULL DEFAULT 1,"
+	"  first_seen timestamptz NOT NULL DEFAULT now(),"
+	"  last_seen timestamptz NOT NULL DEFAULT now(),"
+	"  run_id bigint,"
+	"  retry boolean NOT NULL DEFAULT false,"
+	"  PRIMARY KEY (mapping, erp_key));"
+	"CREATE TABLE IF NOT EXISTS %1$s.pull_cursors ("
+	"  mapping text PRIMARY KEY, cursor text, updated_at timestamptz NOT NULL DEFAULT now());";
+
+bool state_migrate(struct state *s, char **err)
+{
+	char *sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s; "
+			      "CREATE TABLE IF NOT EXISTS %s.schema_version (version int NOT NULL, "
+			      "applied_at timestamptz NOT NULL DEFAULT now())",
+			      s->schema_q, s->schema_q);
+	bool ok = db_exec(s->pg, sql, err);
+	free(sql);
+	if (!ok)
+		return false;
+	PGresult *r = q(s, "SELECT coalesce(max(version), 0) FROM %1$s.schema_version", 0, NULL);
+	if (!r) {
+		*err = xstrdup(s->err);
+		return false;
+	}
+	int have = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (have > STATE_VERSION) {
+		*err = xasprintf("the state schema is at version %d, newer than this hrsync (%d): upgrade hrsync", have,
+				 STATE_VERSION);
+		return false;
+	}
+	if (have == STATE_VERSION)
+		return true;
+	char *body = NULL;
+	if (asprintf(&body, migration_v1, s->schema_q) < 0)
+		return false;
+	char *tx = xasprintf("BEGIN; %s INSERT INTO %s.schema_version (version) VALUES (%d); COMMIT", body,
+			     s->schema_q, STATE_VERSION);
+	free(body);
+	ok = db_exec(s->pg, tx, err);
+	free(tx);
+	if (!ok) {
+		PQclear(PQexec(s->pg, "ROLLBACK"));
+		return false;
+	}
+	log_info("state schema %s created (version %d)", s->schema_q, STATE_VERSION);
+	return true;
+}
+
+int state_lock(struct state *s, char **err)
+{
+	const char *p[] = {s->schema_q};
+	PGresult *r = PQexecParams(s->pg, "SELECT pg_try_advisory_lock(hashtext('hrsync:' || $1))", 1, NULL, p,
+				   NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*err = db_error(s->pg, r);
+		PQclear(r);
+		return -1;
+	}
+	int got = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return got;
+}
+
+long long state_run_begin(struct state *s, const char *command, bool dry_run)
+{
+	/* We hold the lock: a run still marked running was killed. */
+	q_ok(s, "UPDATE %1$s.runs SET status = 'killed', finished_at = coalesce(finished_at, now()), "
+		"message = coalesce(message, 'the process ended without finishing the run') WHERE status = 'running'",
+	     0, NULL);
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	char pid[32];
+	snprintf(pid, sizeof pid, "%d", (int)getpid());
+	const char *p[] = {command, dry_run ? "t" : "f", host, pid, HRSYNC_VERSION};
+	PGresult *r = q(s, "INSERT INTO %1$s.runs (command, dry_run, host, pid, version) VALUES ($1, $2, $3, $4, $5) "
+			   "RETURNING id",
+			5, p);
+	if (!r)
+		return 0;
+	long long id = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return id;
+}
+
+bool state_run_end(struct state *s, long long run, int exit_code, const char *message)
+{
+	char id[32], code[16];
+	snprintf(id, sizeof id, "%lld", run);
+	snprintf(code, sizeof code, "%d", exit_code);
+	const char *status = exit_code == 0 ? "ok" : exit_code == 1 ? "failures" : exit_code == 3 ? "stopped" : "error";
+	const char *p[] = {id, status, code, message};
+	return q_ok(s, "UPDATE %1$s.runs SET finished_at = now(), status = $2, exit_code = $3, message = $4 WHERE id = $1",
+		    4, p);
+}
+
+bool state_run_mapping(struct state *s, long long run, const char *mapping, const struct counts *c,
+		       const char *mapping_hash)
+{
+	char v[11][32];
+	snprintf(v[0], 32, "%lld", run);
+	snprintf(v[1], 32, "%lld", c->rows);
+	snprintf(v[2], 32, "%ld", c->created);
+	snprintf(v[3], 32, "%ld", c->updated);
+	snprintf(v[4], 32, "%ld", c->terminated);
+	snprintf(v[5], 32, "%ld", c->unchanged);
+	snprintf(v[6], 32, "%ld", c->failed);
+	snprintf(v[7], 32, "%ld", c->deferred);
+	snprintf(v[8], 32, "%ld", c->requests);
+	snprintf(v[9], 32, "%ld", c->throttled);
+	snprintf(v[10], 32, "%.3f", c->seconds);
+	const char *p[] = {v[0], mapping, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], mapping_hash};
+	return q_ok(s,
+		    "INSERT INTO %1$s.run_mappings (run_id, mapping, source_rows, created, updated, terminated, "
+		    "unchanged, failed, deferred, requests, throttled, seconds, mapping_hash) "
+		    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+		    "ON CONFLICT (run_id, mapping) DO UPDATE SET source_rows = EXCLUDED.source_rows, "
+		    "created = EXCLUDED.created, updated = EXCLUDED.updated, terminated = EXCLUDED.terminated, "
+		    "unchanged = EXCLUDED.unchanged, failed = EXCLUDED.failed, deferred = EXCLUDED.deferred, "
+		    "requests = EXCLUDED.requests, throttled = EXCLUDED.throttled, seconds = EXCLUDED.seconds",
+		    13, p);
+}
+
+bool state_link_put(struct state *s, const char *mapping, const char *key, const char *platform_id,
+		    const char *status, const char *fp_hex, const struct jv *payload, const struct jv *extra,
+		    const char *nir_hash_hex, long long run)
+{
+	char *pj = payload ? jv_dumps(payload) : NULL;
+	char *ej = extra ? jv_dumps(extra) : NULL;
+	char rid[32];
+	snprintf(rid, sizeof rid, "%lld", run);
+	const char *p[] = {mapping, key, platform_id, status, fp_hex, pj, ej, nir_hash_hex, rid};
+	bool ok = q_ok(s,
+		       "INSERT INTO %1$s.links (mapping, erp_key, platform_id, status, fingerprint, payload, extra, "
+		       "nir_hash, run_id) VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6::jsonb, $7::jsonb, "
+		       "decode($8, 'hex'), $9) "
+		       "ON CONFLICT (mapping, erp_key) DO UPDATE SET platform_id = EXCLUDED.platform_id, "
+		       "status = EXCLUDED.status, fingerprint = EXCLUDED.fingerprint, payload = EXCLUDED.payload, "
+		       "extra = EXCLUDED.extra, nir_hash = coalesce(EXCLUDED.nir_hash, links.nir_hash), "
+		       "updated_at = now(), run_id = EXCLUDED.run_id",
+		       9, p);
+	free(pj);
+	free(ej);
+	return ok;
+}
+
+bool state_link_status(struct state *s, const char *mapping, const char *key, const char *status, long long run)
+{
+	char rid[32];
+	snprintf(rid, sizeof rid, "%lld", run);
+	const char *p[] = {mapping, key, status, rid};
+	return q_ok(s, "UPDATE %1$s.links SET status = $3, updated_at = now(), run_id = $4 "
+		       "WHERE mapping = $1 AND erp_key = $2",
+		    4, p);
+}
+
+struct jv *state_link_payload(struct state *s, const char *mapping, const char *key)
+{
+	const char *p[] = {mapping, key};
+	PGresult *r = q(s, "SELECT payload::text FROM %1$s.links WHERE mapping = $1 AND erp_key = $2", 2, p);
+	struct jv *j = NULL;
+	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+		const char *t = PQgetvalue(r, 0, 0);
+		j = jv_parse(t, strlen(t), NULL, 0);
+	}
+	PQclear(r);
+	return j;
+}
+
+bool state_link_find(struct state *s, const char *mapping, const char *key, char **platform_id, char **status)
+{
+	const char *p[] = {mapping, key};
+	PGresult *r = q(s, "SELECT platform_id, status FROM %1$s.links WHERE mapping = $1 AND erp_key = $2 "
+			   "AND platform_id IS NOT NULL",
+			2, p);
+	bool found = r && PQntuples(r) == 1;
+	if (found) {
+		*platform_id = xstrdup(PQgetvalue(r, 0, 0));
+		if (status)
+			*status = xstrdup(PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return found;
+}
+
+bool state_link_by_nir(struct state *s, const char *mapping, const char *nir_hash, char **platform_id)
+{
+	const char *p[] = {mapping, nir_hash};
+	PGresult *r = q(s, "SELECT platform_id FROM %1$s.links WHERE mapping = $1 AND nir_hash = decode($2, 'hex') "
+			   "AND platform_id IS NOT NULL",
+			2, p);
+	bool found = r && PQntuples(r) == 1;
+	if (found)
+		*platform_id = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return found;
+}
+
+bool state_link_by_platform_id(struct state *s, const char *mapping, const char *platform_id, char **key)
+{
+	const char *p[] = {mapping, platform_id};
+	PGresult *r = q(s, "SELECT erp_key FROM %1$s.links WHERE mapping = $1 AND platform_id = $2", 2, p);
+	bool found = r && PQntuples(r) == 1;
+	if (found)
+		*key = xstrdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return found;
+}
+
+static long long count1(struct state *s, const char *sql, const char *mapping)
+{
+	const char *p[] = {mapping};
+	PGresult *r = q(s, sql, 1, p);
+	long long n = -1;
+	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+long long state_active_links(struct state *s, const char *mapping)
+{
+	return count1(s, "SELECT count(*) FROM %1$s.links WHERE mapping = $1 AND status = 'active' "
+			 "AND platform_id IS NOT NULL",
+		      mapping);
+}
+
+long long state_last_rows(struct state *s, const char *mapping)
+{
+	return count1(s, "SELECT rm.source_rows FROM %1$s.run_mappings rm JOIN %1$s.runs r ON r.id = rm.run_id "
+			 "WHERE rm.mapping = $1 AND r.status IN ('ok', 'failures') AND NOT r.dry_run "
+			 "ORDER BY rm.run_id DESC LIMIT 1",
+		      mapping);
+}
+
+bool state_failure_put(struct state *s, const char *mapping, const char *key, const struct failure *f, long long run)
+{
+	char rid[32], hs[16];
+	snprintf(rid, sizeof rid, "%lld", run);
+	snprintf(hs, sizeof hs, "%ld", f->http_status);
+	const char *p[] = {mapping, key, f->kind, f->action, f->field, f->rule, f->reason,
+			   f->http_status ? hs : NULL, f->fp_hex, rid};
+	return q_ok(s,
+		    "INSERT INTO %1$s.failures (mapping, erp_key, kind, action, field, rule, reason, http_status, "
+		    "fingerprint, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), $10) "
+		    "ON CONFLICT (mapping, erp_key) DO UPDATE SET kind = EXCLUDED.kind, action = EXCLUDED.action, "
+		    "field = EXCLUDED.field, rule = EXCLUDED.rule, reason = EXCLUDED.reason, "
+		    "http_status = EXCLUDED.http_status, fingerprint = EXCLUDED.fingerprint, "
+		    "attempts = failures.attempts + CASE WHEN failures.run_id IS DISTINCT FROM EXCLUDED.run_id "
+		    "THEN 1 ELSE 0 END, last_seen = now(), run_id = EXCLUDED.run_id, retry = false",
+		    10, p);
+}
+
+bool state_failure_clear(struct state *s, const char *mapping, const char *key)
+{
+	const char *p[] = {mapping, key};
+	return q_ok(s, "DELETE FROM %1$s.failures WHERE mapping = $1 AND erp_key = $2", 2, p);
+}
+
+void nir_hash_hex(const char nir[16], char out[65])
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "hrsync-nir:%s", nir);
+	sha256_hex(buf, (size_t)n, out);
+}

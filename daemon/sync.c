@@ -1,0 +1,795 @@
+/*
+ * sync — see sync.h.
+ *
+ * Concurrency: one thread. Up to max_in_flight connector ops run at once; while the
+ * engine waits for a free slot it turns the HTTP loop, and finished ops call back
+ * into op_done(), which writes their outcome to the state before anything else.
+ *
+ * Creates are held back in a small buffer at the start of each mapping: the connector
+ * learns how many records are new before the first one goes out, and picks the
+ * cheapest way to find what an interrupted run may already have created.
+ *
+ * Terminations and deletions wait until the whole source has been read: the
+ * mass-change guard (SPEC §7) counts them first.
+ */
+#define _GNU_SOURCE
+#include "sync.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wctype.h>
+
+#include "db.h"
+#include "log.h"
+#include "nir.h"
+#include "ref.h"
+#include "sha256.h"
+#include "source.h"
+#include "state.h"
+#include "strmap.h"
+
+#define CREATE_BUFFER 64
+
+struct engine {
+	struct config *cfg;
+	const struct run_opts *opts;
+	struct state st;
+	struct source src;
+	struct http *http;
+	struct connector **conns;     /* parallel to cfg->conns */
+	long long run_id;
+
+	/* the mapping being run */
+	struct mapping *m;
+	struct connector *conn;
+	struct counts cnt;
+	struct strmap lookups;         /* "resource\x1fmatch\x1fname" -> id (JSON), "\x01" = ambiguous */
+	struct strmap refs;            /* "mapping\x1fkey" -> platform id, "" = not on the platform */
+	int inflight, max_inflight;
+	struct op **creates;           /* held back until prepare() */
+	size_t ncreates;
+	bool prepared;
+	struct op **terms;             /* terminations, run after the guard */
+	size_t nterms, capterms;
+	bool mapping_stopped;
+
+	long waiting;                  /* records failed or deferred, over all mappings */
+	bool stop;                     /* stop the whole run: exit 3 */
+	char *stop_reason;
+};
+
+static volatile sig_atomic_t g_signalled;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_signalled = 1;
+}
+
+static void stop_run(struct engine *e, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void stop_run(struct engine *e, const char *fmt, ...)
+{
+	if (e->stop)
+		return;
+	struct sb b = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vprintf(&b, fmt, ap);
+	va_end(ap);
+	e->stop = true;
+	e->stop_reason = sb_steal(&b);
+	log_error("stopping the run: %s", e->stop_reason);
+}
+
+static void fingerprint(const struct jv *payload, char out[65])
+{
+	char *s = jv_dumps(payload);
+	sha256_hex(s, strlen(s), out);
+	free(s);
+}
+
+static const char *action_name(enum op_action a)
+{
+	switch (a) {
+	case ACT_CREATE: return "create";
+	case ACT_UPDATE: return "update";
+	case ACT_TERMINATE: return "terminate";
+	case ACT_RESTORE: return "restore";
+	}
+	return "?";
+}
+
+/* ---- failures ---- */
+
+static void record_failure(struct engine *e, const char *key, const char *kind, const char *action,
+			   const char *field, const char *rule, const char *reason, long http, const char *fp)
+{
+	struct failure f = {kind, action, field, rule, reason, http, fp};
+	if (!e->opts->dry_run && !state_failure_put(&e->st, e->m->name, key, &f, e->run_id) && e->st.broken)
+		stop_run(e, "the state database is unreachable");
+	int level = streq(kind, "deferred") ? L_NOTICE : L_WARN;
+	if (field)
+		log_rec(level, key, action, "%s: field '%s'%s%s: %s", kind, field, rule ? " " : "", rule ? rule : "", reason);
+	else
+		log_rec(level, key, action, "%s: %s", kind, reason);
+}
+
+static void clear_failure(struct engine *e, const char *key)
+{
+	if (!e->opts->dry_run && !state_failure_clear(&e->st, e->m->name, key) && e->st.broken)
+		stop_run(e, "the state database is unreachable");
+}
+
+/* ---- ops ---- */
+
+static void op_free(struct op *op)
+{
+	free(op->key);
+	jv_free(op->payload);
+	jv_free(op->old);
+	jv_free(op->term);
+	free(op->platform_id);
+	jv_free(op->extra);
+	free(op->message);
+	http_call_reset(&op->call);
+	free(op->priv);
+	free(op);
+}
+
+struct op_ctx {
+	char fp[65];
+	char nir_hash[65];
+	bool has_nir;
+};
+
+static void op_done(struct op *op)
+{
+	struct engine *e = op->engine;
+	struct op_ctx *x = op->priv;
+	const char *m = e->m->name;
+	e->inflight--;
+	if (op->result == OPR_OK) {
+		bool ok = true;
+		if (op->action == ACT_TERMINATE) {
+			const char *st = op->ent->term == TERM_DELETE ? "deleted" : "terminated";
+			ok = state_link_status(&e->st, m, op->key, st, e->run_id);
+			e->cnt.terminated++;
+			log_rec(L_INFO, op->key, "terminate", "%s on the platform (id %s)", st, op->platform_id);
+		} else {
+			ok = state_link_put(&e->st, m, op->key, op->platform_id, "active", x->fp, op->payload, op->extra,
+					    x->has_nir ? x->nir_hash : NULL, e->run_id);
+			if (op->action == ACT_CREATE)
+				e->cnt.created++;
+			else
+				e->cnt.updated++;
+			log_rec(L_INFO, op->key, action_name(op->action), "%s (id %s%s)",
+				op->action == ACT_CREATE ? "created" : op->action == ACT_UPDATE ? "updated" : "restored",
+				op->platform_id, op->adopted ? ", found on the platform" : "");
+		}
+		if (ok)
+			ok = state_failure_clear(&e->st, m, op->key);
+		if (!ok && e->st.broken)
+			stop_run(e, "the state database is unreachable: %s", e->st.err ? e->st.err : "");
+		if (op->then_terminate && ok && !e->stop) {
+			/* First seen already gone: created, now terminated (SPEC §5 lifecycle). */
+			op->then_terminate = false;
+			op->action = ACT_TERMINATE;
+			op->step = op->attempt = 0;
+			e->inflight++;
+			op->ent->start(op);
+			return;
+		}
+		op_free(op);
+		return;
+	}
+	/* Not accepted. Keep what the platform already holds, so no later run creates it twice. */
+	if (op->main_done && op->platform_id && op->action == ACT_CREATE)
+		state_link_put(&e->st, m, op->key, op->platform_id, "active", NULL, NULL, op->extra, NULL, e->run_id);
+	const char *kind = op->result == OPR_REFUSED ? "refused" : "transient";
+	record_failure(e, op->key, kind, action_name(op->action), NULL, NULL,
+		       op->message ? op->message : "failed", op->http_status, x->fp[0] ? x->fp : NULL);
+	e->cnt.failed++;
+	if (op->result == OPR_STOPPED && !e->mapping_stopped) {
+		e->mapping_stopped = true;
+		stop_run(e, "connector %s stopped: %s", op->conn->name, op->conn->pacer.stop_reason);
+	}
+	op_free(op);
+}
+
+static void pump(struct engine *e, int limit)
+{
+	while (e->inflight > limit) {
+		http_run(e->http, 200);
+		if (g_signalled && !e->stop)
+			stop_run(e, "interrupted by a signal; finishing the requests in flight");
+	}
+}
+
+static void launch(struct engine *e, struct op *op)
+{
+	pump(e, e->max_inflight - 1);
+	if (e->stop || e->conn->pacer.stopped) {
+		/* Nothing new goes out once the run is stopping; the record is retried next run. */
+		op->result = OPR_TRANSIENT;
+		free(op->message);
+		op->message = xstrdup(e->conn->pacer.stopped ? "connector stopped for this run" : "run stopped before it was sent");
+		e->inflight++;
+		op_done(op);
+		return;
+	}
+	e->inflight++;
+	op->ent->start(op);
+}
+
+static void prepare_entity(struct engine *e, long pending)
+{
+	if (e->prepared)
+		return;
+	e->prepared = true;
+	char *err = NULL;
+	if (e->m->ent->prepare && !e->opts->dry_run && !e->m->ent->prepare(e->conn, e->m->ent, pending, &err)) {
+		stop_run(e, "connector %s cannot read what the platform holds: %s", e->conn->name, err ? err : "failed");
+		free(err);
+	}
+}
+
+static void flush_creates(struct engine *e)
+{
+	prepare_entity(e, (long)e->ncreates);
+	for (size_t i = 0; i < e->ncreates; i++)
+		launch(e, e->creates[i]);
+	e->ncreates = 0;
+}
+
+static void submit(struct engine *e, struct op *op)
+{
+	if (op->action == ACT_CREATE && !e->prepared) {
+		e->creates[e->ncreates++] = op;
+		if (e->ncreates >= CREATE_BUFFER) {
+			prepare_entity(e, 1000000); /* many new records: the connector may index */
+			flush_creates(e);
+		}
+		return;
+	}
+	if (op->action == ACT_TERMINATE) {
+		grow(&e->terms, &e->capterms, e->nterms + 1, sizeof *e->terms);
+		e->terms[e->nterms++] = op;
+		return;
+	}
+	launch(e, op);
+}
+
+/* ---- references and lookups (the mapping engine's callbacks) ---- */
+
+static char *lower_trim(const char *s)
+{
+	struct jv *v = apply_transform(TR_LOWER, apply_transform(TR_TRIM, jv_str(s)));
+	char *t = jv_scalar_text(v);
+	jv_free(v);
+	return t;
+}
+
+static bool load_lookup(struct engine *e, const char *resource, const char *match)
+{
+	char *mark = xasprintf("%s\x1f%s\x1f", resource, match);
+	bool have = strmap_get(&e->lookups, mark, NULL);
+	if (have) {
+		free(mark);
+		return true;
+	}
+	char *err = NULL;
+	struct jv *items = e->conn->type->list(e->conn, resource, &err);
+	if (!items) {
+		stop_run(e, "connector %s: cannot read %s: %s", e->conn->name, resource, err ? err : "failed");
+		free(err);
+		free(mark);
+		return false;
+	}
+	for (size_t i = 0; i < items->u.arr.n; i++) {
+		const struct jv *it = items->u.arr.v[i];
+		char *name = jv_scalar_text(jv_obj_get(it, match));
+		const struct jv *id = jv_obj_get(it, "id");
+		if (!name || !id) {
+			free(name);
+			continue;
+		}
+		char *norm = lower_trim(name);
+		char *k = xasprintf("%s%s", mark, norm);
+		char *idj = jv_dumps(id);
+		strmap_put(&e->lookups, k, strmap_get(&e->lookups, k, NULL) ? "\x01" : idj);
+		free(idj);
+		free(k);
+		free(norm);
+		free(name);
+	}
+	log_debug("lookup %s: %zu entries", resource, items->u.arr.n);
+	jv_free(items);
+	strmap_put(&e->lookups, mark, "");
+	free(mark);
+	return true;
+}
+
+static bool preload_lookups(struct engine *e, const struct field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested && !preload_lookups(e, f[i].kids, f[i].nkids))
+			return false;
+		if (f[i].src == VS_LOOKUP && !load_lookup(e, f[i].lookup_resource, f[i].lookup_match))
+			return false;
+	}
+	return true;
+}
+
+static bool cb_lookup(void *ctx, const char *resource, const char *match, const char *name, struct jv **out)
+{
+	struct engine *e = ctx;
+	char *norm = lower_trim(name);
+	char *k = xasprintf("%s\x1f%s\x1f%s", resource, match, norm);
+	const char *v = NULL;
+	bool found = strmap_get(&e->lookups, k, &v) && v && v[0] != '\x01';
+	if (found)
+		*out = jv_parse(v, strlen(v), NULL, 0);
+	free(k);
+	free(norm);
+	return found && *out;
+}
+
+static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, const char *id, const char *nir,
+				  struct jv **out, char **why)
+{
+	struct engine *e = ctx;
+	if (e->conn->type->native_refs) {
+		*out = jv_str(scheme == REF_ERP ? "erp:" : scheme == REF_SSN ? "ssn:" : "troops:");
+		char *full = xasprintf("%s%s", scheme == REF_ERP ? "erp:" : scheme == REF_SSN ? "ssn:" : "troops:",
+				       scheme == REF_SSN ? nir : id);
+		jv_free(*out);
+		*out = jv_str(full);
+		free(full);
+		return REF_RESOLVED;
+	}
+	if (scheme == REF_TROOPS) {
+		*why = xasprintf("troops: references are Troops ids; connector %s cannot use them", e->conn->name);
+		return REF_INVALID;
+	}
+	struct mapping *t = config_ref_target(e->cfg, e->m, f);
+	if (!t) {
+		*why = xstrdup("no mapping to resolve the reference against");
+		return REF_INVALID;
+	}
+	char nh[65] = "";
+	if (scheme == REF_SSN)
+		nir_hash_hex(nir, nh);
+	char *ck = xasprintf("%s\x1f%s\x1f%s", t->name, scheme == REF_SSN ? "ssn" : "erp", scheme == REF_SSN ? nh : id);
+	const char *cached = NULL;
+	if (strmap_get(&e->refs, ck, &cached)) {
+		free(ck);
+		if (cached && *cached) {
+			*out = jv_from_id(cached);
+			return REF_RESOLVED;
+		}
+		goto deferred;
+	}
+	char *pid = NULL;
+	bool found = scheme == REF_SSN ? state_link_by_nir(&e->st, t->name, nh, &pid)
+				       : state_link_find(&e->st, t->name, id, &pid, NULL);
+	if (!found && e->st.broken) {
+		free(ck);
+		*why = xstrdup("the state database is unreachable");
+		return REF_DEFERRED;
+	}
+	if (!found && scheme == REF_ERP && t->ent && e->conn->type->find_by_key) {
+		/* Not ours yet: the platform may know it by its natural key (HR created it by hand). */
+		const struct connector *tc = NULL;
+		for (size_t i = 0; i < e->cfg->nconns; i++)
+			if (&e->cfg->conns[i] == t->conn)
+				tc = e->conns[i];
+		char *err = NULL;
+		if (tc && !e->opts->dry_run)
+			pid = tc->type->find_by_key((struct connector *)tc, t->ent, id, &err);
+		if (err) {
+			log_rec(L_WARN, id, "resolve", "looking up %s on the platform: %s", t->name, err);
+			free(err);
+		}
+		found = pid != NULL;
+	}
+	if (e->refs.n > 200000)
+		strmap_clear(&e->refs);
+	strmap_put(&e->refs, ck, found ? pid : "");
+	free(ck);
+	if (found) {
+		*out = jv_from_id(pid);
+		free(pid);
+		return REF_RESOLVED;
+	}
+deferred:
+	if (scheme == REF_SSN)
+		*why = xasprintf("no record of mapping '%s' with this NIR is on the platform yet", t->name);
+	else
+		*why = xasprintf("%s record '%s' is not on the platform yet (it failed, or is not in the ERP)", t->name, id);
+	return REF_DEFERRED;
+}
+
+/* ---- one row ---- */
+
+static struct op *new_op(struct engine *e, enum op_action a, const char *key)
+{
+	struct op *op = xcalloc(1, sizeof *op);
+	op->conn = e->conn;
+	op->ent = e->m->ent;
+	op->action = a;
+	op->mapping = e->m->name;
+	op->key = xstrdup(key);
+	op->done = op_done;
+	op->engine = e;
+	op->priv = xcalloc(1, sizeof(struct op_ctx));
+	return op;
+}
+
+static void process_row(struct engine *e, const struct row *row, const struct src_extra *x)
+{
+	struct mapping *m = e->m;
+	const char *key = row->vals[0];
+	if (!key) {
+		log_warn("a source row has a NULL key (%s): skipped; give every row a key", m->key);
+		e->cnt.failed++;
+		return;
+	}
+	if (x->dup > 1) {
+		char reason[160];
+		snprintf(reason, sizeof reason, "%ld source rows share this key; none is sent until the ERP has one", x->dup);
+		record_failure(e, key, "mapping", NULL, m->key, "key", reason, 0, NULL);
+		e->cnt.failed++;
+		return;
+	}
+	bool linked = x->link_id != NULL;
+	bool active = linked && streq(x->link_status, "active");
+	enum term_kind tk = m->ent->term;
+
+	/* Gone already, or never sent and gone before it was: nothing to do. */
+	if (x->terminate && ((linked && !active) || (!linked && tk == TERM_DELETE))) {
+		e->cnt.unchanged++;
+		if (x->fail_kind)
+			clear_failure(e, key);
+		return;
+	}
+	struct eval_env env = {.ctx = e, .resolve = cb_resolve, .lookup = cb_lookup};
+	struct mapped mp = {0}, tp = {0};
+	int rc = 0;
+	bool need_main = !(x->terminate && active);
+	if (need_main)
+		rc = mapping_eval(m, m->fields, m->nfields, row, &env, &mp);
+	if (rc == 0 && x->terminate)
+		rc = mapping_eval(m, m->term_fields, m->nterm, row, &env, need_main ? &tp : &mp);
+	struct mapped *res = need_main && x->terminate && rc != 0 ? &tp : &mp;
+	const char *act = x->terminate ? (need_main ? "create" : "terminate") : linked ? "update" : "create";
+	if (rc == 1) {
+		char reason[600];
+		snprintf(reason, sizeof reason, "%s%s", res->err.reason,
+			 res->nerrors > 1 ? " (and other fields: run `hrsync preview` to see all)" : "");
+		record_failure(e, key, "mapping", act, res->err.path, res->err.rule, reason, 0, NULL);
+		e->cnt.failed++;
+		goto out;
+	}
+	if (rc == 2) {
+		record_failure(e, key, "deferred", act, res->defer_field, "ref", res->defer_reason, 0, NULL);
+		e->cnt.deferred++;
+		goto out;
+	}
+
+	char fp[65] = "";
+	if (need_main)
+		fingerprint(mp.payload, fp);
+	enum op_action a;
+	bool then_term = false;
+	if (!linked) {
+		a = ACT_CREATE;
+		then_term = x->terminate;
+	} else if (x->terminate) {
+		a = ACT_TERMINATE;
+	} else if (!active) {
+		/* Back in scope after leaving: re-hired, or an absence un-cancelled. */
+		a = tk == TERM_DELETE ? ACT_CREATE : ACT_RESTORE;
+	} else if (e->opts->full || !x->link_fp || !streq(x->link_fp, fp)) {
+		a = ACT_UPDATE;
+	} else {
+		e->cnt.unchanged++;
+		if (x->fail_kind)
+			clear_failure(e, key);
+		log_rec(L_DEBUG, key, "skip", "unchanged");
+		goto out;
+	}
+	/* A payload the platform refused is sent again only when it changed, or after `hrsync retry`. */
+	if (x->fail_kind && streq(x->fail_kind, "refused") && x->fail_fp && streq(x->fail_fp, fp) && !x->fail_retry &&
+	    a != ACT_TERMINATE) {
+		e->cnt.failed++;
+		log_rec(L_DEBUG, key, action_name(a), "refused before with the same payload: not sent again");
+		goto out;
+	}
+	if (e->opts->dry_run) {
+		log_rec(L_INFO, key, action_name(a), "would %s%s", action_name(a), then_term ? " and terminate" : "");
+		if (a == ACT_CREATE)
+			e->cnt.created++;
+		else if (a == ACT_TERMINATE)
+			e->cnt.terminated++;
+		else
+			e->cnt.updated++;
+		if (then_term)
+			e->cnt.terminated++;
+		goto out;
+	}
+	struct op *op = new_op(e, a, key);
+	struct op_ctx *ctx = op->priv;
+	memcpy(ctx->fp, fp, sizeof fp);
+	memcpy(op->fp, fp, 16);
+	op->fp[16] = '\0';
+	if (mp.has_nir) {
+		ctx->has_nir = true;
+		nir_hash_hex(mp.nir, ctx->nir_hash);
+	}
+	if (need_main) {
+		op->payload = mp.payload;
+		mp.payload = NULL;
+	}
+	if (x->terminate) {
+		op->term = need_main ? tp.payload : mp.payload;
+		if (need_main)
+			tp.payload = NULL;
+		else
+			mp.payload = NULL;
+	}
+	op->then_terminate = then_term;
+	if (x->link_id)
+		op->platform_id = xstrdup(x->link_id);
+	if (x->link_extra)
+		op->extra = jv_parse(x->link_extra, strlen(x->link_extra), NULL, 0);
+	if (a == ACT_UPDATE || a == ACT_RESTORE)
+		op->old = state_link_payload(&e->st, m->name, key);
+	submit(e, op);
+out:
+	mapped_free(&mp);
+	mapped_free(&tp);
+}
+
+/* ---- one mapping ---- */
+
+static void summary(struct engine *e)
+{
+	struct counts *c = &e->cnt;
+	static const char *const names[] = {"created", "updated", "terminated", "unchanged", "failed",
+					    "deferred", "requests", "429s"};
+	long long vals[] = {c->created, c->updated, c->terminated, c->unchanged, c->failed, c->deferred, c->requests,
+			    c->throttled};
+	char secs[32];
+	snprintf(secs, sizeof secs, "%.1f", c->seconds);
+	const char *sn[] = {"seconds"};
+	const char *sv[] = {secs};
+	log_fields(L_NOTICE, "summary", names, vals, 8, sn, sv, 1);
+}
+
+static void run_terminations(struct engine *e)
+{
+	struct mapping *m = e->m;
+	if (!e->nterms)
+		return;
+	long long active = state_active_links(&e->st, m->name);
+	double share = active > 0 ? (double)e->nterms / (double)active : 1.0;
+	if (share > e->cfg->max_terminations && !e->opts->force) {
+		stop_run(e,
+			 "mass-change guard: mapping %s would %s %zu of its %lld records on the platform (%.1f%%, more than "
+			 "the %.1f%% allowed by guards.max_terminations); nothing was %s. Check the ERP, then run again "
+			 "with --force if this is intended",
+			 m->name, m->ent->term == TERM_DELETE ? "delete" : "terminate", e->nterms, active, share * 100,
+			 e->cfg->max_terminations * 100, m->ent->term == TERM_DELETE ? "deleted" : "terminated");
+		for (size_t i = 0; i < e->nterms; i++) {
+			e->cnt.failed++;
+			record_failure(e, e->terms[i]->key, "transient", "terminate", NULL, NULL,
+				       "held back by the mass-change guard", 0, NULL);
+			op_free(e->terms[i]);
+		}
+		e->nterms = 0;
+		return;
+	}
+	for (size_t i = 0; i < e->nterms; i++)
+		launch(e, e->terms[i]);
+	e->nterms = 0;
+}
+
+static void run_mapping(struct engine *e, struct mapping *m, struct connector *conn)
+{
+	e->m = m;
+	e->conn = conn;
+	memset(&e->cnt, 0, sizeof e->cnt);
+	e->prepared = false;
+	e->ncreates = 0;
+	e->mapping_stopped = false;
+	e->max_inflight = conn->pacer.max_in_flight;
+	log_set_mapping(m->name);
+	int64_t t0 = now_ms();
+	struct pacer_stats before = conn->pacer.stats;
+
+	if (conn->pacer.stopped) {
+		log_error("skipped: connector %s is stopped for this run", conn->name);
+		goto out;
+	}
+	if (!preload_lookups(e, m->fields, m->nfields) || !preload_lookups(e, m->term_fields, m->nterm))
+		goto out;
+	struct cursor cur;
+	char *err = NULL;
+	if (!cursor_open(&e->src, m, &cur, &err)) {
+		log_error("cannot read the source of mapping %s (%s): %s", m->name, m->file, err);
+		stop_run(e, "mapping %s: the source query failed", m->name);
+		free(err);
+		goto out;
+	}
+	struct row row;
+	struct src_extra x;
+	int rc;
+	int64_t last_progress = now_ms();
+	while (!e->stop && (rc = cursor_next(&cur, &row, &x, &err)) == 1) {
+		process_row(e, &row, &x);
+		if (now_ms() - last_progress > 10000) {
+			last_progress = now_ms();
+			log_info("progress: %lld rows read, %ld created, %ld updated, %ld failed", cur.rows, e->cnt.created,
+				 e->cnt.updated, e->cnt.failed);
+		}
+	}
+	if (!e->stop && rc < 0) {
+		stop_run(e, "reading the source of mapping %s: %s", m->name, err);
+		free(err);
+	}
+	e->cnt.rows = cur.rows;
+	cursor_close(&cur);
+	if (!e->stop && cur.rows == 0 && !e->opts->force) {
+		long long last = state_last_rows(&e->st, m->name);
+		if (last > 0)
+			stop_run(e, "mass-change guard: the source of mapping %s is empty but had %lld rows last time; "
+				    "check the ERP export, or run with --force",
+				 m->name, last);
+	}
+	flush_creates(e);
+	pump(e, 0);
+	if (!e->stop)
+		run_terminations(e);
+	else
+		for (size_t i = 0; i < e->nterms; i++) {
+			e->cnt.failed++;
+			op_free(e->terms[i]);
+		}
+	e->nterms = 0;
+	pump(e, 0);
+out:
+	e->cnt.requests = conn->pacer.stats.requests - before.requests;
+	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
+	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
+	summary(e);
+	e->waiting += e->cnt.failed + e->cnt.deferred;
+	if (!e->opts->dry_run)
+		state_run_mapping(&e->st, e->run_id, m->name, &e->cnt, m->mapping_hash);
+	log_set_mapping(NULL);
+	strmap_clear(&e->refs);
+}
+
+static bool selected(const struct run_opts *o, const struct mapping *m)
+{
+	if (!o->nonly)
+		return true;
+	for (size_t i = 0; i < o->nonly; i++)
+		if (streq(o->only[i], m->name))
+			return true;
+	return false;
+}
+
+static int open_state(struct engine *e)
+{
+	char *err = NULL;
+	if (!state_connect(&e->st, e->cfg, &err)) {
+		log_error("%s", err);
+		free(err);
+		return 3;
+	}
+	int got = state_lock(&e->st, &err);
+	if (got < 0) {
+		log_error("cannot take the run lock: %s", err);
+		free(err);
+		return 3;
+	}
+	if (got == 0) {
+		log_notice("another hrsync run holds the lock on state schema %s; not starting", e->cfg->state_schema);
+		return 75;
+	}
+	if (!state_migrate(&e->st, &err)) {
+		log_error("cannot create or upgrade the state schema %s: %s", e->cfg->state_schema, err);
+		free(err);
+		return 3;
+	}
+	return 0;
+}
+
+int sync_migrate(struct config *cfg)
+{
+	struct engine e = {.cfg = cfg};
+	int rc = open_state(&e);
+	if (rc == 0)
+		log_info("state schema %s is at version %d", cfg->state_schema, STATE_VERSION);
+	state_close(&e.st);
+	return rc;
+}
+
+int sync_run(struct config *cfg, const struct run_opts *opts)
+{
+	struct engine e = {.cfg = cfg, .opts = opts};
+	for (size_t i = 0; i < opts->nonly; i++)
+		if (!config_mapping(cfg, opts->only[i])) {
+			log_error("--mapping %s: no such mapping", opts->only[i]);
+			return 2;
+		}
+	int rc = open_state(&e);
+	if (rc) {
+		state_close(&e.st);
+		return rc;
+	}
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	e.run_id = state_run_begin(&e.st, opts->dry_run ? "run --dry-run" : "run", opts->dry_run);
+	log_set_run(e.run_id);
+	int64_t t0 = now_ms();
+	log_notice("run started: %zu mapping(s)%s", cfg->nmaps, opts->dry_run ? " (dry run: nothing is sent)" : "");
+	char *err = NULL;
+	e.http = http_new();
+	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
+	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
+	if (!source_open(&e.src, cfg, &err)) {
+		stop_run(&e, "%s", err);
+		free(err);
+		goto done;
+	}
+	for (size_t i = 0; i < cfg->nconns; i++) {
+		e.conns[i] = connector_new(&cfg->conns[i], e.http, &err);
+		if (!e.conns[i]) {
+			stop_run(&e, "connector %s: %s", cfg->conns[i].name, err ? err : "cannot start");
+			free(err);
+			err = NULL;
+		}
+	}
+	for (size_t i = 0; i < cfg->nmaps && !e.stop; i++) {
+		struct mapping *m = cfg->maps[i];
+		if (m->dir != DIR_PUSH || !selected(opts, m))
+			continue;
+		struct connector *c = NULL;
+		for (size_t k = 0; k < cfg->nconns; k++)
+			if (&cfg->conns[k] == m->conn)
+				c = e.conns[k];
+		if (c)
+			run_mapping(&e, m, c);
+	}
+done:
+	if (e.src.pg)
+		source_close(&e.src);
+	int code = e.stop ? 3 : e.waiting > 0 ? 1 : 0;
+	double secs = (double)(now_ms() - t0) / 1000.0;
+	if (e.stop)
+		log_error("run stopped after %.1f s: %s. Everything done so far is recorded; the next run goes on from there",
+			  secs, e.stop_reason);
+	else
+		log_notice("run finished in %.1f s: %s", secs,
+			   code == 0 ? "every record is in step" : "some records failed or wait (see `hrsync failures`)");
+	if (!e.st.broken)
+		state_run_end(&e.st, e.run_id, code, e.stop ? e.stop_reason : NULL);
+	for (size_t i = 0; i < cfg->nconns; i++)
+		connector_free(e.conns[i]);
+	free(e.conns);
+	free(e.creates);
+	free(e.terms);
+	http_free(e.http);
+	strmap_clear(&e.lookups);
+	strmap_clear(&e.refs);
+	free(e.stop_reason);
+	state_close(&e.st);
+	log_set_run(0);
+	return code;
+}

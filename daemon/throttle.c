@@ -1,0 +1,143 @@
+/*
+ * throttle — see throttle.h.
+ */
+#define _GNU_SOURCE
+#include "throttle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+void bucket_init(struct bucket *b, double rate, int64_t now_ms)
+{
+	b->rate = rate;
+	/* A small burst (50 ms worth, at least one request) keeps a busy loop from losing
+	 * throughput to scheduling jitter without overrunning a platform's sliding window. */
+	b->capacity = rate > 0 ? (rate * 0.05 < 1 ? 1 : rate * 0.05) : 1;
+	b->tokens = b->capacity;
+	b->last_ms = now_ms;
+}
+
+static void refill(struct bucket *b, int64_t now_ms)
+{
+	if (now_ms > b->last_ms) {
+		b->tokens += (double)(now_ms - b->last_ms) * b->rate / 1000.0;
+		if (b->tokens > b->capacity)
+			b->tokens = b->capacity;
+		b->last_ms = now_ms;
+	}
+}
+
+bool bucket_take(struct bucket *b, int64_t now_ms)
+{
+	if (b->rate <= 0)
+		return true;
+	refill(b, now_ms);
+	if (b->tokens >= 1.0) {
+		b->tokens -= 1.0;
+		return true;
+	}
+	return false;
+}
+
+int64_t bucket_wait_ms(struct bucket *b, int64_t now_ms)
+{
+	if (b->rate <= 0)
+		return 0;
+	refill(b, now_ms);
+	if (b->tokens >= 1.0)
+		return 0;
+	double need = (1.0 - b->tokens) * 1000.0 / b->rate;
+	int64_t ms = (int64_t)need;
+	return ms < need ? ms + 1 : ms;
+}
+
+int64_t backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double rnd)
+{
+	if (attempt < 0)
+		attempt = 0;
+	if (attempt > 30)
+		attempt = 30;
+	double ceiling = (double)base_ms * (double)(1LL << attempt);
+	if (ceiling > (double)cap_ms)
+		ceiling = (double)cap_ms;
+	if (ceiling < (double)base_ms)
+		ceiling = (double)base_ms;
+	int64_t v = base_ms + (int64_t)(rnd * (ceiling - (double)base_ms));
+	return v < base_ms ? base_ms : v;
+}
+
+int64_t retry_after_ms(const char *value, double now_epoch)
+{
+	if (!value)
+		return -1;
+	while (*value == ' ')
+		value++;
+	double secs;
+	char *end;
+	secs = strtod(value, &end);
+	if (end != value) {
+		while (*end == ' ' || *end == '\r' || *end == '\n')
+			end++;
+		if (*end == '\0' && secs >= 0 && secs < 86400)
+			return (int64_t)(secs * 1000.0);
+		if (*end == '\0')
+			return -1;
+	}
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	const char *rest = strptime(value, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (!rest)
+		return -1;
+	time_t t = timegm(&tm);
+	double delta = (double)t - now_epoch;
+	if (delta < 0)
+		delta = 0;
+	if (delta > 86400)
+		return -1;
+	return (int64_t)(delta * 1000.0);
+}
+
+bool parse_rate(const char *s, double *per_second)
+{
+	char *end;
+	double n = strtod(s, &end);
+	if (end == s || n <= 0 || *end != '/')
+		return false;
+	const char *unit = end + 1;
+	double div;
+	if (streq(unit, "s") || streq(unit, "sec") || streq(unit, "second"))
+		div = 1;
+	else if (streq(unit, "min") || streq(unit, "m") || streq(unit, "minute"))
+		div = 60;
+	else if (streq(unit, "h") || streq(unit, "hour"))
+		div = 3600;
+	else
+		return false;
+	*per_second = n / div;
+	return true;
+}
+
+bool parse_duration_ms(const char *s, int64_t *ms)
+{
+	char *end;
+	double n = strtod(s, &end);
+	if (end == s || n < 0)
+		return false;
+	double mult;
+	if (*end == '\0' || streq(end, "s"))
+		mult = 1000;
+	else if (streq(end, "ms"))
+		mult = 1;
+	else if (streq(end, "m") || streq(end, "min"))
+		mult = 60000;
+	else if (streq(end, "h"))
+		mult = 3600000;
+	else
+		return false;
+	*ms = (int64_t)(n * mult);
+	return true;
+}

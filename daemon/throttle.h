@@ -1,0 +1,44 @@
+/*
+ * throttle — the pure arithmetic of talking politely to a platform: a token bucket
+ * for the request rate, full-jitter exponential backoff, and Retry-After parsing.
+ * No I/O and no clock reads: callers pass the time in, so the unit tests are exact.
+ */
+#ifndef HRSYNC_THROTTLE_H
+#define HRSYNC_THROTTLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bucket {
+	double rate;       /* tokens per second; <= 0 means unlimited */
+	double capacity;   /* the largest burst */
+	double tokens;
+	int64_t last_ms;
+};
+
+void bucket_init(struct bucket *b, double rate, int64_t now_ms);
+/* Take one token if there is one; true when taken. */
+bool bucket_take(struct bucket *b, int64_t now_ms);
+/* Milliseconds until a token is available (0 when one is). */
+int64_t bucket_wait_ms(struct bucket *b, int64_t now_ms);
+
+/*
+ * Full-jitter backoff (AWS architecture blog): a uniform draw in [base, min(cap, base * 2^attempt)],
+ * never below base. attempt counts from 0. rnd is a uniform draw in [0, 1).
+ */
+int64_t backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double rnd);
+
+/*
+ * Retry-After: delta-seconds ("120") or an HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT").
+ * Returns milliseconds to wait from now_epoch (seconds), or -1 when the value is unusable.
+ */
+int64_t retry_after_ms(const char *value, double now_epoch);
+
+/*
+ * "60/min", "5/s", "1000/h", "2.5/s" -> requests per second. false when malformed.
+ */
+bool parse_rate(const char *s, double *per_second);
+/* "30s", "500ms", "2m", "1h", or bare seconds -> milliseconds. */
+bool parse_duration_ms(const char *s, int64_t *ms);
+
+#endif
