@@ -31,6 +31,10 @@ static const char *suggest(const char *w, const char *const *list, size_t n)
 	return buf;
 }
 
+/*
+ * A string option. "${NAME}" is replaced by the environment variable NAME (systemd's
+ * Environment= and EnvironmentFile= set them); an unset variable is an error.
+ */
 static char *scalar(struct config *c, struct diag *d, const struct ynode *n, const char *what)
 {
 	if (!n)
@@ -39,7 +43,27 @@ static char *scalar(struct config *c, struct diag *d, const struct ynode *n, con
 		ERR(n, "%s: expected a string, found %s", what, ynode_type_name(n));
 		return NULL;
 	}
-	return xstrdup(n->str);
+	struct sb b = {0};
+	sb_puts(&b, "");
+	for (const char *p = n->str; *p;) {
+		const char *end;
+		if (p[0] == '$' && p[1] == '{' && (end = strchr(p + 2, '}'))) {
+			char *name = xstrndup(p + 2, (size_t)(end - p - 2));
+			const char *v = getenv(name);
+			if (!v) {
+				ERR(n, "%s: environment variable %s is not set", what, name);
+				free(name);
+				sb_free(&b);
+				return NULL;
+			}
+			sb_puts(&b, v);
+			free(name);
+			p = end + 1;
+			continue;
+		}
+		sb_putc(&b, *p++);
+	}
+	return sb_steal(&b);
 }
 
 static bool valid_ident(const char *s)

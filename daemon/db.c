@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "version.h"
 
 char *db_error(PGconn *pg, const PGresult *res)
@@ -19,6 +20,16 @@ char *db_error(PGconn *pg, const PGresult *res)
 	if (nl)
 		*nl = '\0';
 	return s;
+}
+
+/* Server notices ("already exists, skipping") are for debugging, not for the journal. */
+static void on_notice(void *arg, const char *message)
+{
+	(void)arg;
+	size_t n = strlen(message);
+	while (n && message[n - 1] == '\n')
+		n--;
+	log_debug("database: %.*s", (int)n, message);
 }
 
 PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
@@ -47,6 +58,7 @@ PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
 		PQfinish(pg);
 		return NULL;
 	}
+	PQsetNoticeProcessor(pg, on_notice, NULL);
 	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
 	char *q = db_quote_literal(pg, tz);
 	char *sql = xasprintf("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET TimeZone = %s; "

@@ -641,7 +641,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	}
 	e->cnt.rows = cur.rows;
 	cursor_close(&cur);
-	if (!e->stop && cur.rows == 0 && !e->opts->force) {
+	if (!e->stop && e->cnt.rows == 0 && !e->opts->force) {
 		long long last = state_last_rows(&e->st, m->name);
 		if (last > 0)
 			stop_run(e, "mass-change guard: the source of mapping %s is empty but had %lld rows last time; "
