@@ -1,0 +1,124 @@
+"""The nightly sync against the PeopleForce sandbox: issue #2's acceptance tests."""
+import collections
+
+from checks import assert_end_state, bad_keys, expected, writes
+from harness import items
+
+
+def test_full_sync_creates_every_valid_record_once(world):
+    r = world.run("run", check_rc=1)  # planted bad rows fail: exit 1
+    exp = assert_end_state(world)
+    emp = r.summary("employees")
+    assert emp["created"] == len(exp["employees"])
+    assert emp["terminated"] == len(exp["dismissed"])
+    assert r.summary("absences")["created"] == len(exp["absences"])
+    assert r.summary("assets")["created"] == len(exp["assets"])
+
+    # Every planted bad row is listed as a failure naming its field and reason.
+    fails = {(m, k): (kind, field, reason) for m, k, kind, field, reason in
+             world.sql("SELECT mapping, erp_key, kind, field, reason FROM hrsync.failures")}
+    for b in world.manifest["bad"]:
+        kind, field, reason = fails[(b["table"], b["key"])]
+        assert reason, b
+        if b["outcome"] == "mapping_error":
+            # The manifest names the ERP column's meaning; the shipped mapping names the platform field.
+            want = {"nir": "social_security_number"}.get(b["field"], b["field"])
+            assert kind == "mapping" and field == want, (b, kind, field, reason)
+        elif b["outcome"] == "deferred":
+            assert kind == "deferred" and "not on the platform yet" in reason, (b, kind, reason)
+        else:
+            assert kind == "refused" and "422" in reason, (b, kind, reason)
+    assert fails[("employees", exp["dup_loser"])][0] == "refused"
+    assert "already been taken" in fails[("employees", exp["dup_loser"])][2]
+    for k in world.manifest["absences_of_bad_employees"]:
+        assert fails[("absences", k)][0] == "deferred"
+    # Nothing else failed.
+    listed = {(b["table"], b["key"]) for b in world.manifest["bad"]} | {("employees", exp["dup_loser"])}
+    listed |= {("absences", k) for k in world.manifest["absences_of_bad_employees"]}
+    listed |= {("assets", k) for k in world.manifest["assets_of_bad_employees"]}
+    assert set(fails) == listed
+
+
+def test_second_run_sends_no_write(world):
+    world.run("run", check_rc=1)
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=1)
+    after = world.sandbox.requests(since=seq)
+    assert writes(after) == [], writes(after)[:5]
+    for m in ("employees", "absences", "assets"):
+        s = r.summary(m)
+        assert s["created"] == s["updated"] == s["terminated"] == 0, (m, s)
+    assert_end_state(world)
+
+
+def test_changes_send_exactly_what_changed(world):
+    world.run("run", check_rc=1)
+    exp = expected(world)
+    active = sorted(exp["employees"] - exp["dismissed"])
+    changed = active[:10]
+    world.sql("UPDATE erp.employees SET mobile_phone = '+33 6 00 00 00 ' || right(personnel_number, 2) "
+              "WHERE personnel_number = ANY(%s)", (changed,))
+    leaver = active[-1]
+    world.sql("UPDATE erp.employees SET dismissal_date = '2026-11-20', dismissal_reason = 'DEM' "
+              "WHERE personnel_number = %s", (leaver,))
+    cancelled = sorted(exp["absences"])[0]
+    world.sql("UPDATE erp.absences SET status = 'cancelled' WHERE absence_id = %s", (cancelled,))
+    returned = world.sql("SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
+                         "AND inventory_number = ANY(%s) ORDER BY 1 LIMIT 1", (sorted(exp["assets"]),))[0][0]
+    world.sql("UPDATE erp.assets SET returned_on = '2026-11-21' WHERE inventory_number = %s", (returned,))
+
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=1)
+    emp = r.summary("employees")
+    assert (emp["created"], emp["updated"], emp["terminated"]) == (0, 10, 1), emp
+    ab = r.summary("absences")
+    assert (ab["created"], ab["updated"], ab["terminated"]) == (0, 0, 1), ab
+    asg = r.summary("assets")
+    assert (asg["created"], asg["updated"], asg["terminated"]) == (0, 1, 0), asg
+
+    w = writes(world.sandbox.requests(since=seq))
+    kinds = collections.Counter((x["method"], x["path"].split("/")[1] + ("/terminate" if x["path"].endswith("/terminate") else ""))
+                                for x in w)
+    assert kinds == {("PUT", "employees"): 10, ("POST", "employees/terminate"): 1,
+                     ("DELETE", "leave_requests"): 1, ("PUT", "asset_assignments"): 1}, kinds
+
+    store = world.sandbox.store()
+    emps = {e["employee_number"]: e for e in items(store["employees"])}
+    for k in changed:
+        assert emps[k]["mobile_number"] == "+33 6 00 00 00 " + k[-2:]
+    assert not emps[leaver]["active"]
+    assert emps[leaver]["termination"]["effective_from"] == "2026-11-20"
+    assert emps[leaver]["termination"]["termination_reason_id"] == 14
+    lr_link = world.sql("SELECT platform_id, status FROM hrsync.links WHERE mapping='absences' AND erp_key=%s",
+                        (cancelled,))[0]
+    assert lr_link[1] == "deleted"
+    assert int(lr_link[0]) not in {lr["id"] for lr in items(store["leave_requests"])}
+    aid = world.sql("SELECT platform_id FROM hrsync.links WHERE mapping='assets' AND erp_key=%s", (returned,))[0][0]
+    got = [a for a in items(store["asset_assignments"]) if str(a["asset_id"]) == aid]
+    assert len(got) == 1 and got[0]["returned_on"] == "2026-11-21"
+    # And the night after, nothing again.
+    seq = world.sandbox.last_seq()
+    world.run("run", check_rc=1)
+    assert writes(world.sandbox.requests(since=seq)) == []
+
+
+def test_sync_completes_when_one_request_in_five_gets_429(world):
+    # Retry-After: 0 keeps the test quick; the wait itself is checked on the first three.
+    world.sandbox.faults({"mode": "429", "every": 5, "count": 3, "retry_after": 1},
+                         {"mode": "429", "every": 5, "retry_after": 0})
+    try:
+        r = world.run("run", check_rc=1)
+    finally:
+        world.sandbox.clear_faults()
+    throttled = sum(r.summary(m)["429s"] for m in ("employees", "absences", "assets"))
+    assert throttled > 100
+    # After a 429 with Retry-After: 1, nothing new went out for a second (only the
+    # requests already in flight, at most max_in_flight of them, may still be answered).
+    reqs = world.sandbox.requests()
+    t = next(x["ts"] for x in reqs if x["status"] == 429)
+    during = [x for x in reqs if t < x["ts"] < t + 0.9]
+    assert len(during) <= 8, during
+    assert_end_state(world)
+    seq = world.sandbox.last_seq()
+    world.run("run", check_rc=1)
+    assert writes(world.sandbox.requests(since=seq)) == []
