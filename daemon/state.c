@@ -84,7 +84,7 @@ static const char *const migration_v1 =
 	"CREATE TABLE IF NOT EXISTS %1$s.run_mappings ("
 	"  run_id bigint NOT NULL REFERENCES %1$s.runs(id) ON DELETE CASCADE,"
 	"  mapping text NOT NULL,"
-	"  source_rows bigint, created int, updated int, terminated int, unchanged int,"
+	"  source_rows bigint, created int, updated int, terminated int, unchanged int, skipped int,"
 	"  failed int, deferred int, requests int, throttled int, seconds double precision,"
 	"  mapping_hash text,"
 	"  PRIMARY KEY (run_id, mapping));"
@@ -210,7 +210,7 @@ bool state_run_end(struct state *s, long long run, int exit_code, const char *me
 bool state_run_mapping(struct state *s, long long run, const char *mapping, const struct counts *c,
 		       const char *mapping_hash)
 {
-	char v[11][32];
+	char v[12][32];
 	snprintf(v[0], 32, "%lld", run);
 	snprintf(v[1], 32, "%lld", c->rows);
 	snprintf(v[2], 32, "%ld", c->created);
@@ -222,16 +222,18 @@ bool state_run_mapping(struct state *s, long long run, const char *mapping, cons
 	snprintf(v[8], 32, "%ld", c->requests);
 	snprintf(v[9], 32, "%ld", c->throttled);
 	snprintf(v[10], 32, "%.3f", c->seconds);
-	const char *p[] = {v[0], mapping, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], mapping_hash};
+	snprintf(v[11], 32, "%ld", c->skipped);
+	const char *p[] = {v[0], mapping, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], mapping_hash, v[11]};
 	return q_ok(s,
 		    "INSERT INTO %1$s.run_mappings (run_id, mapping, source_rows, created, updated, terminated, "
-		    "unchanged, failed, deferred, requests, throttled, seconds, mapping_hash) "
-		    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+		    "unchanged, failed, deferred, requests, throttled, seconds, mapping_hash, skipped) "
+		    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
 		    "ON CONFLICT (run_id, mapping) DO UPDATE SET source_rows = EXCLUDED.source_rows, "
 		    "created = EXCLUDED.created, updated = EXCLUDED.updated, terminated = EXCLUDED.terminated, "
 		    "unchanged = EXCLUDED.unchanged, failed = EXCLUDED.failed, deferred = EXCLUDED.deferred, "
-		    "requests = EXCLUDED.requests, throttled = EXCLUDED.throttled, seconds = EXCLUDED.seconds",
-		    13, p);
+		    "requests = EXCLUDED.requests, throttled = EXCLUDED.throttled, seconds = EXCLUDED.seconds, "
+		    "skipped = EXCLUDED.skipped",
+		    14, p);
 }
 
 bool state_link_put(struct state *s, const char *mapping, const char *key, const char *platform_id,

@@ -27,7 +27,7 @@ struct state {
 
 struct counts {
 	long long rows;
-	long created, updated, terminated, unchanged, failed, deferred;
+	long created, updated, terminated, unchanged, skipped, failed, deferred;
 	long requests, throttled;
 	double seconds;
 };

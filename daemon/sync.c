@@ -109,7 +109,7 @@ static void record_failure(struct engine *e, const char *key, const char *kind, 
 	struct failure f = {kind, action, field, rule, reason, http, fp};
 	if (!e->opts->dry_run && !state_failure_put(&e->st, e->m->name, key, &f, e->run_id) && e->st.broken)
 		stop_run(e, "the state database is unreachable");
-	int level = streq(kind, "deferred") ? L_NOTICE : L_WARN;
+	int level = streq(kind, "deferred") ? L_INFO : L_WARN;
 	if (field)
 		log_rec(level, key, action, "%s: field '%s'%s%s: %s", kind, field, rule ? " " : "", rule ? rule : "", reason);
 	else
@@ -447,9 +447,12 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	bool active = linked && streq(x->link_status, "active");
 	enum term_kind tk = m->ent->term;
 
-	/* Gone already, or never sent and gone before it was: nothing to do. */
+	/* Gone already (unchanged), or never sent and gone before it was (skipped). */
 	if (x->terminate && ((linked && !active) || (!linked && tk == TERM_DELETE))) {
-		e->cnt.unchanged++;
+		if (linked)
+			e->cnt.unchanged++;
+		else
+			e->cnt.skipped++;
 		if (x->fail_kind)
 			clear_failure(e, key);
 		return;
@@ -557,15 +560,15 @@ out:
 static void summary(struct engine *e)
 {
 	struct counts *c = &e->cnt;
-	static const char *const names[] = {"created", "updated", "terminated", "unchanged", "failed",
-					    "deferred", "requests", "429s"};
-	long long vals[] = {c->created, c->updated, c->terminated, c->unchanged, c->failed, c->deferred, c->requests,
-			    c->throttled};
+	static const char *const names[] = {"created", "updated", "terminated", "unchanged", "skipped",
+					    "failed", "deferred", "requests", "429s"};
+	long long vals[] = {c->created, c->updated, c->terminated, c->unchanged, c->skipped, c->failed, c->deferred,
+			    c->requests, c->throttled};
 	char secs[32];
 	snprintf(secs, sizeof secs, "%.1f", c->seconds);
 	const char *sn[] = {"seconds"};
 	const char *sv[] = {secs};
-	log_fields(L_NOTICE, "summary", names, vals, 8, sn, sv, 1);
+	log_fields(L_NOTICE, "summary", names, vals, 9, sn, sv, 1);
 }
 
 static void run_terminations(struct engine *e)
