@@ -13,9 +13,11 @@ PKG_CFLAGS += -I$(shell pg_config --includedir 2>/dev/null)
 PKG_LIBS   += $(shell pkg-config --libs libcurl yajl yaml-0.1 2>/dev/null) -lpq
 endif
 
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
-           -DHRSYNC_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+OPT     ?= -O2 -g
+SAN     ?=
+WARN     = -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
+ALL_CFLAGS = $(OPT) $(SAN) -std=c11 -D_DEFAULT_SOURCE $(WARN) -DHRSYNC_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 LDLIBS  += $(PKG_LIBS)
 
 BUILD   ?= build
@@ -30,23 +32,23 @@ all: $(BUILD)/hrsync
 
 $(BUILD)/%.o: %.c $(wildcard daemon/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/hrsync: $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Idaemon $(ALL_LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS) -lcmocka
 
 deps:
 	@tests/setup/deps.sh
 
 # The sanitizer build the test suite runs against (AddressSanitizer + UndefinedBehaviorSanitizer).
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" build-asan/hrsync $(patsubst $(BUILD)/%,build-asan/%,$(UNITS))
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g" \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  build-asan/hrsync $(patsubst $(BUILD)/%,build-asan/%,$(UNITS))
 
 unit: deps
 	@$(MAKE) --no-print-directory asan

@@ -233,6 +233,23 @@ static void after_call(struct http_call *call)
 		free(m);
 		return;
 	}
+	/*
+	 * A 2xx whose body is not JSON (a proxy's HTML page, a cut-off answer) proves
+	 * nothing: the platform may or may not have acted. It is a transient failure, and a
+	 * create that meets one looks for the record before sending again.
+	 */
+	jv_free(op->answer);
+	op->answer = NULL;
+	if (call->outcome == CALL_ANSWERED && call->status >= 200 && call->status < 300 && call->resp_len) {
+		char perr[200];
+		op->answer = jv_parse(call->resp, call->resp_len, perr, sizeof perr);
+		if (!op->answer) {
+			const char *ct = call->content_type ? call->content_type : "no content type";
+			snprintf(call->err, sizeof call->err, "HTTP %ld but the answer is not JSON (%s): %s", call->status, ct,
+				 perr);
+			call->outcome = CALL_TRANSIENT;
+		}
+	}
 	if (!raw && call->outcome == CALL_STOPPED) {
 		op_finish(op, OPR_STOPPED, "%s", call->err);
 		return;
@@ -262,18 +279,11 @@ void op_send_raw(struct op *op, const char *method, const char *path, struct jv 
 
 struct jv *op_json(struct op *op)
 {
-	char err[200];
-	if (!op->call.resp || !op->call.resp_len) {
+	struct jv *j = op->answer;
+	op->answer = NULL;
+	if (!j)
 		op_finish(op, OPR_TRANSIENT, "%s %s: empty answer (HTTP %ld)", op->call.method,
 			  op->call.url + strlen(op->conn->cfg->base_url), op->call.status);
-		return NULL;
-	}
-	struct jv *j = jv_parse(op->call.resp, op->call.resp_len, err, sizeof err);
-	if (!j) {
-		const char *ct = op->call.content_type ? op->call.content_type : "no content type";
-		op_finish(op, OPR_TRANSIENT, "%s %s: the platform's answer is not valid JSON (%s, HTTP %ld): %s",
-			  op->call.method, op->call.url + strlen(op->conn->cfg->base_url), ct, op->call.status, err);
-	}
 	return j;
 }
 
@@ -298,7 +308,7 @@ bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts
 		return false;
 	/* A zero-cost timer: a call that never goes out. The pacer's queue holds it back. */
 	http_call_reset(&op->call);
-	int64_t delay = backoff_ms(op->attempt - 1, 1000, 30000, (double)(now_ms() % 1000) / 1000.0);
+	int64_t delay = backoff_ms(op->attempt - 1, 250, 10000, (double)(now_ms() % 1000) / 1000.0);
 	op->next = step;
 	op->call.pacer = &op->conn->pacer;
 	op->call.done = retry_timer;

@@ -121,6 +121,7 @@ struct op {
 	bool main_done;         /* platform_id is valid even if a later step failed */
 
 	int step, attempt;
+	struct jv *answer;      /* the parsed body of the last 2xx answer (op_json takes it) */
 	void (*next)(struct op *op);
 	void *priv;
 	struct http_call call;

@@ -223,6 +223,15 @@ static void start(struct http *h, struct http_call *c)
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	if (strcmp(c->method, "GET") != 0)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
+	/*
+	 * libcurl silently sends a request again when a reused connection turns out dead
+	 * (curl PR #18417 proposes a switch; 7.88 has none). The platform may have acted on
+	 * the first copy: for a POST that is a duplicate. A fresh connection is never
+	 * retried that way, so a non-idempotent call always gets one, and its connector
+	 * decides what to do after a lost answer.
+	 */
+	if (!c->idempotent)
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	if (c->body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)c->body_len);

@@ -298,13 +298,14 @@ static void parse_field(struct loader *L, struct field *f, const struct ynode *k
 		parse_fields(L, n, &f->kids, &f->nkids, f->path, pull, depth + 1);
 		return;
 	}
-	int sources = 0;
+	int sources = 0, unknown = 0;
 	const struct ynode *first_src = NULL;
 	for (size_t i = 0; i < n->n; i++) {
 		const struct ynode *k = n->keys[i], *v = n->vals[i];
 		const char *r = k->str;
 		if (!in_list(r, rule_keys, ARRAY_LEN(rule_keys))) {
 			ERR(k, "field '%s': unknown rule '%s'%s", P, r, did_you_mean(r, rule_keys, ARRAY_LEN(rule_keys)));
+			unknown++;
 			continue;
 		}
 		bool is_src = streq(r, "from") || streq(r, "value") || streq(r, "template") || streq(r, "ref") ||
@@ -490,7 +491,7 @@ static void parse_field(struct loader *L, struct field *f, const struct ynode *k
 	if (sources > 1)
 		ERR(first_src ? first_src : key,
 		    "field '%s': a field takes its value from one of from, value, template, ref or lookup, not several", P);
-	if (f->src == VS_NONE && !f->def)
+	if (f->src == VS_NONE && !f->def && !unknown) /* a misspelt rule already explains it */
 		ERR(key, "field '%s': no value: give one of from, value, template, ref or lookup", P);
 	if (!f->has_map && ymap_get(n, "unmapped"))
 		WARN(ymap_get(n, "unmapped"), "field '%s': 'unmapped' does nothing without map or map_file", P);

@@ -133,6 +133,7 @@ static void op_free(struct op *op)
 	free(op->platform_id);
 	jv_free(op->extra);
 	free(op->message);
+	jv_free(op->answer);
 	http_call_reset(&op->call);
 	free(op->priv);
 	free(op);
