@@ -18,7 +18,7 @@ SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
 ALL_CFLAGS = $(OPT) $(SAN) -std=c11 -D_DEFAULT_SOURCE $(WARN) -DHRSYNC_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
-LDLIBS  += $(PKG_LIBS)
+LDLIBS  += $(PKG_LIBS) -lm
 
 BUILD   ?= build
 SRCS     = $(wildcard daemon/*.c) $(wildcard connectors/*.c)
@@ -47,15 +47,17 @@ deps:
 # The sanitizer build the test suite runs against (AddressSanitizer + UndefinedBehaviorSanitizer).
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g" \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  SAN="-fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  build-asan/hrsync $(patsubst $(BUILD)/%,build-asan/%,$(UNITS))
 
 unit: deps
-	@$(MAKE) --no-print-directory asan
-	@for t in $(patsubst $(BUILD)/%,build-asan/%,$(UNITS)); do echo "== $$t"; $$t || exit 1; done
+	@$(MAKE) -s --no-print-directory asan
+	@for t in $(patsubst $(BUILD)/%,build-asan/%,$(UNITS)); do \
+	  if $$t > $$t.log 2>&1; then echo "unit: $$(basename $$t): $$(grep -o 'PASSED.*' $$t.log)"; \
+	  else cat $$t.log; echo "unit: $$t FAILED"; exit 1; fi; done
 
 e2e: deps
-	@$(MAKE) --no-print-directory asan
+	@$(MAKE) -s --no-print-directory asan
 	HRSYNC_BIN=$(CURDIR)/build-asan/hrsync /usr/bin/python3 -m pytest -q -x tests/e2e tests/sandbox
 
 check: deps

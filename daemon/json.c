@@ -211,7 +211,7 @@ struct jv *jv_from_id(const char *id)
 {
 	long long n;
 	size_t len = strlen(id);
-	if (len > 0 && len < 18 && id[0] != '0' && strspn(id, "0123456789") == len && parse_ll(id, &n))
+	if (len > 0 && len < 18 && (id[0] != '0' || len == 1) && strspn(id, "0123456789") == len && parse_ll(id, &n))
 		return jv_int(n);
 	return jv_str(id);
 }

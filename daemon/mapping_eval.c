@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +389,49 @@ static bool parse_bool_text(const char *s, bool *b)
 	return false;
 }
 
+/* JSON's number grammar (RFC 8259): -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number(const char *s)
+{
+	const char *p = s;
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (isdigit((unsigned char)*p))
+			p++;
+	else
+		return false;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return false;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (!isdigit((unsigned char)*p))
+			return false;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	return *p == '\0';
+}
+
+/* Trim ASCII spaces in place (char(n) columns are padded); returns the start. */
+static char *trim_ascii(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	return s;
+}
+
 /* Convert *v in place. On failure returns false and *why (caller frees). */
 bool format_value(enum vfmt f, struct jv **v, char **why)
 {
@@ -406,16 +450,24 @@ bool format_value(enum vfmt f, struct jv **v, char **why)
 	case VF_INT: {
 		long long i;
 		double d;
-		char *t = text;
-		while (*t == ' ')
-			t++;
-		if (in->t == JV_BOOL)
+		char *t = trim_ascii(text);
+		/* "12", "12.00" (a numeric column): the integer part, read exactly. */
+		size_t digits = strspn(t + (t[0] == '-' || t[0] == '+'), "0123456789") + (t[0] == '-' || t[0] == '+');
+		const char *rest = t + digits;
+		bool zero_frac = *rest == '\0' || (*rest == '.' && strspn(rest + 1, "0") == strlen(rest + 1));
+		if (in->t == JV_BOOL) {
 			out = jv_int(in->u.b);
-		else if (parse_ll(t, &i))
-			out = jv_int(i);
-		else if (parse_double(t, &d) && d == (double)(long long)d)
-			out = jv_int((long long)d);
-		else {
+		} else if (zero_frac && digits > 0) {
+			char *ip = xstrndup(t, digits);
+			ok = parse_ll(ip, &i);
+			free(ip);
+			if (ok)
+				out = jv_int(i);
+			else
+				*why = xasprintf("'%s' is too large for a whole number", text);
+		} else if (parse_double(t, &d) && fabs(d) < 9007199254740992.0 && d == floor(d)) {
+			out = jv_int((long long)d); /* "1e3": exact below 2^53 */
+		} else {
 			ok = false;
 			*why = xasprintf("'%s' is not a whole number", text);
 		}
@@ -427,14 +479,17 @@ bool format_value(enum vfmt f, struct jv **v, char **why)
 			if (*c == ',')
 				*c = '.';
 		double d;
-		char *t = text;
-		while (*t == ' ')
-			t++;
-		if (parse_double(t, &d) && strspn(t, "+-0123456789.eE") == strlen(t)) {
+		char *t = trim_ascii(text);
+		if (in->t == JV_INT || in->t == JV_NUM) {
+			out = jv_copy(in);
+		} else if (parse_double(t, &d)) {
+			/* Keep the ERP's own digits ("12.50") when they are a valid JSON number. */
 			long long i;
-			out = parse_ll(t, &i) ? jv_int(i) : jv_num(t[0] == '+' ? t + 1 : t);
-			if (out->t == JV_NUM && (t[0] == '.' || (t[0] == '-' && t[1] == '.'))) {
-				jv_free(out);
+			if (parse_ll(t, &i) && json_number(t))
+				out = jv_int(i);
+			else if (json_number(t))
+				out = jv_num(t);
+			else {
 				char buf[64];
 				snprintf(buf, sizeof buf, "%.15g", d);
 				out = jv_num(buf);
@@ -577,7 +632,10 @@ static struct jv *eval_field(struct ev *e, const struct field *f)
 	}
 	case VS_REF: {
 		char *s = render(e, &f->tpl);
-		if (!s) {
+		const char *colon = s ? strchr(s, ':') : NULL;
+		if (!s || (colon && !colon[1 + strspn(colon + 1, " ")])) {
+			/* A null column, or an empty one ('' is how many ERPs say "none"): no reference. */
+			free(s);
 			v = jv_null();
 			break;
 		}
@@ -621,7 +679,8 @@ static struct jv *eval_field(struct ev *e, const struct field *f)
 						 : column_value(e->row, f->col_idx);
 		char *text = jv_scalar_text(name);
 		jv_free(name);
-		if (!text) {
+		if (!text || !text[strspn(text, " \t")]) {
+			free(text);
 			v = jv_null();
 			break;
 		}

@@ -5,6 +5,7 @@
  * the closest known word.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,24 +182,36 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 			return;
 		}
 		int lineno = 0;
-		char *save = NULL;
-		for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *line = text;
+		/* A spreadsheet's UTF-8 byte order mark is not part of the first code. */
+		if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
+			line += 3;
+		while (line && *line) {
+			char *nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
 			lineno++;
 			size_t ll = strlen(line);
 			if (ll && line[ll - 1] == '\r')
 				line[--ll] = '\0';
-			if (!ll || line[0] == '#')
+			char *next = nl ? nl + 1 : NULL;
+			if (!ll || line[0] == '#') {
+				line = next;
 				continue;
+			}
 			char *comma = strchr(line, ',');
 			if (!comma) {
 				diag_error(L->d, path, lineno, 1, "expected code,value (used by field '%s' of %s)", what,
 					   L->file);
+				line = next;
 				continue;
 			}
 			*comma = '\0';
 			const char *val = comma + 1;
-			if (lineno == 1 && (streq(line, "code") || streq(line, "key")))
+			if (lineno == 1 && (streq(line, "code") || streq(line, "key"))) {
+				line = next;
 				continue; /* a header line */
+			}
 			long long iv;
 			struct jv *jvv;
 			if (!*val)
@@ -209,8 +222,11 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 				jvv = jv_str(val);
 			f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
 			f->map[f->nmap++] = (struct map_entry){xstrdup(line), jvv};
+			line = next;
 		}
 		free(text);
+	} else if (access(path, R_OK) != 0) {
+		ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(errno));
 	} else {
 		struct ydoc *doc = ydoc_load(path, L->d);
 		if (doc) {
@@ -332,7 +348,9 @@ static void parse_field(struct loader *L, struct field *f, const struct ynode *k
 				continue;
 			char what[160];
 			snprintf(what, sizeof what, "field '%s': %s", P, r);
-			if (parse_tpl(L, v, t, &f->tpl, pull, what)) {
+			if (!parse_tpl(L, v, t, &f->tpl, pull, what)) {
+				unknown++; /* already explained */
+			} else {
 				f->src = streq(r, "ref") ? VS_REF : VS_TEMPLATE;
 				if (f->src == VS_REF) {
 					const char *c = strchr(t, ':');

@@ -77,7 +77,7 @@ void nir_mask(const char *value, char *out, unsigned n)
 	char digits[32];
 	unsigned k = 0;
 	for (const char *p = value; *p && k + 1 < sizeof digits; p++)
-		if (*p != ' ')
+		if (*p != ' ' && *p != '\t' && *p != '.' && *p != '-')
 			digits[k++] = *p;
 	digits[k] = '\0';
 	if (k < 5) {

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "throttle.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +51,9 @@ int64_t bucket_wait_ms(struct bucket *b, int64_t now_ms)
 	refill(b, now_ms);
 	if (b->tokens >= 1.0)
 		return 0;
+	/* Round up, but not past a float error: 1.0000000001 ms is 1 ms. */
 	double need = (1.0 - b->tokens) * 1000.0 / b->rate;
-	int64_t ms = (int64_t)need;
-	return ms < need ? ms + 1 : ms;
+	return (int64_t)ceil(need - 1e-6);
 }
 
 int64_t backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double rnd)
@@ -105,7 +106,7 @@ bool parse_rate(const char *s, double *per_second)
 {
 	char *end;
 	double n = strtod(s, &end);
-	if (end == s || n <= 0 || *end != '/')
+	if (end == s || !isfinite(n) || n <= 0 || *end != '/')
 		return false;
 	const char *unit = end + 1;
 	double div;
@@ -125,7 +126,7 @@ bool parse_duration_ms(const char *s, int64_t *ms)
 {
 	char *end;
 	double n = strtod(s, &end);
-	if (end == s || n < 0)
+	if (end == s || !isfinite(n) || n < 0 || n > 1e9)
 		return false;
 	double mult;
 	if (*end == '\0' || streq(end, "s"))

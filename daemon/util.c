@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -260,7 +261,8 @@ size_t utf8_len(const char *s, size_t n)
 
 bool parse_ll(const char *s, long long *out)
 {
-	if (!s || !*s)
+	/* strtoll would skip leading spaces: the whole string must be the number. */
+	if (!s || !*s || !(isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+'))
 		return false;
 	errno = 0;
 	char *end;
@@ -273,7 +275,8 @@ bool parse_ll(const char *s, long long *out)
 
 bool parse_double(const char *s, double *out)
 {
-	if (!s || !*s)
+	/* Decimal only: strtod also takes spaces, hex ("0x10"), "inf" and "nan". */
+	if (!s || !*s || strspn(s, "+-0123456789.eE") != strlen(s))
 		return false;
 	errno = 0;
 	char *end;
