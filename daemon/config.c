@@ -97,7 +97,7 @@ static void load_database(struct config *c, struct diag *d, const struct ynode *
 			ERR(n->keys[i], "database: unknown key '%s'%s", k, suggest(k, db_keys, ARRAY_LEN(db_keys)));
 	}
 	c->conninfo = scalar(c, d, ymap_get(n, "conninfo"), "database conninfo");
-	if (!c->conninfo)
+	if (!ymap_get(n, "conninfo"))
 		ERR(n, "database: needs conninfo (a libpq connection string or URI)");
 	const struct ynode *pf = ymap_get(n, "password_file");
 	if (pf) {

@@ -226,6 +226,23 @@ static void after_call(struct http_call *call)
 	bool raw = op->step < 0; /* op_send_raw marks the step negative while the call runs */
 	if (raw)
 		op->step = -op->step - 1;
+	if (call->outcome == CALL_ANSWERED && call->status == 401 && c->type->reauth && !op->reauthed &&
+	    c->type->reauth(c)) {
+		/* A new token: the same request once more, with fresh headers. */
+		op->reauthed = true;
+		curl_slist_free_all(call->headers);
+		call->headers = http_base_headers();
+		if (call->body)
+			call->headers = curl_slist_append(call->headers, "Content-Type: application/json");
+		char *err = NULL;
+		if (c->type->auth(c, &call->headers, &err)) {
+			if (raw)
+				op->step = -op->step - 1;
+			http_call_resubmit(c->http, call);
+			return;
+		}
+		free(err);
+	}
 	if (call->outcome == CALL_ANSWERED && (call->status == 401 || call->status == 403)) {
 		char *m = platform_message(call->resp, call->resp_len);
 		pacer_stop(&c->pacer, "credentials refused (HTTP %ld%s%s)", call->status, m ? ": " : "", m ? m : "");
@@ -326,22 +343,29 @@ static void sync_done(struct http_call *call)
 struct jv *conn_get_json(struct connector *c, const char *path, long *status, char **err)
 {
 	struct http_call call = {0};
-	call.pacer = &c->pacer;
-	call.method = "GET";
-	call.url = xasprintf("%s%s", c->cfg->base_url, path);
-	call.idempotent = true;
-	call.headers = http_base_headers();
-	call.done = sync_done;
-	char *aerr = NULL;
-	if (c->type->auth && !c->type->auth(c, &call.headers, &aerr)) {
-		pacer_stop(&c->pacer, "credentials refused: %s", aerr ? aerr : "no token");
-		*err = xasprintf("credentials refused: %s", aerr ? aerr : "no token");
-		free(aerr);
-		http_call_reset(&call);
-		return NULL;
-	}
-	http_call_sync(c->http, &call);
 	struct jv *j = NULL;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		http_call_reset(&call);
+		call.pacer = &c->pacer;
+		call.method = "GET";
+		call.url = xasprintf("%s%s", c->cfg->base_url, path);
+		call.idempotent = true;
+		call.headers = http_base_headers();
+		call.done = sync_done;
+		char *aerr = NULL;
+		if (c->type->auth && !c->type->auth(c, &call.headers, &aerr)) {
+			pacer_stop(&c->pacer, "credentials refused: %s", aerr ? aerr : "no token");
+			*err = xasprintf("credentials refused: %s", aerr ? aerr : "no token");
+			free(aerr);
+			http_call_reset(&call);
+			return NULL;
+		}
+		http_call_sync(c->http, &call);
+		if (call.outcome == CALL_ANSWERED && call.status == 401 && attempt == 0 && c->type->reauth &&
+		    c->type->reauth(c))
+			continue; /* renewed: once more */
+		break;
+	}
 	if (status)
 		*status = call.status;
 	if (call.outcome != CALL_ANSWERED) {

@@ -73,6 +73,26 @@ struct connector_type {
 	struct jv *(*list)(struct connector *c, const char *resource, char **err);
 	/* The platform id of an entity's record found by its ERP key, blocking; NULL + *err NULL when none. */
 	char *(*find_by_key)(struct connector *c, const struct conn_entity *e, const char *erp_key, char **err);
+	/*
+	 * Called once when the platform answers 401: renew the credentials (a new token)
+	 * and return true to have the request sent again; false stops the connector.
+	 * NULL: a 401 stops the connector at once.
+	 */
+	bool (*reauth)(struct connector *c);
+	/*
+	 * The pull direction (SPEC §5 pull mappings), blocking: every record of `entity`
+	 * the platform holds that matches `filter` (a JSON object from the mapping, e.g.
+	 * {"status": "approved"}) and changed since `cursor` (NULL: all of them; the value
+	 * this function returned last time otherwise). Each record goes to cb exactly as the
+	 * platform returned it (borrowed); cb returns false to stop. *next_cursor gets what
+	 * to pass next time (caller frees). `complete` is set when every record matching the
+	 * filter was listed (not only the changed ones), so the caller may mark the ones it
+	 * did not see as deleted. NULL when the connector pulls nothing.
+	 */
+	bool (*pull)(struct connector *c, const char *entity, const struct jv *filter, const char *cursor,
+		     bool (*cb)(void *ud, const struct jv *record), void *ud, char **next_cursor, bool *complete,
+		     char **err);
+	const char *const *pull_entities;        /* what pull offers, NULL-terminated */
 };
 
 /* A connector's configuration, as hrsync.yaml gives it. */
@@ -118,6 +138,7 @@ struct op {
 	long http_status;
 	char *message;          /* what went wrong, for failures */
 	bool adopted;           /* a create found a record an earlier run had made */
+	bool reauthed;          /* credentials were renewed once for this op */
 	bool main_done;         /* platform_id is valid even if a later step failed */
 
 	int step, attempt;

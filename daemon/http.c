@@ -136,6 +136,15 @@ void http_submit(struct http *h, struct http_call *c, int64_t delay_ms)
 	enqueue(c->pacer, c);
 }
 
+void http_call_resubmit(struct http *h, struct http_call *c)
+{
+	free(c->resp);
+	c->resp = NULL;
+	c->resp_len = 0;
+	c->status = 0;
+	http_submit(h, c, 0);
+}
+
 bool http_busy(const struct http *h)
 {
 	return h->active > 0;

@@ -96,6 +96,8 @@ void pacer_stop(struct pacer *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
 /* Queue a call (delay_ms > 0 holds it back that long). done() runs from http_run(). */
 void http_submit(struct http *h, struct http_call *call, int64_t delay_ms);
+/* Send a finished call again as it is (its headers may have been replaced). */
+void http_call_resubmit(struct http *h, struct http_call *call);
 /* One turn of the loop: start what may start, wait at most max_wait_ms, finish what finished. */
 void http_run(struct http *h, int max_wait_ms);
 /* Submit and run the loop until this call is done (other calls progress meanwhile). */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "sync.h"
@@ -32,16 +33,7 @@ static void usage(FILE *out)
 		"3 could not run or stopped early, 75 another run holds the lock.\n");
 }
 
-struct globals {
-	const char *config;
-	int level;
-	bool level_set;
-	enum log_format format;
-	bool format_set;
-};
-
-/* Load and check the config; prints every problem. NULL (exit 2) when there are errors. */
-static struct config *load(const struct globals *g, bool quiet_ok)
+struct config *cli_load_config(const struct globals *g)
 {
 	struct diag d = {0};
 	struct config *cfg = config_load(g->config, &d);
@@ -53,7 +45,6 @@ static struct config *load(const struct globals *g, bool quiet_ok)
 		config_free(cfg);
 		return NULL;
 	}
-	(void)quiet_ok;
 	diag_free(&d);
 	if (cfg->timezone) {
 		setenv("TZ", cfg->timezone, 1);
@@ -64,58 +55,26 @@ static struct config *load(const struct globals *g, bool quiet_ok)
 	return cfg;
 }
 
-static int cmd_run(const struct globals *g, int argc, char **argv)
+int cmd_db(const struct globals *g, int argc, char **argv)
 {
-	struct run_opts o = {0};
-	o.only = xcalloc((size_t)argc + 1, sizeof *o.only);
-	for (int i = 0; i < argc; i++) {
-		if (streq(argv[i], "--dry-run"))
-			o.dry_run = true;
-		else if (streq(argv[i], "--full"))
-			o.full = true;
-		else if (streq(argv[i], "--force"))
-			o.force = true;
-		else if (streq(argv[i], "--mapping") && i + 1 < argc)
-			o.only[o.nonly++] = argv[++i];
-		else if (str_has_prefix(argv[i], "--mapping="))
-			o.only[o.nonly++] = argv[i] + 10;
-		else {
-			fprintf(stderr, "hrsync run: unknown argument '%s'\n", argv[i]);
-			free(o.only);
-			return 2;
-		}
-	}
-	struct config *cfg = load(g, false);
-	if (!cfg) {
-		free(o.only);
+	if (argc != 1 || !streq(argv[0], "migrate")) {
+		fprintf(stderr, "usage: hrsync db migrate\n");
 		return 2;
 	}
-	int rc = sync_run(cfg, &o);
+	struct config *cfg = cli_load_config(g);
+	int rc = cfg ? sync_migrate(cfg) : 2;
 	config_free(cfg);
-	free(o.only);
 	return rc;
 }
 
-static int cmd_check(const struct globals *g, int argc, char **argv)
-{
-	(void)argv;
-	if (argc > 0) {
-		fprintf(stderr, "hrsync check: unknown argument '%s'\n", argv[0]);
-		return 2;
-	}
-	struct diag d = {0};
-	struct config *cfg = config_load(g->config, &d);
-	diag_print(&d, stderr);
-	int rc = (!cfg || d.errors) ? 2 : 0;
-	if (rc == 0)
-		printf("%s: %zu mapping(s), %zu connector(s): no errors%s\n", g->config, cfg->nmaps, cfg->nconns,
-		       d.warnings ? " (see the warnings)" : "");
-	else
-		printf("%s: %d error(s), %d warning(s)\n", g->config, d.errors ? d.errors : 1, d.warnings);
-	diag_free(&d);
-	config_free(cfg);
-	return rc;
-}
+static const struct command {
+	const char *name;
+	int (*fn)(const struct globals *g, int argc, char **argv);
+} commands[] = {
+	{"run", cmd_run},
+	{"check", cmd_check},
+	{"db", cmd_db},
+};
 
 int main(int argc, char **argv)
 {
@@ -170,16 +129,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hrsync: cannot initialise libcurl\n");
 		return 3;
 	}
-	int rc;
-	if (streq(cmd, "run")) {
-		rc = cmd_run(&g, rest, args);
-	} else if (streq(cmd, "check")) {
-		rc = cmd_check(&g, rest, args);
-	} else if (streq(cmd, "db") && rest == 1 && streq(args[0], "migrate")) {
-		struct config *cfg = load(&g, false);
-		rc = cfg ? sync_migrate(cfg) : 2;
-		config_free(cfg);
-	} else {
+	int rc = -1;
+	for (size_t k = 0; k < ARRAY_LEN(commands); k++)
+		if (streq(cmd, commands[k].name))
+			rc = commands[k].fn(&g, rest, args);
+	if (rc == -1) {
 		fprintf(stderr, "hrsync: unknown command '%s'\n", cmd);
 		usage(stderr);
 		rc = 2;

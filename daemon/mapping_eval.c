@@ -639,6 +639,11 @@ static struct jv *eval_field(struct ev *e, const struct field *f)
 			v = jv_null();
 			break;
 		}
+		if (!utf8_valid(s, strlen(s))) {
+			fail(e, f, "encoding", "the value holds bytes that are not UTF-8 (a CP1251 export?); convert the mirror to UTF-8");
+			free(s);
+			return NULL;
+		}
 		enum ref_scheme scheme;
 		const char *id;
 		char nir[16], why[160];
@@ -679,6 +684,11 @@ static struct jv *eval_field(struct ev *e, const struct field *f)
 						 : column_value(e->row, f->col_idx);
 		char *text = jv_scalar_text(name);
 		jv_free(name);
+		if (text && !utf8_valid(text, strlen(text))) {
+			fail(e, f, "encoding", "the value holds bytes that are not UTF-8 (a CP1251 export?); convert the mirror to UTF-8");
+			free(text);
+			return NULL;
+		}
 		if (!text || !text[strspn(text, " \t")]) {
 			free(text);
 			v = jv_null();
@@ -698,6 +708,12 @@ static struct jv *eval_field(struct ev *e, const struct field *f)
 	}
 	if (!v)
 		v = jv_null();
+	if (v->t == JV_STR && !utf8_valid(v->u.str.s, v->u.str.len)) {
+		/* A SQL_ASCII mirror can hold raw CP1251 bytes from a 1C export. */
+		fail(e, f, "encoding", "the value holds bytes that are not UTF-8 (a CP1251 export?); convert the mirror to UTF-8");
+		jv_free(v);
+		return NULL;
+	}
 	if (f->ref_back && !jv_is_null(v)) {
 		char *pid = jv_id_text(v);
 		struct jv *key = NULL;

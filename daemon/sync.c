@@ -56,6 +56,9 @@ struct engine {
 	bool mapping_stopped;
 
 	long waiting;                  /* records failed or deferred, over all mappings */
+	struct run_result *res;
+	long commits;                  /* state commits after a platform answer (for the kill hook) */
+	long kill_at;
 	bool stop;                     /* stop the whole run: exit 3 */
 	char *stop_reason;
 };
@@ -151,6 +154,13 @@ static void op_done(struct op *op)
 	struct op_ctx *x = op->priv;
 	const char *m = e->m->name;
 	e->inflight--;
+	/*
+	 * Test hook (tests/e2e): HRSYNC_TEST_KILL_BEFORE_COMMIT=N kills the process with
+	 * SIGKILL after the platform's Nth answer and before its state commit, the worst
+	 * instant for a crash. Inert unless the variable is set.
+	 */
+	if (e->kill_at && ++e->commits == e->kill_at)
+		raise(SIGKILL);
 	if (op->result == OPR_OK) {
 		bool ok = true;
 		if (op->action == ACT_TERMINATE) {
@@ -199,12 +209,17 @@ static void op_done(struct op *op)
 	op_free(op);
 }
 
+static bool stop_requested(const struct engine *e)
+{
+	return e->opts->stop ? *e->opts->stop != 0 : g_signalled != 0;
+}
+
 static void pump(struct engine *e, int limit)
 {
 	while (e->inflight > limit) {
 		http_run(e->http, 200);
-		if (g_signalled && !e->stop)
-			stop_run(e, "interrupted by a signal; finishing the requests in flight");
+		if (stop_requested(e) && !e->stop)
+			stop_run(e, "asked to stop; finishing the requests in flight");
 	}
 }
 
@@ -632,6 +647,10 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	int rc;
 	int64_t last_progress = now_ms();
 	while (!e->stop && (rc = cursor_next(&cur, &row, &x, &err)) == 1) {
+		if (stop_requested(e)) {
+			stop_run(e, "asked to stop; finishing the requests in flight");
+			break;
+		}
 		process_row(e, &row, &x);
 		if (now_ms() - last_progress > 10000) {
 			last_progress = now_ms();
@@ -669,6 +688,10 @@ out:
 	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
 	summary(e);
 	e->waiting += e->cnt.failed + e->cnt.deferred;
+	if (e->res) {
+		e->res->maps = xrealloc(e->res->maps, (e->res->nmaps + 1) * sizeof *e->res->maps);
+		e->res->maps[e->res->nmaps++] = (struct mapping_result){m->name, conn->name, e->cnt};
+	}
 	if (!e->opts->dry_run)
 		state_run_mapping(&e->st, e->run_id, m->name, &e->cnt, m->mapping_hash);
 	log_set_mapping(NULL);
@@ -721,9 +744,21 @@ int sync_migrate(struct config *cfg)
 	return rc;
 }
 
-int sync_run(struct config *cfg, const struct run_opts *opts)
+void run_result_free(struct run_result *r)
 {
-	struct engine e = {.cfg = cfg, .opts = opts};
+	free(r->maps);
+	memset(r, 0, sizeof *r);
+}
+
+int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result *res)
+{
+	struct engine e = {.cfg = cfg, .opts = opts, .res = res};
+	if (res) {
+		memset(res, 0, sizeof *res);
+		res->started = now_wall();
+	}
+	const char *ka = getenv("HRSYNC_TEST_KILL_BEFORE_COMMIT");
+	e.kill_at = ka ? atol(ka) : 0;
 	for (size_t i = 0; i < opts->nonly; i++)
 		if (!config_mapping(cfg, opts->only[i])) {
 			log_error("--mapping %s: no such mapping", opts->only[i]);
@@ -734,10 +769,13 @@ int sync_run(struct config *cfg, const struct run_opts *opts)
 		state_close(&e.st);
 		return rc;
 	}
-	struct sigaction sa = {0};
+	struct sigaction sa = {0}, old_term, old_int;
 	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	g_signalled = 0;
+	if (!opts->stop) {
+		sigaction(SIGTERM, &sa, &old_term);
+		sigaction(SIGINT, &sa, &old_int);
+	}
 
 	e.run_id = state_run_begin(&e.st, opts->dry_run ? "run --dry-run" : "run", opts->dry_run);
 	log_set_run(e.run_id);
@@ -784,6 +822,15 @@ done:
 			   code == 0 ? "every record is in step" : "some records failed or wait (see `hrsync failures`)");
 	if (!e.st.broken)
 		state_run_end(&e.st, e.run_id, code, e.stop ? e.stop_reason : NULL);
+	if (!opts->stop) {
+		sigaction(SIGTERM, &old_term, NULL);
+		sigaction(SIGINT, &old_int, NULL);
+	}
+	if (res) {
+		res->run_id = e.run_id;
+		res->exit_code = code;
+		res->seconds = secs;
+	}
 	for (size_t i = 0; i < cfg->nconns; i++)
 		connector_free(e.conns[i]);
 	free(e.conns);

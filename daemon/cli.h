@@ -1,0 +1,40 @@
+/*
+ * cli — what every command shares: the global options, loading the config with every
+ * problem printed, and the command functions main() dispatches to. One module per
+ * family of commands: run.c (run), plan.c (plan, preview), check.c (check),
+ * report.c (status, failures, retry), daemon.c (daemon).
+ */
+#ifndef HRSYNC_CLI_H
+#define HRSYNC_CLI_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "log.h"
+
+struct globals {
+	const char *config;
+	int level;
+	bool level_set;
+	enum log_format format;
+	bool format_set;
+};
+
+/* Load and check the config, print every problem; NULL (exit 2) when it has errors. */
+struct config *cli_load_config(const struct globals *g);
+
+int cmd_run(const struct globals *g, int argc, char **argv);
+int cmd_plan(const struct globals *g, int argc, char **argv);
+int cmd_preview(const struct globals *g, int argc, char **argv);
+int cmd_check(const struct globals *g, int argc, char **argv);
+int cmd_daemon(const struct globals *g, int argc, char **argv);
+int cmd_status(const struct globals *g, int argc, char **argv);
+int cmd_failures(const struct globals *g, int argc, char **argv);
+int cmd_retry(const struct globals *g, int argc, char **argv);
+int cmd_db(const struct globals *g, int argc, char **argv);
+
+/* After a run (hrsync run and the daemon): the Prometheus textfile, when configured (metrics.c). */
+struct run_result;
+bool metrics_write(const struct config *cfg, const struct run_result *res);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * run — `hrsync run [--dry-run] [--mapping NAME]... [--full] [--force]`.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "sync.h"
+
+int cmd_run(const struct globals *g, int argc, char **argv)
+{
+	struct run_opts o = {0};
+	o.only = xcalloc((size_t)argc + 1, sizeof *o.only);
+	for (int i = 0; i < argc; i++) {
+		if (streq(argv[i], "--dry-run"))
+			o.dry_run = true;
+		else if (streq(argv[i], "--full"))
+			o.full = true;
+		else if (streq(argv[i], "--force"))
+			o.force = true;
+		else if (streq(argv[i], "--mapping") && i + 1 < argc)
+			o.only[o.nonly++] = argv[++i];
+		else if (str_has_prefix(argv[i], "--mapping="))
+			o.only[o.nonly++] = argv[i] + 10;
+		else {
+			fprintf(stderr, "hrsync run: unknown argument '%s'\n"
+					"usage: hrsync run [--dry-run] [--mapping NAME]... [--full] [--force]\n",
+				argv[i]);
+			free(o.only);
+			return 2;
+		}
+	}
+	struct config *cfg = cli_load_config(g);
+	if (!cfg) {
+		free(o.only);
+		return 2;
+	}
+	struct run_result res;
+	int rc = sync_run(cfg, &o, &res);
+	if (!o.dry_run && !metrics_write(cfg, &res))
+		log_warn("could not write the metrics file %s", cfg->metrics_textfile);
+	run_result_free(&res);
+	config_free(cfg);
+	free(o.only);
+	return rc;
+}
