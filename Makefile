@@ -28,6 +28,9 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNITS    = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all deps demo check unit e2e install clean asan
+
+# Fragments for targets of their own (fuzz, memcheck, bench, install of units and man pages).
+-include mk/*.mk
 all: $(BUILD)/hrsync
 
 $(BUILD)/%.o: %.c $(wildcard daemon/*.h)

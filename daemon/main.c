@@ -24,7 +24,18 @@ static void usage(FILE *out)
 		"\n"
 		"  run [--dry-run] [--mapping NAME]... [--full] [--force]\n"
 		"                         one sync pass over all enabled mappings, dependencies first\n"
-		"  check                  validate the config and every mapping file\n"
+		"  plan [--mapping NAME]... [--format table|json]\n"
+		"                         what run would do, record by record, with field diffs; sends nothing\n"
+		"  preview MAPPING [--limit N] [--key KEY]\n"
+		"                         source rows and the payloads they map to (JSON lines)\n"
+		"  check [--online]       validate the config and every mapping file\n"
+		"  daemon                 run on the configured schedule; SIGHUP reloads, SIGTERM stops\n"
+		"  status [--runs N] [--format table|json]\n"
+		"                         recent runs, per-mapping counts, records waiting to be retried\n"
+		"  failures [MAPPING] [--format table|json]\n"
+		"                         records that failed, with the reason and attempt count\n"
+		"  retry [MAPPING [KEY...]]\n"
+		"                         make failed records eligible again on the next run\n"
 		"  db migrate             create or upgrade the state schema\n"
 		"  version                print the version\n"
 		"\n"
@@ -38,7 +49,13 @@ static const struct command {
 	int (*fn)(const struct globals *g, int argc, char **argv);
 } commands[] = {
 	{"run", cmd_run},
+	{"plan", cmd_plan},
+	{"preview", cmd_preview},
 	{"check", cmd_check},
+	{"daemon", cmd_daemon},
+	{"status", cmd_status},
+	{"failures", cmd_failures},
+	{"retry", cmd_retry},
 	{"db", cmd_db},
 };
 
