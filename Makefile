@@ -28,9 +28,6 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNITS    = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all deps demo check unit e2e install clean asan
-
-# Fragments for targets of their own (fuzz, memcheck, bench, install of units and man pages).
--include mk/*.mk
 all: $(BUILD)/hrsync
 
 $(BUILD)/%.o: %.c $(wildcard daemon/*.h)
@@ -79,3 +76,6 @@ install: $(BUILD)/hrsync
 
 clean:
 	rm -rf build build-asan
+
+# Fragments for targets of their own (fuzz, memcheck, bench, install of units and man pages).
+-include mk/*.mk
