@@ -33,6 +33,10 @@ int cmd_failures(const struct globals *g, int argc, char **argv);
 int cmd_retry(const struct globals *g, int argc, char **argv);
 int cmd_db(const struct globals *g, int argc, char **argv);
 
+/* plan.c: the planner shared by `plan` and `run --dry-run` (0 nothing to change, 1 changes pending). */
+struct run_opts;
+int plan_run(struct config *cfg, struct run_opts *o, bool json);
+
 /* After a run (hrsync run and the daemon): the Prometheus textfile, when configured (metrics.c). */
 struct run_result;
 bool metrics_write(const struct config *cfg, const struct run_result *res);

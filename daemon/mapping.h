@@ -156,6 +156,8 @@ struct mapped {
 int mapping_eval(const struct mapping *m, const struct field *fields, size_t nfields, const struct row *row,
 		 const struct eval_env *env, struct mapped *out);
 void mapped_free(struct mapped *out);
+/* The row's columns as a JSON object (for preview). Caller frees. */
+struct jv *row_json(const struct mapping *m, const struct row *row);
 
 /* Exposed for unit tests: one value through transforms, format and check. */
 struct jv *apply_transform(enum xform t, struct jv *v);

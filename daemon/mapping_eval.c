@@ -860,6 +860,20 @@ int mapping_eval(const struct mapping *m, const struct field *fields, size_t nfi
 	return 0;
 }
 
+struct jv *row_json(const struct mapping *m, const struct row *row)
+{
+	struct jv *o = jv_obj();
+	for (size_t i = 0; i < m->ncols && i < row->n; i++) {
+		struct jv *v = column_value(row, (int)i);
+		if (v->t == JV_STR && !utf8_valid(v->u.str.s, v->u.str.len)) {
+			jv_free(v);
+			v = jv_str("(bytes that are not UTF-8)");
+		}
+		jv_obj_set(o, m->cols[i], v);
+	}
+	return o;
+}
+
 void mapped_free(struct mapped *out)
 {
 	jv_free(out->payload);

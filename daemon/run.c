@@ -35,6 +35,13 @@ int cmd_run(const struct globals *g, int argc, char **argv)
 		free(o.only);
 		return 2;
 	}
+	if (o.dry_run) {
+		/* --dry-run is the planner: the same decisions as `hrsync plan`, as a table. */
+		int prc = plan_run(cfg, &o, false);
+		config_free(cfg);
+		free(o.only);
+		return prc;
+	}
 	struct run_result res;
 	int rc = sync_run(cfg, &o, &res);
 	if (!o.dry_run && !metrics_write(cfg, &res))

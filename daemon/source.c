@@ -38,8 +38,11 @@ void source_close(struct source *s)
 	memset(s, 0, sizeof *s);
 }
 
-char *source_sql(struct source *s, const struct mapping *m, char **err)
+char *source_sql(struct source *s, const struct mapping *m, const struct src_filter *f, char **err)
 {
+	static const struct src_filter none = {0};
+	if (!f)
+		f = &none;
 	PGconn *pg = s->pg;
 	struct sb q = {0};
 	char *key = db_quote_ident(pg, m->key);
@@ -57,10 +60,15 @@ char *source_sql(struct source *s, const struct mapping *m, char **err)
 		sb_printf(&q, "src.%s, ", c);
 		free(c);
 	}
-	sb_printf(&q, "src.\"__hrsync_term\", count(*) OVER (PARTITION BY src.%s), "
-		      "l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, "
-		      "f.kind, encode(f.fingerprint, 'hex'), f.retry FROM (SELECT ",
-		  key);
+	if (f->no_state)
+		sb_printf(&q, "src.\"__hrsync_term\", count(*) OVER (PARTITION BY src.%s), "
+			      "NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bool FROM (SELECT ",
+			  key);
+	else
+		sb_printf(&q, "src.\"__hrsync_term\", count(*) OVER (PARTITION BY src.%s), "
+			      "l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, "
+			      "f.kind, encode(f.fingerprint, 'hex'), f.retry FROM (SELECT ",
+			  key);
 	sb_printf(&q, "s0.*, coalesce((%s), false) AS \"__hrsync_term\" FROM ", m->term_when ? m->term_when : "false");
 	if (m->table) {
 		char *t = db_quote_qualified(pg, m->table);
@@ -78,20 +86,31 @@ char *source_sql(struct source *s, const struct mapping *m, char **err)
 	}
 	if (m->where)
 		sb_printf(&q, " WHERE (%s)", m->where);
-	sb_printf(&q, ") AS src LEFT JOIN %s.links l ON l.mapping = %s AND l.erp_key = src.%s::text "
-		      "LEFT JOIN %s.failures f ON f.mapping = %s AND f.erp_key = src.%s::text ORDER BY src.%s",
-		  s->state_q, lit, key, s->state_q, lit, key, key);
+	if (f->key) {
+		char *kl = db_quote_literal(pg, f->key);
+		sb_printf(&q, "%s s0.%s::text = %s", m->where ? " AND" : " WHERE", key, kl);
+		free(kl);
+	}
+	sb_puts(&q, ") AS src");
+	if (!f->no_state)
+		sb_printf(&q, " LEFT JOIN %s.links l ON l.mapping = %s AND l.erp_key = src.%s::text "
+			      "LEFT JOIN %s.failures f ON f.mapping = %s AND f.erp_key = src.%s::text",
+			  s->state_q, lit, key, s->state_q, lit, key);
+	sb_printf(&q, " ORDER BY src.%s", key);
+	if (f->limit > 0)
+		sb_printf(&q, " LIMIT %ld", f->limit);
 	free(key);
 	free(lit);
 	return sb_steal(&q);
 }
 
-bool cursor_open(struct source *s, const struct mapping *m, struct cursor *c, char **err)
+bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
+		 char **err)
 {
 	memset(c, 0, sizeof *c);
 	c->src = s;
 	c->m = m;
-	char *sql = source_sql(s, m, err);
+	char *sql = source_sql(s, m, f, err);
 	if (!sql)
 		return false;
 	static int seq;

@@ -39,6 +39,13 @@ struct src_extra {
 	bool fail_retry;
 };
 
+/* Narrowing a read: one key (preview --key), a row limit, and whether the state schema exists. */
+struct src_filter {
+	const char *key;
+	long limit;             /* 0: all */
+	bool no_state;          /* the state schema does not exist yet: nothing is linked */
+};
+
 struct cursor {
 	struct source *src;
 	const struct mapping *m;
@@ -54,11 +61,12 @@ struct cursor {
 
 bool source_open(struct source *s, const struct config *cfg, char **err);
 void source_close(struct source *s);
-bool cursor_open(struct source *s, const struct mapping *m, struct cursor *c, char **err);
+bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
+		 char **err);
 /* 1: a row (r and x filled); 0: the end; -1: error (*err). */
 int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err);
 void cursor_close(struct cursor *c);
 /* The SQL a mapping reads with (for messages and tests). Caller frees; NULL with *err. */
-char *source_sql(struct source *s, const struct mapping *m, char **err);
+char *source_sql(struct source *s, const struct mapping *m, const struct src_filter *f, char **err);
 
 #endif

@@ -160,6 +160,34 @@ bool state_migrate(struct state *s, char **err)
 	return true;
 }
 
+int state_exists(struct state *s, char **err)
+{
+	const char *p[] = {s->schema_q};
+	PGresult *r = PQexecParams(s->pg, "SELECT to_regclass($1 || '.schema_version') IS NOT NULL", 1, NULL, p, NULL,
+				   NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*err = db_error(s->pg, r);
+		PQclear(r);
+		return -1;
+	}
+	bool have = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!have)
+		return 0;
+	PGresult *v = q(s, "SELECT coalesce(max(version), 0) FROM %1$s.schema_version", 0, NULL);
+	if (!v) {
+		*err = xstrdup(s->err);
+		return -1;
+	}
+	int version = atoi(PQgetvalue(v, 0, 0));
+	PQclear(v);
+	if (version > STATE_VERSION) {
+		*err = xasprintf("the state schema is at version %d, newer than this hrsync (%d)", version, STATE_VERSION);
+		return -1;
+	}
+	return version == STATE_VERSION ? 1 : 0;
+}
+
 int state_lock(struct state *s, char **err)
 {
 	const char *p[] = {s->schema_q};

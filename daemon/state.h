@@ -44,6 +44,8 @@ bool state_connect(struct state *s, const struct config *cfg, char **err);
 void state_close(struct state *s);
 #define STATE_VERSION 1
 bool state_migrate(struct state *s, char **err);
+/* 1: the state schema is there at this version; 0: not created yet; -1: error (or newer). */
+int state_exists(struct state *s, char **err);
 /* 1: locked; 0: another run holds it; -1: error. */
 int state_lock(struct state *s, char **err);
 long long state_run_begin(struct state *s, const char *command, bool dry_run);

@@ -47,6 +47,7 @@ struct engine {
 	struct counts cnt;
 	struct strmap lookups;         /* "resource\x1fmatch\x1fname" -> id (JSON), "\x01" = ambiguous */
 	struct strmap refs;            /* "mapping\x1fkey" -> platform id, "" = not on the platform */
+	struct strmap planned;         /* dry run: "mapping\x1fkey" of the records the plan creates */
 	int inflight, max_inflight;
 	struct op **creates;           /* held back until prepare() */
 	size_t ncreates;
@@ -56,6 +57,7 @@ struct engine {
 	bool mapping_stopped;
 
 	long waiting;                  /* records failed or deferred, over all mappings */
+	bool no_state;                 /* dry run before any run: the state schema does not exist */
 	struct run_result *res;
 	long commits;                  /* state commits after a platform answer (for the kill hook) */
 	long kill_at;
@@ -106,9 +108,21 @@ static const char *action_name(enum op_action a)
 
 /* ---- failures ---- */
 
+static void plan_out(struct engine *e, const struct plan_rec *r)
+{
+	if (e->opts->sink && e->opts->sink->record)
+		e->opts->sink->record(e->opts->sink->ud, r);
+}
+
 static void record_failure(struct engine *e, const char *key, const char *kind, const char *action,
 			   const char *field, const char *rule, const char *reason, long http, const char *fp)
 {
+	if (e->opts->dry_run) {
+		struct plan_rec r = {.mapping = e->m->name, .key = key, .field = field, .rule = rule, .reason = reason};
+		r.action = streq(kind, "deferred") ? PA_DEFER : PA_FAIL;
+		plan_out(e, &r);
+		return;
+	}
 	struct failure f = {kind, action, field, rule, reason, http, fp};
 	if (!e->opts->dry_run && !state_failure_put(&e->st, e->m->name, key, &f, e->run_id) && e->st.broken)
 		stop_run(e, "the state database is unreachable");
@@ -121,6 +135,8 @@ static void record_failure(struct engine *e, const char *key, const char *kind, 
 
 static void clear_failure(struct engine *e, const char *key)
 {
+	if (e->no_state)
+		return;
 	if (!e->opts->dry_run && !state_failure_clear(&e->st, e->m->name, key) && e->st.broken)
 		stop_run(e, "the state database is unreachable");
 }
@@ -374,6 +390,20 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 		*why = xstrdup("no mapping to resolve the reference against");
 		return REF_INVALID;
 	}
+	if (e->opts->dry_run && scheme == REF_ERP) {
+		/* The plan creates it in an earlier mapping: a real run would resolve it by then. */
+		char *pk = xasprintf("%s\x1f%s", t->name, id);
+		bool planned = strmap_get(&e->planned, pk, NULL);
+		free(pk);
+		if (planned) {
+			*out = jv_str("(new)");
+			return REF_RESOLVED;
+		}
+	}
+	if (e->no_state) {
+		*why = xasprintf("%s record '%s' is not on the platform yet", t->name, scheme == REF_ERP ? id : "(by NIR)");
+		return REF_DEFERRED;
+	}
 	char nh[65] = "";
 	if (scheme == REF_SSN)
 		nir_hash_hex(nir, nh);
@@ -443,6 +473,35 @@ static struct op *new_op(struct engine *e, enum op_action a, const char *key)
 	return op;
 }
 
+static void preview_row(struct engine *e, const struct row *row, const struct src_extra *x, const char *key)
+{
+	struct mapping *m = e->m;
+	struct eval_env env = {.ctx = e, .resolve = cb_resolve, .lookup = cb_lookup};
+	struct mapped mp = {0}, tp = {0};
+	int rc = mapping_eval(m, m->fields, m->nfields, row, &env, &mp);
+	int trc = x->terminate ? mapping_eval(m, m->term_fields, m->nterm, row, &env, &tp) : 0;
+	struct jv *rowj = row_json(m, row);
+	struct preview_rec pr = {.mapping = m->name, .key = key, .row = rowj};
+	const struct mapped *bad = rc ? &mp : trc ? &tp : NULL;
+	if (bad && bad->err.path) {
+		pr.field = bad->err.path;
+		pr.rule = bad->err.rule;
+		pr.reason = bad->err.reason;
+	} else if (bad) {
+		pr.deferred = true;
+		pr.field = bad->defer_field;
+		pr.rule = "ref";
+		pr.reason = bad->defer_reason;
+	} else {
+		pr.payload = mp.payload;
+		pr.term = x->terminate ? tp.payload : NULL;
+	}
+	e->opts->sink->preview(e->opts->sink->ud, &pr);
+	jv_free(rowj);
+	mapped_free(&mp);
+	mapped_free(&tp);
+}
+
 static void process_row(struct engine *e, const struct row *row, const struct src_extra *x)
 {
 	struct mapping *m = e->m;
@@ -459,12 +518,20 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 		e->cnt.failed++;
 		return;
 	}
+	const struct plan_sink *sink = e->opts->sink;
+	if (sink && sink->preview) {
+		preview_row(e, row, x, key);
+		return;
+	}
 	bool linked = x->link_id != NULL;
 	bool active = linked && streq(x->link_status, "active");
 	enum term_kind tk = m->ent->term;
 
 	/* Gone already (unchanged), or never sent and gone before it was (skipped). */
 	if (x->terminate && ((linked && !active) || (!linked && tk == TERM_DELETE))) {
+		struct plan_rec pr = {.mapping = m->name, .key = key, .action = linked ? PA_UNCHANGED : PA_SKIP,
+				      .reason = linked ? NULL : "gone from the ERP before it was ever sent"};
+		plan_out(e, &pr);
 		if (linked)
 			e->cnt.unchanged++;
 		else
@@ -516,6 +583,8 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 		e->cnt.unchanged++;
 		if (x->fail_kind)
 			clear_failure(e, key);
+		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_UNCHANGED};
+		plan_out(e, &pr);
 		log_rec(L_DEBUG, key, "skip", "unchanged");
 		goto out;
 	}
@@ -523,19 +592,40 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	if (x->fail_kind && streq(x->fail_kind, "refused") && x->fail_fp && streq(x->fail_fp, fp) && !x->fail_retry &&
 	    a != ACT_TERMINATE) {
 		e->cnt.failed++;
+		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_SKIP,
+				      .reason = "the platform refused this same payload before; `hrsync retry` sends it again"};
+		plan_out(e, &pr);
 		log_rec(L_DEBUG, key, action_name(a), "refused before with the same payload: not sent again");
 		goto out;
 	}
 	if (e->opts->dry_run) {
-		log_rec(L_INFO, key, action_name(a), "would %s%s", action_name(a), then_term ? " and terminate" : "");
-		if (a == ACT_CREATE)
+		struct plan_rec pr = {.mapping = m->name, .key = key, .then_terminate = then_term,
+				      .payload = need_main ? mp.payload : NULL};
+		pr.term = x->terminate ? (need_main ? tp.payload : mp.payload) : NULL;
+		struct jv *old = NULL;
+		switch (a) {
+		case ACT_CREATE: {
+			pr.action = PA_CREATE;
 			e->cnt.created++;
-		else if (a == ACT_TERMINATE)
+			char *pk = xasprintf("%s\x1f%s", m->name, key);
+			strmap_put(&e->planned, pk, "");
+			free(pk);
+			break;
+		}
+		case ACT_TERMINATE:
+			pr.action = tk == TERM_DELETE ? PA_DELETE : PA_TERMINATE;
+			pr.payload = NULL;
 			e->cnt.terminated++;
-		else
-			e->cnt.updated++;
+			break;
+		case ACT_UPDATE: pr.action = PA_UPDATE; e->cnt.updated++; break;
+		case ACT_RESTORE: pr.action = PA_RESTORE; e->cnt.updated++; break;
+		}
+		if ((a == ACT_UPDATE || a == ACT_RESTORE) && !e->no_state)
+			pr.old = old = state_link_payload(&e->st, m->name, key);
 		if (then_term)
 			e->cnt.terminated++;
+		plan_out(e, &pr);
+		jv_free(old);
 		goto out;
 	}
 	struct op *op = new_op(e, a, key);
@@ -636,7 +726,12 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 		goto out;
 	struct cursor cur;
 	char *err = NULL;
-	if (!cursor_open(&e->src, m, &cur, &err)) {
+	struct src_filter flt = {.no_state = e->no_state};
+	if (e->opts->sink && e->opts->sink->preview) {
+		flt.key = e->opts->sink->preview_key;
+		flt.limit = e->opts->sink->preview_limit;
+	}
+	if (!cursor_open(&e->src, m, &flt, &cur, &err)) {
 		log_error("cannot read the source of mapping %s (%s): %s", m->name, m->file, err);
 		stop_run(e, "mapping %s: the source query failed", m->name);
 		free(err);
@@ -664,7 +759,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	}
 	e->cnt.rows = cur.rows;
 	cursor_close(&cur);
-	if (!e->stop && e->cnt.rows == 0 && !e->opts->force) {
+	if (!e->stop && e->cnt.rows == 0 && !e->opts->force && !e->no_state) {
 		long long last = state_last_rows(&e->st, m->name);
 		if (last > 0)
 			stop_run(e, "mass-change guard: the source of mapping %s is empty but had %lld rows last time; "
@@ -686,7 +781,8 @@ out:
 	e->cnt.requests = conn->pacer.stats.requests - before.requests;
 	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
 	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
-	summary(e);
+	if (!e->opts->dry_run)
+		summary(e);
 	e->waiting += e->cnt.failed + e->cnt.deferred;
 	if (e->res) {
 		e->res->maps = xrealloc(e->res->maps, (e->res->nmaps + 1) * sizeof *e->res->maps);
@@ -734,6 +830,25 @@ static int open_state(struct engine *e)
 	return 0;
 }
 
+/* A dry run reads the state as it is: no lock, no migration, no run recorded. */
+static int open_state_readonly(struct engine *e)
+{
+	char *err = NULL;
+	if (!state_connect(&e->st, e->cfg, &err)) {
+		log_error("%s", err);
+		free(err);
+		return 3;
+	}
+	int have = state_exists(&e->st, &err);
+	if (have < 0) {
+		log_error("cannot read the state schema %s: %s", e->cfg->state_schema, err);
+		free(err);
+		return 3;
+	}
+	e->no_state = have == 0;
+	return 0;
+}
+
 int sync_migrate(struct config *cfg)
 {
 	struct engine e = {.cfg = cfg};
@@ -764,7 +879,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 			log_error("--mapping %s: no such mapping", opts->only[i]);
 			return 2;
 		}
-	int rc = open_state(&e);
+	int rc = opts->dry_run ? open_state_readonly(&e) : open_state(&e);
 	if (rc) {
 		state_close(&e.st);
 		return rc;
@@ -777,7 +892,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 		sigaction(SIGINT, &sa, &old_int);
 	}
 
-	e.run_id = state_run_begin(&e.st, opts->dry_run ? "run --dry-run" : "run", opts->dry_run);
+	e.run_id = opts->dry_run ? 0 : state_run_begin(&e.st, "run", false);
 	log_set_run(e.run_id);
 	int64_t t0 = now_ms();
 	log_notice("run started: %zu mapping(s)%s", cfg->nmaps, opts->dry_run ? " (dry run: nothing is sent)" : "");
@@ -817,10 +932,12 @@ done:
 	if (e.stop)
 		log_error("run stopped after %.1f s: %s. Everything done so far is recorded; the next run goes on from there",
 			  secs, e.stop_reason);
+	else if (opts->dry_run)
+		log_notice("dry run finished in %.1f s: nothing was sent", secs);
 	else
 		log_notice("run finished in %.1f s: %s", secs,
 			   code == 0 ? "every record is in step" : "some records failed or wait (see `hrsync failures`)");
-	if (!e.st.broken)
+	if (!e.st.broken && !opts->dry_run)
 		state_run_end(&e.st, e.run_id, code, e.stop ? e.stop_reason : NULL);
 	if (!opts->stop) {
 		sigaction(SIGTERM, &old_term, NULL);
@@ -839,6 +956,7 @@ done:
 	http_free(e.http);
 	strmap_clear(&e.lookups);
 	strmap_clear(&e.refs);
+	strmap_clear(&e.planned);
 	free(e.stop_reason);
 	state_close(&e.st);
 	log_set_run(0);

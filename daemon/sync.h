@@ -16,6 +16,35 @@
 
 #include "state.h"
 
+/* What `plan` and `run --dry-run` report for one record (all pointers borrowed for the call). */
+enum plan_action { PA_CREATE, PA_UPDATE, PA_TERMINATE, PA_DELETE, PA_RESTORE, PA_SKIP, PA_FAIL, PA_DEFER,
+		   PA_UNCHANGED, PA__N };
+struct plan_rec {
+	const char *mapping, *key;
+	enum plan_action action;
+	bool then_terminate;            /* create, then terminate: first seen already gone */
+	const struct jv *old;           /* update: what the platform accepted last (may be NULL) */
+	const struct jv *payload;       /* create, update, restore */
+	const struct jv *term;          /* terminate, delete */
+	const char *field, *rule, *reason;
+};
+/* What `preview` shows for one source row. */
+struct preview_rec {
+	const char *mapping, *key;
+	const struct jv *row;           /* the source row, column: value */
+	const struct jv *payload;       /* NULL when it failed or waits */
+	const struct jv *term;          /* the terminate payload when terminate.when holds */
+	bool deferred;
+	const char *field, *rule, *reason;
+};
+struct plan_sink {
+	void (*record)(void *ud, const struct plan_rec *r);
+	void (*preview)(void *ud, const struct preview_rec *r);   /* set: preview mode */
+	void *ud;
+	const char *preview_key;
+	long preview_limit;
+};
+
 struct run_opts {
 	bool dry_run;
 	bool full;       /* send every record, changed or not */
@@ -28,6 +57,8 @@ struct run_opts {
 	 * installs its own SIGTERM/SIGINT handlers for the length of the run.
 	 */
 	volatile sig_atomic_t *stop;
+	/* dry_run: every decision goes here instead of to the platform; nothing is written anywhere. */
+	const struct plan_sink *sink;
 };
 
 /* What a run did, for metrics and the daemon's status line. */
