@@ -1188,11 +1188,21 @@ static const char *const emp_required[] = {"first_name", "last_name", NULL};
 static const char *const lr_required[] = {"employee_id", "leave_type_id", "starts_on", "ends_on", NULL};
 static const char *const asset_required[] = {"name", "code", "asset_category_id", "location_id", NULL};
 
+static const struct id_field emp_ids[] = {
+	{"position.department_id", "departments"}, {"position.position_id", "positions"},
+	{"position.location_id", "locations"},     {"position.division_id", "divisions"},
+	{"position.job_level_id", "job_levels"},   {"terminate.termination_type_id", "termination_types"},
+	{"terminate.termination_reason_id", "termination_reasons"}, {NULL, NULL},
+};
+static const struct id_field lr_ids[] = {{"leave_type_id", "leave_types"}, {NULL, NULL}};
+static const struct id_field asset_ids[] = {
+	{"asset_category_id", "asset_categories"}, {"location_id", "locations"}, {NULL, NULL}};
+
 static const struct conn_entity pf_entities[] = {
-	{"employees", TERM_KEEP, emp_nested, emp_required, emp_prepare, emp_start},
-	{"absences", TERM_DELETE, NULL, lr_required, lr_prepare, lr_start},
-	{"assets", TERM_NONE, asset_nested, asset_required, asset_prepare, asset_start},
-	{NULL, TERM_NONE, NULL, NULL, NULL, NULL},
+	{"employees", TERM_KEEP, emp_nested, emp_required, emp_prepare, emp_start, emp_ids},
+	{"absences", TERM_DELETE, NULL, lr_required, lr_prepare, lr_start, lr_ids},
+	{"assets", TERM_NONE, asset_nested, asset_required, asset_prepare, asset_start, asset_ids},
+	{NULL, TERM_NONE, NULL, NULL, NULL, NULL, NULL},
 };
 
 static const char *const pf_resources[] = {"leave_types", "departments", "locations", "positions", "divisions",

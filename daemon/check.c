@@ -1,25 +1,471 @@
 /*
- * check — `hrsync check`: the config and every mapping file, every problem at once.
+ * check — `hrsync check [--online]`: the config and every mapping file, every problem
+ * at once, compiler-style. --online also asks the database and the platforms:
+ *   - every table and column a mapping names exists, and its type fits the format asked
+ *     (a text column read as a date is a warning, a missing column an error), and the
+ *     source's where/terminate SQL compiles;
+ *   - each connector answers a harmless read with the configured credentials;
+ *   - every id a map, value or default puts in an id field exists on the platform, and
+ *     the names the mirror holds for lookups are found (a warning naming the missing ones).
+ * It reads only: one READ ONLY transaction, GET requests.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "db.h"
+#include "source.h"
+#include "strmap.h"
+
+enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_TEXT = 25, OID_FLOAT4 = 700,
+       OID_FLOAT8 = 701, OID_BPCHAR = 1042, OID_VARCHAR = 1043, OID_DATE = 1082, OID_TIMESTAMP = 1114,
+       OID_TIMESTAMPTZ = 1184, OID_NUMERIC = 1700 };
+
+static bool textual(unsigned oid)
+{
+	return oid == OID_TEXT || oid == OID_VARCHAR || oid == OID_BPCHAR;
+}
+
+static bool numeric(unsigned oid)
+{
+	return oid == OID_INT2 || oid == OID_INT4 || oid == OID_INT8 || oid == OID_NUMERIC || oid == OID_FLOAT4 ||
+	       oid == OID_FLOAT8;
+}
+
+static const char *format_name(enum vfmt f)
+{
+	static const char *const n[] = {"", "string", "int", "number", "bool", "date", "datetime", "unix"};
+	return n[f];
+}
+
+/* The field of m that reads column col (for a position to point at); NULL when only the key does. */
+static const struct field *field_reading(const struct field *f, size_t n, const char *col)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested) {
+			const struct field *k = field_reading(f[i].kids, f[i].nkids, col);
+			if (k)
+				return k;
+			continue;
+		}
+		if (f[i].from && streq(f[i].from, col))
+			return &f[i];
+		for (size_t j = 0; j < f[i].tpl.n; j++)
+			if (!f[i].tpl.parts[j].lit && streq(f[i].tpl.parts[j].path, col))
+				return &f[i];
+	}
+	return NULL;
+}
+
+static const struct ynode *src_node(const struct mapping *m, const char *key)
+{
+	const struct ynode *s = ymap_get(m->doc->root, "source");
+	const struct ynode *n = ymap_get(s, key);
+	return n ? n : s ? s : m->doc->root;
+}
+
+/* Type fit between a column and the format its field asks for. */
+static void check_types(struct diag *d, const struct mapping *m, const struct field *f, size_t n, PGresult *desc)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested) {
+			check_types(d, m, f[i].kids, f[i].nkids, desc);
+			continue;
+		}
+		if (!f[i].from || f[i].src == VS_LOOKUP || f[i].fmt == VF_NONE)
+			continue;
+		int c = PQfnumber(desc, f[i].from);
+		if (c < 0) {
+			/* PQfnumber folds unquoted names: try the exact one. */
+			char *q = xasprintf("\"%s\"", f[i].from);
+			c = PQfnumber(desc, q);
+			free(q);
+		}
+		if (c < 0)
+			continue;
+		unsigned oid = PQftype(desc, c);
+		enum vfmt fm = f[i].fmt;
+		bool datey = fm == VF_DATE || fm == VF_DATETIME || fm == VF_UNIX;
+		if (datey && textual(oid))
+			diag_warn(d, m->file, f[i].line, f[i].col,
+				  "field '%s': column %s is text, read as a %s: values like 2026-11-25 or 25.11.2026 pass, "
+				  "others fail the record",
+				  f[i].path, f[i].from, format_name(fm));
+		else if (datey && (numeric(oid) || oid == OID_BOOL) && fm != VF_UNIX)
+			diag_error(d, m->file, f[i].line, f[i].col, "field '%s': column %s is %s, it cannot be read as a %s",
+				   f[i].path, f[i].from, numeric(oid) ? "a number" : "a boolean", format_name(fm));
+		else if ((fm == VF_INT || fm == VF_NUMBER) && textual(oid))
+			diag_warn(d, m->file, f[i].line, f[i].col,
+				  "field '%s': column %s is text, read as a %s: values that are not numbers fail the record",
+				  f[i].path, f[i].from, format_name(fm));
+		else if (fm == VF_BOOL && textual(oid))
+			diag_warn(d, m->file, f[i].line, f[i].col,
+				  "field '%s': column %s is text, read as a bool: true/false, yes/no, 1/0, t/f pass", f[i].path,
+				  f[i].from);
+	}
+}
+
+static void check_source(PGconn *pg, struct source *src, const struct mapping *m, struct diag *d)
+{
+	/* 1. The table or query, described without reading a row. */
+	char *from = NULL;
+	if (m->table) {
+		char *t = db_quote_qualified(pg, m->table);
+		if (!t) {
+			const struct ynode *n = src_node(m, "table");
+			diag_error(d, m->file, n->line, n->col, "source table: '%s' is not a valid name (schema.table)", m->table);
+			return;
+		}
+		from = t;
+	} else {
+		from = xasprintf("(%s)", m->query);
+	}
+	char *sql = xasprintf("SELECT * FROM %s AS s0 LIMIT 0", from);
+	free(from);
+	PGresult *r = PQprepare(pg, "", sql, 0, NULL);
+	free(sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		char *e = db_error(pg, r);
+		const struct ynode *n = src_node(m, m->table ? "table" : "query");
+		diag_error(d, m->file, n->line, n->col, "source %s: %s", m->table ? "table" : "query", e);
+		free(e);
+		PQclear(r);
+		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT c"));
+		return;
+	}
+	PQclear(r);
+	PGresult *desc = PQdescribePrepared(pg, "");
+	int nf = PQnfields(desc);
+	const char **names = xcalloc((size_t)nf + 1, sizeof *names);
+	for (int i = 0; i < nf; i++)
+		names[i] = PQfname(desc, i);
+	bool missing = false;
+	for (size_t i = 0; i < m->ncols; i++) {
+		bool found = false;
+		for (int k = 0; k < nf; k++)
+			found |= streq(names[k], m->cols[i]);
+		if (found)
+			continue;
+		missing = true;
+		const char *sug = diag_suggest(m->cols[i], names, (size_t)nf);
+		const struct field *f = field_reading(m->fields, m->nfields, m->cols[i]);
+		if (!f)
+			f = field_reading(m->term_fields, m->nterm, m->cols[i]);
+		char sugbuf[160] = "";
+		if (sug)
+			snprintf(sugbuf, sizeof sugbuf, " (did you mean '%s'?)", sug);
+		if (f)
+			diag_error(d, m->file, f->line, f->col, "field '%s': the source has no column '%s'%s", f->path,
+				   m->cols[i], sugbuf);
+		else {
+			const struct ynode *n = src_node(m, "key");
+			diag_error(d, m->file, n->line, n->col, "source key: the source has no column '%s'%s", m->cols[i],
+				   sugbuf);
+		}
+	}
+	check_types(d, m, m->fields, m->nfields, desc);
+	check_types(d, m, m->term_fields, m->nterm, desc);
+	free(names);
+	PQclear(desc);
+	if (missing)
+		return;
+	/* 2. The whole read, where and terminate.when included, compiled (not run). */
+	char *err = NULL;
+	struct src_filter flt = {.no_state = true, .limit = 1};
+	char *full = source_sql(src, m, &flt, &err);
+	if (!full) {
+		diag_error(d, m->file, m->line, m->col, "source: %s", err);
+		free(err);
+		return;
+	}
+	r = PQprepare(pg, "", full, 0, NULL);
+	free(full);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		char *e = db_error(pg, r);
+		const struct ynode *tw = ymap_get(ymap_get(m->doc->root, "terminate"), "when");
+		const struct ynode *n = m->where ? src_node(m, "where") : tw ? tw : src_node(m, "table");
+		diag_error(d, m->file, n->line, n->col, "%s: %s", m->where ? "source where (or terminate.when)" : "terminate.when", e);
+		free(e);
+		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT c"));
+	}
+	PQclear(r);
+}
+
+/* ---- the platforms ---- */
+
+struct online {
+	struct config *cfg;
+	struct diag *d;
+	struct http *http;
+	struct connector **conns;
+	bool *conn_ok;
+	struct strmap lists;     /* "connector\x1fresource\x1f" -> "" (loaded); "...\x1fid" -> "" ; "...\x1fn\x1fname" -> id */
+};
+
+static int conn_index(const struct online *o, const struct conn_cfg *cc)
+{
+	for (size_t i = 0; i < o->cfg->nconns; i++)
+		if (&o->cfg->conns[i] == cc)
+			return (int)i;
+	return -1;
+}
+
+/* Load a reference list once; false when the platform would not give it. */
+static bool load_list(struct online *o, int ci, const char *resource, const char *match, const char **why)
+{
+	char *mark = xasprintf("%s\x1f%s\x1f", o->cfg->conns[ci].name, resource);
+	if (strmap_get(&o->lists, mark, why)) {
+		bool ok = !*why || !**why;
+		free(mark);
+		return ok;
+	}
+	char *err = NULL;
+	struct jv *items = o->conns[ci]->type->list(o->conns[ci], resource, &err);
+	if (!items) {
+		strmap_put(&o->lists, mark, err ? err : "failed");
+		strmap_get(&o->lists, mark, why);
+		free(err);
+		free(mark);
+		return false;
+	}
+	for (size_t i = 0; i < items->u.arr.n; i++) {
+		const struct jv *it = items->u.arr.v[i];
+		char *id = jv_id_text(jv_obj_get(it, "id"));
+		char *name = jv_scalar_text(jv_obj_get(it, match ? match : "name"));
+		if (id) {
+			char *k = xasprintf("%s%s", mark, id);
+			strmap_put(&o->lists, k, "");
+			free(k);
+		}
+		if (name) {
+			struct jv *norm = apply_transform(TR_LOWER, apply_transform(TR_TRIM, jv_str(name)));
+			char *nt = jv_scalar_text(norm);
+			char *k = xasprintf("%sn\x1f%s", mark, nt);
+			strmap_put(&o->lists, k, id ? id : "");
+			free(k);
+			free(nt);
+			jv_free(norm);
+		}
+		free(id);
+		free(name);
+	}
+	jv_free(items);
+	strmap_put(&o->lists, mark, "");
+	*why = NULL;
+	free(mark);
+	return true;
+}
+
+static bool id_known(struct online *o, int ci, const char *resource, const struct jv *v)
+{
+	char *id = jv_id_text(v);
+	if (!id)
+		return true; /* null or not an id: nothing to check */
+	char *k = xasprintf("%s\x1f%s\x1f%s", o->cfg->conns[ci].name, resource, id);
+	bool ok = strmap_get(&o->lists, k, NULL);
+	free(k);
+	free(id);
+	return ok;
+}
+
+static const struct field *field_at(const struct mapping *m, const char *path)
+{
+	if (str_has_prefix(path, "terminate.")) {
+		for (size_t i = 0; i < m->nterm; i++)
+			if (streq(m->term_fields[i].name, path + 10))
+				return &m->term_fields[i];
+		return NULL;
+	}
+	return mapping_field(m, path);
+}
+
+/* Every constant a field can produce (map values, value, default) must be an id the platform has. */
+static void check_ids(struct online *o, const struct mapping *m, int ci)
+{
+	const struct id_field *idf = m->ent ? m->ent->id_fields : NULL;
+	for (; idf && idf->path; idf++) {
+		const struct field *f = field_at(m, idf->path);
+		if (!f || f->src == VS_LOOKUP)
+			continue;
+		if (!f->nmap && !f->value && !f->def)
+			continue;
+		const char *why = NULL;
+		if (!load_list(o, ci, idf->resource, "name", &why)) {
+			diag_error(o->d, m->file, f->line, f->col, "field '%s': cannot read %s from the platform: %s",
+				   f->path, idf->resource, why ? why : "failed");
+			continue;
+		}
+		for (size_t i = 0; i < f->nmap; i++)
+			if (!id_known(o, ci, idf->resource, f->map[i].val)) {
+				char *t = jv_scalar_text(f->map[i].val);
+				diag_error(o->d, m->file, f->line, f->col,
+					   "field '%s': map sends %s for '%s', but the platform has no %s with id %s", f->path,
+					   t, f->map[i].key, idf->resource, t);
+				free(t);
+			}
+		const struct jv *consts[] = {f->value, f->def};
+		for (int k = 0; k < 2; k++)
+			if (consts[k] && !id_known(o, ci, idf->resource, consts[k])) {
+				char *t = jv_scalar_text(consts[k]);
+				diag_error(o->d, m->file, f->line, f->col, "field '%s': %s %s is not an id of %s on the platform",
+					   f->path, k ? "default" : "value", t, idf->resource);
+				free(t);
+			}
+	}
+}
+
+/* The names the mirror holds for a lookup, against the platform's list: a warning naming the missing. */
+static void check_lookup_values(struct online *o, PGconn *pg, const struct mapping *m, const struct field *f, int ci)
+{
+	const char *why = NULL;
+	if (!load_list(o, ci, f->lookup_resource, f->lookup_match, &why)) {
+		diag_error(o->d, m->file, f->line, f->col, "field '%s': cannot read %s from the platform: %s", f->path,
+			   f->lookup_resource, why ? why : "failed");
+		return;
+	}
+	char *col = db_quote_ident(pg, f->from);
+	char *from = m->table ? db_quote_qualified(pg, m->table) : xasprintf("(%s)", m->query);
+	char *sql = xasprintf("SELECT DISTINCT %s::text FROM %s AS s0 WHERE %s IS NOT NULL LIMIT 2000", col, from, col);
+	PQclear(PQexec(pg, "SAVEPOINT l"));
+	PGresult *r = PQexec(pg, sql);
+	free(sql);
+	free(col);
+	free(from);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT l"));
+		return;
+	}
+	struct sb missing = {0};
+	int nmiss = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct jv *norm = apply_transform(TR_LOWER, apply_transform(TR_TRIM, jv_str(PQgetvalue(r, i, 0))));
+		char *nt = jv_scalar_text(norm);
+		jv_free(norm);
+		if (nt && *nt) {
+			char *k = xasprintf("%s\x1f%s\x1fn\x1f%s", o->cfg->conns[ci].name, f->lookup_resource, nt);
+			if (!strmap_get(&o->lists, k, NULL)) {
+				if (nmiss < 5)
+					sb_printf(&missing, "%s'%s'", nmiss ? ", " : "", PQgetvalue(r, i, 0));
+				nmiss++;
+			}
+			free(k);
+		}
+		free(nt);
+	}
+	if (nmiss)
+		diag_warn(o->d, m->file, f->line, f->col,
+			  "field '%s': %d name(s) in column %s have no %s on the platform: %s%s; those records will fail",
+			  f->path, nmiss, f->from, f->lookup_resource, sb_str(&missing), nmiss > 5 ? ", ..." : "");
+	sb_free(&missing);
+	PQclear(r);
+}
+
+static void lookups_in(struct online *o, PGconn *pg, const struct mapping *m, const struct field *f, size_t n, int ci)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested)
+			lookups_in(o, pg, m, f[i].kids, f[i].nkids, ci);
+		else if (f[i].src == VS_LOOKUP && f[i].from)
+			check_lookup_values(o, pg, m, &f[i], ci);
+	}
+}
+
+static void check_online(struct config *cfg, struct diag *d)
+{
+	char *err = NULL;
+	PGconn *pg = db_connect(cfg, "check", &err);
+	if (!pg) {
+		const struct ynode *n = ymap_get(ymap_get(cfg->doc->root, "database"), "conninfo");
+		diag_error(d, cfg->path, n ? n->line : 0, n ? n->col : 0, "database: %s", err);
+		free(err);
+	}
+	struct source src = {.pg = pg, .cfg = cfg};
+	if (pg) {
+		src.state_q = db_quote_ident(pg, cfg->state_schema);
+		PQclear(PQexec(pg, "BEGIN READ ONLY"));
+		for (size_t i = 0; i < cfg->nmaps; i++) {
+			if (cfg->maps[i]->dir != DIR_PUSH)
+				continue;
+			PQclear(PQexec(pg, "SAVEPOINT c"));
+			check_source(pg, &src, cfg->maps[i], d);
+		}
+	}
+	struct online o = {.cfg = cfg, .d = d, .http = http_new()};
+	o.conns = xcalloc(cfg->nconns + 1, sizeof *o.conns);
+	o.conn_ok = xcalloc(cfg->nconns + 1, sizeof *o.conn_ok);
+	for (size_t i = 0; i < cfg->nconns; i++) {
+		struct conn_cfg *cc = &cfg->conns[i];
+		o.conns[i] = connector_new(cc, o.http, &err);
+		if (!o.conns[i]) {
+			diag_error(d, cc->file, cc->line, cc->col, "connector '%s': %s", cc->name, err ? err : "cannot start");
+			free(err);
+			err = NULL;
+			continue;
+		}
+		/* A harmless read: the first reference list the connector offers. */
+		const char *why = NULL;
+		const char *res = cc->type->resources ? cc->type->resources[0] : NULL;
+		if (res && !load_list(&o, (int)i, res, "name", &why))
+			diag_error(d, cc->file, cc->line, cc->col, "connector '%s': the platform refused a read of %s: %s",
+				   cc->name, res, why ? why : "failed");
+		else
+			o.conn_ok[i] = true;
+	}
+	for (size_t i = 0; i < cfg->nmaps; i++) {
+		const struct mapping *m = cfg->maps[i];
+		int ci = m->conn ? conn_index(&o, m->conn) : -1;
+		if (m->dir != DIR_PUSH || ci < 0 || !o.conn_ok[ci])
+			continue;
+		check_ids(&o, m, ci);
+		if (pg) {
+			lookups_in(&o, pg, m, m->fields, m->nfields, ci);
+			lookups_in(&o, pg, m, m->term_fields, m->nterm, ci);
+		}
+	}
+	for (size_t i = 0; i < cfg->nconns; i++)
+		connector_free(o.conns[i]);
+	free(o.conns);
+	free(o.conn_ok);
+	strmap_clear(&o.lists);
+	http_free(o.http);
+	if (pg) {
+		PQclear(PQexec(pg, "ROLLBACK"));
+		PQfinish(pg);
+	}
+	free(src.state_q);
+}
 
 int cmd_check(const struct globals *g, int argc, char **argv)
 {
-	if (argc > 0) {
-		fprintf(stderr, "hrsync check: unknown argument '%s'\n", argv[0]);
-		return 2;
+	bool online = false;
+	for (int i = 0; i < argc; i++) {
+		if (streq(argv[i], "--online")) {
+			online = true;
+		} else {
+			fprintf(stderr, "hrsync check: unknown argument '%s'\nusage: hrsync check [--online]\n", argv[i]);
+			return 2;
+		}
 	}
 	struct diag d = {0};
 	struct config *cfg = config_load(g->config, &d);
+	if (cfg && !d.errors && online) {
+		if (cfg->timezone) {
+			setenv("TZ", cfg->timezone, 1);
+			tzset();
+		}
+		log_setup(g->level_set ? g->level : L_WARN, g->format_set ? g->format : LOGF_AUTO);
+		check_online(cfg, &d);
+	}
 	diag_print(&d, stderr);
 	int rc = (!cfg || d.errors) ? 2 : 0;
 	if (rc == 0)
-		fprintf(stderr, "%s: %zu mapping(s), %zu connector(s): no errors%s\n", g->config, cfg->nmaps,
-			cfg->nconns, d.warnings ? " (see the warnings above)" : "");
+		fprintf(stderr, "%s: %zu mapping(s), %zu connector(s): no errors%s%s\n", g->config, cfg->nmaps,
+			cfg->nconns, d.warnings ? ", warnings above" : "", online ? " (database and platforms checked)" : "");
 	else
-		fprintf(stderr, "%s: %d error(s), %d warning(s)\n", g->config, d.errors ? d.errors : 1, d.warnings);
+		fprintf(stderr, "%s: %d error(s), %d warning(s)%s\n", g->config, d.errors ? d.errors : 1, d.warnings,
+			online && cfg && d.errors ? "" : "");
 	diag_free(&d);
 	config_free(cfg);
 	return rc;

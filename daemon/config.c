@@ -254,8 +254,11 @@ static void load_mappings(struct config *c, struct diag *d, const struct ynode *
 		} else if (rc != 0) {
 			ERR(e, "mappings: cannot read '%s'", e->str);
 		} else {
-			for (size_t j = 0; j < g.gl_pathc; j++)
-				add_mapping_file(c, d, g.gl_pathv[j]);
+			for (size_t j = 0; j < g.gl_pathc; j++) {
+				char *norm = path_normalize(g.gl_pathv[j]);
+				add_mapping_file(c, d, norm);
+				free(norm);
+			}
 		}
 		if (rc == 0 || rc == GLOB_NOMATCH)
 			globfree(&g);

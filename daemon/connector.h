@@ -39,6 +39,12 @@ enum op_result {
 	OPR_STOPPED,    /* the connector stopped (breaker, credentials) */
 };
 
+/* A payload field that holds the id of an item of a reference list (for check --online). */
+struct id_field {
+	const char *path;        /* "leave_type_id", "position.department_id", "terminate.termination_type_id" */
+	const char *resource;    /* "leave_types" */
+};
+
 struct conn_entity {
 	const char *name;
 	enum term_kind term;
@@ -47,6 +53,7 @@ struct conn_entity {
 	/* Once per run before the first op of a mapping; pending_creates: records with no link. */
 	bool (*prepare)(struct connector *c, const struct conn_entity *e, long pending_creates, char **err);
 	void (*start)(struct op *op);
+	const struct id_field *id_fields;  /* {NULL} ends; may be NULL */
 };
 
 enum opt_kind { OPT_SECRET, OPT_STRING };

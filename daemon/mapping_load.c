@@ -519,8 +519,12 @@ static void parse_field(struct loader *L, struct field *f, const struct ynode *k
 		ERR(ymap_get(n, "ref_mapping"), "field '%s': ref_mapping only goes with ref", P);
 	if (f->ref_back && !pull)
 		ERR(ymap_get(n, "ref_back"), "field '%s': ref_back is for pull mappings", P);
-	if (f->has_map && ymap_get(n, "map") && !ymap_get(n, "unmapped"))
+	if (f->has_map && !ymap_get(n, "unmapped")) {
 		f->unmapped = UNM_ERROR;
+		WARN(ymap_get(n, "map") ? ymap_get(n, "map") : ymap_get(n, "map_file"),
+		     "field '%s': no rule for codes the map does not list; add unmapped: error, null or keep (error is assumed)",
+		     P);
+	}
 }
 
 static void parse_deps(struct loader *L, const struct ynode *n)

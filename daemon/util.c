@@ -377,3 +377,30 @@ char *path_join(const char *base, const char *rel)
 		return xstrdup(rel);
 	return xasprintf("%s/%s", base, rel);
 }
+
+char *path_normalize(const char *path)
+{
+	bool abs = path[0] == '/';
+	char *copy = xstrdup(path);
+	const char **parts = xcalloc(strlen(path) + 1, sizeof *parts);
+	size_t n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(copy, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		if (streq(t, "."))
+			continue;
+		if (streq(t, "..") && n > 0 && !streq(parts[n - 1], ".."))
+			n--;
+		else if (!(streq(t, "..") && abs && n == 0))
+			parts[n++] = t;
+	}
+	struct sb b = {0};
+	if (abs)
+		sb_putc(&b, '/');
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&b, "%s%s", i ? "/" : "", parts[i]);
+	if (!b.len)
+		sb_putc(&b, '.');
+	free(parts);
+	free(copy);
+	return sb_steal(&b);
+}

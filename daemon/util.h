@@ -71,6 +71,8 @@ void format_utc(char *buf, size_t n, double epoch);
 char *read_file(const char *path, size_t *len);
 /* Directory part of path ("." when none); caller frees. */
 char *path_dirname(const char *path);
+/* Collapse "./" and "dir/../" lexically ("config/../mappings/a.yaml" -> "mappings/a.yaml"). Caller frees. */
+char *path_normalize(const char *path);
 /* base joined with rel unless rel is absolute; caller frees. */
 char *path_join(const char *base, const char *rel);
 
