@@ -369,6 +369,34 @@ static void deps_of(struct config *c, struct mapping *m, struct mapping **out, s
 		}
 }
 
+/* Does mapping i reach itself through the dependencies of the unplaced mappings? */
+static bool on_cycle(struct config *c, size_t start, const bool *placed, struct mapping **scratch)
+{
+	size_t n = c->nmaps;
+	bool *seen = xcalloc(n + 1, sizeof *seen);
+	size_t *stack = xcalloc(n * 4 + 8, sizeof *stack), top = 0;
+	bool found = false;
+	stack[top++] = start;
+	while (top && !found) {
+		size_t cur = stack[--top];
+		size_t nd;
+		deps_of(c, c->maps[cur], scratch, &nd);
+		for (size_t k = 0; k < nd && !found; k++)
+			for (size_t j = 0; j < n; j++)
+				if (c->maps[j] == scratch[k] && !placed[j]) {
+					if (j == start)
+						found = true;
+					else if (!seen[j] && top < n * 4 + 8) {
+						seen[j] = true;
+						stack[top++] = j;
+					}
+				}
+	}
+	free(seen);
+	free(stack);
+	return found;
+}
+
 static void link_mappings(struct config *c, struct diag *d)
 {
 	for (size_t i = 0; i < c->nmaps; i++) {
@@ -377,6 +405,17 @@ static void link_mappings(struct config *c, struct diag *d)
 			if (streq(c->maps[j]->name, m->name))
 				diag_error(d, m->file, m->line, m->col, "mapping name '%s' is already used by %s", m->name,
 					   c->maps[j]->file);
+		for (size_t k = 0; k < m->ndeps; k++)
+			if (!config_mapping(c, m->depends_on[k])) {
+				const char **names = xcalloc(c->nmaps + 1, sizeof *names);
+				for (size_t q = 0; q < c->nmaps; q++)
+					names[q] = c->maps[q]->name;
+				const struct ynode *dn = m->depends_node;
+				diag_error(d, m->file, dn ? dn->line : 0, dn ? dn->col : 0,
+					   "depends_on: no mapping named '%s'%s", m->depends_on[k],
+					   suggest(m->depends_on[k], names, c->nmaps));
+				free(names);
+			}
 		if (!m->connector)
 			continue;
 		m->conn = config_connector(c, m->connector);
@@ -420,17 +459,6 @@ static void link_mappings(struct config *c, struct diag *d)
 				   ty->name, m->entity);
 		check_field_links(c, d, m, m->fields, m->nfields, m->ent->nested, ty);
 		check_field_links(c, d, m, m->term_fields, m->nterm, NULL, ty);
-		for (size_t k = 0; k < m->ndeps; k++)
-			if (!config_mapping(c, m->depends_on[k])) {
-				const char **names = xcalloc(c->nmaps + 1, sizeof *names);
-				for (size_t q = 0; q < c->nmaps; q++)
-					names[q] = c->maps[q]->name;
-				const struct ynode *dn = m->depends_node;
-				diag_error(d, m->file, dn ? dn->line : 0, dn ? dn->col : 0,
-					   "depends_on: no mapping named '%s'%s", m->depends_on[k],
-					   suggest(m->depends_on[k], names, c->nmaps));
-				free(names);
-			}
 	}
 	/* Order: dependencies first (Kahn), keeping file order among equals; a cycle is an error. */
 	size_t n = c->nmaps;
@@ -457,16 +485,24 @@ static void link_mappings(struct config *c, struct diag *d)
 			}
 		}
 		if (!progress) {
+			/* Name only the mappings on a cycle, not those merely waiting behind one. */
 			struct sb cyc = {0};
+			const struct mapping *first = NULL;
+			for (size_t i = 0; i < n; i++)
+				if (!placed[i] && on_cycle(c, i, placed, deps)) {
+					sb_printf(&cyc, "%s%s", cyc.len ? ", " : "", c->maps[i]->name);
+					if (!first)
+						first = c->maps[i];
+				}
 			for (size_t i = 0; i < n; i++)
 				if (!placed[i]) {
-					sb_printf(&cyc, "%s%s", cyc.len ? ", " : "", c->maps[i]->name);
 					order[done++] = c->maps[i];
 					placed[i] = true;
 				}
-			const struct mapping *first = order[done - 1];
-			diag_error(d, first->file, first->line, first->col,
-				   "depends_on: these mappings depend on each other in a cycle: %s", sb_str(&cyc));
+			const struct ynode *at = first && first->depends_node ? first->depends_node : NULL;
+			if (first)
+				diag_error(d, first->file, at ? at->line : first->line, at ? at->col : first->col,
+					   "depends_on: these mappings depend on each other in a cycle: %s", sb_str(&cyc));
 			sb_free(&cyc);
 		}
 	}

@@ -255,6 +255,17 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 	free(path);
 }
 
+/* A key missing because it was misspelt is reported once, as the unknown key with its suggestion. */
+static bool misspelt(const struct ynode *map, const char *wanted)
+{
+	for (size_t i = 0; i < map->n; i++) {
+		const char *k = map->keys[i]->str;
+		if (!in_list(k, top_keys, ARRAY_LEN(top_keys)) && streq(diag_suggest(k, top_keys, ARRAY_LEN(top_keys)), wanted))
+			return true;
+	}
+	return false;
+}
+
 static bool is_rule_map(const struct ynode *n)
 {
 	for (size_t i = 0; i < n->n; i++)
@@ -606,17 +617,19 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 	}
 	bool pull = m->dir == DIR_PULL;
 	if (!(m->connector = want_string(L, ymap_get(root, "connector"), "connector")))
-		if (!ymap_get(root, "connector"))
+		if (!ymap_get(root, "connector") && !misspelt(root, "connector"))
 			ERR(root, "missing 'connector:' (the connector instance's name from hrsync.yaml)");
 	if (!(m->entity = want_string(L, ymap_get(root, "entity"), "entity")))
-		if (!ymap_get(root, "entity"))
+		if (!ymap_get(root, "entity") && !misspelt(root, "entity"))
 			ERR(root, "missing 'entity:' (employees, absences, assets, ...)");
 	if ((n = ymap_get(root, "depends_on")))
 		parse_deps(L, n);
 
 	const struct ynode *src = ymap_get(root, "source");
 	if (!pull) {
-		if (!src) {
+		if (!src && misspelt(root, "source")) {
+			/* reported as an unknown key with its suggestion */
+		} else if (!src) {
 			ERR(root, "missing 'source:' (a table or a query, and the key column)");
 		} else if (src->type != YN_MAP) {
 			ERR(src, "source: expected a map with table or query, and key; found %s", ynode_type_name(src));
@@ -686,7 +699,7 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 		}
 	}
 	const struct ynode *fields = ymap_get(root, "fields");
-	if (!fields)
+	if (!fields && !misspelt(root, "fields"))
 		ERR(root, "missing 'fields:' (what to send, one entry per platform field)");
 	else
 		parse_fields(L, fields, &m->fields, &m->nfields, NULL, pull, 0);

@@ -178,7 +178,8 @@ static void totals(struct printer *p, FILE *out)
 		fprintf(out, "}\n}\n");
 		return;
 	}
-	if (!p->listed)
+	if (!p->totals[PA_CREATE] && !p->totals[PA_UPDATE] && !p->totals[PA_TERMINATE] && !p->totals[PA_DELETE] &&
+	    !p->totals[PA_RESTORE])
 		fprintf(out, "Nothing would change.\n");
 	fprintf(out, "totals: %ld to create, %ld to update, %ld to terminate, %ld to delete, %ld to restore, "
 		     "%ld skipped, %ld failing, %ld waiting, %ld unchanged\n",

@@ -36,6 +36,7 @@ struct builder {
 	struct anchor *anchors;
 	size_t nanchors, capanchors;
 	int depth;
+	bool fatal;     /* a syntax error: the tree is unusable (a duplicate key is not) */
 };
 
 static void node_push(struct ydoc *doc, struct ynode *parent, struct ynode *key, struct ynode *val)
@@ -58,6 +59,7 @@ static void node_push(struct ydoc *doc, struct ynode *parent, struct ynode *key,
 
 static void parse_error(struct builder *b)
 {
+	b->fatal = true;
 	yaml_parser_t *p = &b->parser;
 	int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
 	if (p->context)
@@ -213,7 +215,7 @@ struct ydoc *ydoc_parse(const char *name, const char *text, size_t len, struct d
 	for (size_t i = 0; i < b.nanchors; i++)
 		free(b.anchors[i].name);
 	free(b.anchors);
-	if (d->errors > errors_before) {
+	if (b.fatal || (d->errors > errors_before && !doc->root)) {
 		ydoc_free(doc);
 		return NULL;
 	}
