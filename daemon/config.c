@@ -350,9 +350,15 @@ static void deps_of(struct config *c, struct mapping *m, struct mapping **out, s
 	*n = 0;
 	for (size_t i = 0; i < m->ndeps; i++) {
 		struct mapping *t = config_mapping(c, m->depends_on[i]);
-		if (t)
+		if (t && *n < c->nmaps)
 			out[(*n)++] = t;
 	}
+	for (size_t i = 0; i < m->nfields; i++)
+		if (m->fields[i].ref_back) {
+			struct mapping *t = config_mapping(c, m->fields[i].ref_back);
+			if (t && t != m && *n < c->nmaps)
+				out[(*n)++] = t;
+		}
 	const struct field *lists[] = {m->fields, m->term_fields};
 	size_t counts[] = {m->nfields, m->nterm};
 	for (int l = 0; l < 2; l++)
@@ -433,8 +439,25 @@ static void link_mappings(struct config *c, struct diag *d)
 		if (!m->conn->type || !m->entity)
 			continue;
 		const struct connector_type *ty = m->conn->type;
-		m->ent = connector_entity(ty, m->entity);
 		const struct ynode *en = ymap_get(m->doc->root, "entity");
+		if (m->dir == DIR_PULL) {
+			size_t np = 0;
+			bool ok = false;
+			for (; ty->pull_entities && ty->pull_entities[np]; np++)
+				ok |= streq(ty->pull_entities[np], m->entity);
+			if (!ok)
+				diag_error(d, m->file, en ? en->line : 0, en ? en->col : 0,
+					   np ? "entity '%s': connector %s pulls only %s%s" : "entity '%s': connector %s pulls nothing",
+					   m->entity, ty->name, np ? ty->pull_entities[0] : "", np > 1 ? " and others" : "");
+			m->ent = connector_entity(ty, m->entity);
+			for (size_t k = 0; k < m->nfields; k++)
+				if (m->fields[k].ref_back && !config_mapping(c, m->fields[k].ref_back))
+					diag_error(d, m->file, m->fields[k].line, m->fields[k].col,
+						   "field '%s': ref_back '%s' names no mapping", m->fields[k].path,
+						   m->fields[k].ref_back);
+			continue;
+		}
+		m->ent = connector_entity(ty, m->entity);
 		if (!m->ent) {
 			const char *names[32];
 			size_t nn = 0;

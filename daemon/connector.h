@@ -88,17 +88,20 @@ struct connector_type {
 	bool (*reauth)(struct connector *c);
 	/*
 	 * The pull direction (SPEC §5 pull mappings), blocking: every record of `entity`
-	 * the platform holds that matches `filter` (a JSON object from the mapping, e.g.
-	 * {"status": "approved"}) and changed since `cursor` (NULL: all of them; the value
-	 * this function returned last time otherwise). Each record goes to cb exactly as the
-	 * platform returned it (borrowed); cb returns false to stop. *next_cursor gets what
-	 * to pass next time (caller frees). `complete` is set when every record matching the
-	 * filter was listed (not only the changed ones), so the caller may mark the ones it
-	 * did not see as deleted. NULL when the connector pulls nothing.
+	 * the platform holds that changed since `cursor` (NULL: all of them; otherwise the
+	 * value this function returned last time: the connector applies its own small
+	 * look-back, duplicates are fine). Each record goes to cb with its platform id,
+	 * exactly as the platform returned it (borrowed); cb returns false to stop. *next_cursor gets what to pass next time
+	 * (caller frees). `filter` is the mapping's filter (e.g. {"status": "approved"}):
+	 * the ENGINE applies it, so that a record leaving the filter (approved, then
+	 * withdrawn) still updates the row pulled before; a connector may use it only to
+	 * narrow by what never changes for a record. `complete` is set when every record
+	 * the platform holds was listed (a full listing, cursor NULL), so the engine may
+	 * mark what it did not see as deleted. NULL when the connector pulls nothing.
 	 */
 	bool (*pull)(struct connector *c, const char *entity, const struct jv *filter, const char *cursor,
-		     bool (*cb)(void *ud, const struct jv *record), void *ud, char **next_cursor, bool *complete,
-		     char **err);
+		     bool (*cb)(void *ud, const char *platform_id, const struct jv *record), void *ud, char **next_cursor,
+		     bool *complete, char **err);
 	const char *const *pull_entities;        /* what pull offers, NULL-terminated */
 };
 

@@ -95,7 +95,9 @@ struct mapping {
 	size_t ncols;
 	/* pull */
 	struct jv *filter;
-	char *target_table, *target_key, *deleted_column;
+	char *target_table, *deleted_column;
+	char **target_keys;    /* the target's key columns: field names of this mapping */
+	size_t ntarget_keys;
 	/* filled in by config when it links mappings to connectors */
 	const struct conn_cfg *conn;
 	const struct conn_entity *ent;

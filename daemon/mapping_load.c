@@ -663,10 +663,17 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 		} else {
 			check_keys(L, t, target_keys, ARRAY_LEN(target_keys), "target");
 			m->target_table = want_string(L, ymap_get(t, "table"), "target table");
-			m->target_key = want_string(L, ymap_get(t, "key"), "target key");
 			m->deleted_column = want_string(L, ymap_get(t, "deleted_column"), "target deleted_column");
-			if (!m->target_table || !m->target_key)
-				ERR(t, "target: needs table and key");
+			const struct ynode *k = ymap_get(t, "key");
+			size_t nk = k && k->type == YN_SEQ ? k->n : k ? 1 : 0;
+			m->target_keys = xcalloc(nk + 1, sizeof *m->target_keys);
+			for (size_t i = 0; i < nk; i++) {
+				char *kn = want_string(L, k->type == YN_SEQ ? k->vals[i] : k, "target key");
+				if (kn)
+					m->target_keys[m->ntarget_keys++] = kn;
+			}
+			if (!m->target_table || !m->ntarget_keys)
+				ERR(t, "target: needs table and key (a column, or a list of columns such as [platform, platform_id])");
 		}
 		if ((n = ymap_get(root, "filter"))) {
 			if (n->type != YN_MAP)
@@ -703,6 +710,15 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 		ERR(root, "missing 'fields:' (what to send, one entry per platform field)");
 	else
 		parse_fields(L, fields, &m->fields, &m->nfields, NULL, pull, 0);
+	for (size_t i = 0; pull && i < m->ntarget_keys; i++) {
+		bool found = false;
+		for (size_t j = 0; j < m->nfields; j++)
+			found |= streq(m->fields[j].name, m->target_keys[i]) && !m->fields[j].nested;
+		if (!found)
+			ERR(ymap_get(ymap_get(root, "target"), "key"),
+			    "target key '%s' is not one of this mapping's fields (the fields are the target's columns)",
+			    m->target_keys[i]);
+	}
 	free(Ls.dir);
 	return m;
 }
@@ -761,7 +777,9 @@ void mapping_free(struct mapping *m)
 	free(m->cols);
 	jv_free(m->filter);
 	free(m->target_table);
-	free(m->target_key);
+	for (size_t i = 0; i < m->ntarget_keys; i++)
+		free(m->target_keys[i]);
+	free(m->target_keys);
 	free(m->deleted_column);
 	free(m->mapping_hash);
 	free(m);

@@ -118,7 +118,17 @@ static const char *const migration_v1 =
 	"  retry boolean NOT NULL DEFAULT false,"
 	"  PRIMARY KEY (mapping, erp_key));"
 	"CREATE TABLE IF NOT EXISTS %1$s.pull_cursors ("
-	"  mapping text PRIMARY KEY, cursor text, updated_at timestamptz NOT NULL DEFAULT now());";
+	"  mapping text PRIMARY KEY, cursor text, last_full timestamptz,"
+	"  updated_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE IF NOT EXISTS %1$s.pulled ("
+	"  mapping text NOT NULL,"
+	"  platform_id text NOT NULL,"
+	"  target_key jsonb NOT NULL,"
+	"  fingerprint bytea,"
+	"  deleted boolean NOT NULL DEFAULT false,"
+	"  updated_at timestamptz NOT NULL DEFAULT now(),"
+	"  run_id bigint,"
+	"  PRIMARY KEY (mapping, platform_id));";
 
 bool state_migrate(struct state *s, char **err)
 {

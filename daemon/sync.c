@@ -24,6 +24,7 @@
 #include "db.h"
 #include "log.h"
 #include "nir.h"
+#include "pull.h"
 #include "ref.h"
 #include "sha256.h"
 #include "source.h"
@@ -794,6 +795,43 @@ out:
 	strmap_clear(&e->refs);
 }
 
+/* A pull mapping: platform records into the mirror's inbound table (pull.c). */
+static void run_pull(struct engine *e, struct mapping *m, struct connector *conn)
+{
+	e->m = m;
+	e->conn = conn;
+	memset(&e->cnt, 0, sizeof e->cnt);
+	log_set_mapping(m->name);
+	int64_t t0 = now_ms();
+	struct pacer_stats before = conn->pacer.stats;
+	if (conn->pacer.stopped) {
+		log_error("skipped: connector %s is stopped for this run", conn->name);
+	} else if (e->no_state) {
+		log_notice("pull skipped in a dry run before the first run");
+	} else {
+		struct pull_env pe = {.cfg = e->cfg, .opts = e->opts, .st = &e->st, .run_id = e->run_id, .conn = conn,
+				      .cnt = &e->cnt};
+		char *why = NULL;
+		if (!pull_run(&pe, m, &why)) {
+			stop_run(e, "pull %s: %s", m->name, why ? why : "failed");
+			free(why);
+		}
+	}
+	e->cnt.requests = conn->pacer.stats.requests - before.requests;
+	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
+	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
+	if (!e->opts->dry_run)
+		summary(e);
+	e->waiting += e->cnt.failed;
+	if (e->res) {
+		e->res->maps = xrealloc(e->res->maps, (e->res->nmaps + 1) * sizeof *e->res->maps);
+		e->res->maps[e->res->nmaps++] = (struct mapping_result){m->name, conn->name, e->cnt};
+	}
+	if (!e->opts->dry_run)
+		state_run_mapping(&e->st, e->run_id, m->name, &e->cnt, m->mapping_hash);
+	log_set_mapping(NULL);
+}
+
 static bool selected(const struct run_opts *o, const struct mapping *m)
 {
 	if (!o->nonly)
@@ -915,14 +953,18 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	}
 	for (size_t i = 0; i < cfg->nmaps && !e.stop; i++) {
 		struct mapping *m = cfg->maps[i];
-		if (m->dir != DIR_PUSH || !selected(opts, m))
+		if (!selected(opts, m) || (opts->sink && opts->sink->preview && m->dir == DIR_PULL))
 			continue;
 		struct connector *c = NULL;
 		for (size_t k = 0; k < cfg->nconns; k++)
 			if (&cfg->conns[k] == m->conn)
 				c = e.conns[k];
-		if (c)
+		if (!c)
+			continue;
+		if (m->dir == DIR_PUSH)
 			run_mapping(&e, m, c);
+		else
+			run_pull(&e, m, c);
 	}
 done:
 	if (e.src.pg)

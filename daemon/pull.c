@@ -1,0 +1,386 @@
+/*
+ * pull — see pull.h. Writes go through the state connection (read-write); the source
+ * connection stays a read-only snapshot.
+ */
+#define _GNU_SOURCE
+#include "pull.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "sha256.h"
+#include "strmap.h"
+
+#define FULL_EVERY_SECONDS (20 * 3600)   /* a full listing (deletions) about once a day */
+
+struct puller {
+	struct pull_env *pe;
+	const struct mapping *m;
+	char *table_q;          /* the quoted target table */
+	char **cols_q;          /* the quoted column of each field */
+	struct strmap seen;     /* platform ids listed this run */
+	bool stop;
+	char *why;
+};
+
+/* Run parameterised SQL on the state connection ("%1$s" = the quoted state schema). */
+static PGresult *sq(struct puller *p, const char *fmt, int n, const char *const *params)
+{
+	struct state *st = p->pe->st;
+	char *sql = NULL;
+	if (asprintf(&sql, fmt, st->schema_q) < 0)
+		return NULL;
+	PGresult *r = PQexecParams(st->pg, sql, n, NULL, params, NULL, NULL, 0);
+	free(sql);
+	ExecStatusType s = PQresultStatus(r);
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+		char *e = db_error(st->pg, r);
+		if (PQstatus(st->pg) != CONNECTION_OK)
+			st->broken = true;
+		if (!p->why)
+			p->why = xasprintf("writing the inbound table %s: %s", p->m->target_table, e);
+		log_error("pull %s: %s", p->m->name, e);
+		free(e);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static bool sq_ok(struct puller *p, const char *fmt, int n, const char *const *params)
+{
+	PGresult *r = sq(p, fmt, n, params);
+	PQclear(r);
+	return r != NULL;
+}
+
+/* A JSON value as the text a column takes: scalars as text, objects as JSON, null as NULL. */
+static char *as_param(const struct jv *v)
+{
+	if (jv_is_null(v))
+		return NULL;
+	if (v->t == JV_OBJ || v->t == JV_ARR)
+		return jv_dumps(v);
+	return jv_scalar_text(v);
+}
+
+static bool matches_filter(const struct jv *filter, const struct jv *rec)
+{
+	if (!filter)
+		return true;
+	for (size_t i = 0; i < filter->u.obj.n; i++) {
+		char *want = jv_scalar_text(filter->u.obj.v[i]);
+		char *have = jv_scalar_text(jv_path(rec, filter->u.obj.k[i]));
+		bool eq = streq(want, have);
+		free(want);
+		free(have);
+		if (!eq)
+			return false;
+	}
+	return true;
+}
+
+static bool cb_ref_back(void *ctx, const char *mapping, const char *platform_id, struct jv **out)
+{
+	struct puller *p = ctx;
+	char *key = NULL;
+	if (!state_link_by_platform_id(p->pe->st, mapping, platform_id, &key))
+		return false;
+	*out = jv_str(key);
+	free(key);
+	return true;
+}
+
+static bool cb_lookup(void *ctx, const char *resource, const char *match, const char *name, struct jv **out)
+{
+	(void)ctx, (void)resource, (void)match, (void)name, (void)out;
+	return false; /* lookups are for push mappings */
+}
+
+static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, const char *id, const char *nir,
+				  struct jv **out, char **why)
+{
+	(void)ctx, (void)f, (void)scheme, (void)id, (void)nir, (void)out;
+	*why = xstrdup("ref is for push mappings; a pull mapping uses ref_back");
+	return REF_INVALID;
+}
+
+/* The WHERE clause on the target's key columns, parameters from $first on; params filled. */
+static void key_where(struct puller *p, const struct jv *payload, struct sb *w, const char **params, char **owned,
+		      int first)
+{
+	for (size_t i = 0; i < p->m->ntarget_keys; i++) {
+		int fi = -1;
+		for (size_t j = 0; j < p->m->nfields; j++)
+			if (streq(p->m->fields[j].name, p->m->target_keys[i]))
+				fi = (int)j;
+		sb_printf(w, "%s%s = $%d", i ? " AND " : "", p->cols_q[fi], first + (int)i);
+		owned[i] = as_param(jv_obj_get(payload, p->m->target_keys[i]));
+		params[i] = owned[i];
+	}
+}
+
+static bool upsert(struct puller *p, const char *pid, const struct jv *payload, const char *fp)
+{
+	const struct mapping *m = p->m;
+	size_t n = m->nfields, nk = m->ntarget_keys;
+	const char **params = xcalloc(n + nk + 2, sizeof *params);
+	char **owned = xcalloc(n + nk + 2, sizeof *owned);
+	struct sb set = {0}, cols = {0}, vals = {0}, where = {0};
+	for (size_t i = 0; i < n; i++) {
+		owned[i] = as_param(jv_obj_get(payload, m->fields[i].name));
+		params[i] = owned[i];
+		sb_printf(&set, "%s%s = $%zu", i ? ", " : "", p->cols_q[i], i + 1);
+		sb_printf(&cols, "%s%s", i ? ", " : "", p->cols_q[i]);
+		sb_printf(&vals, "%s$%zu", i ? ", " : "", i + 1);
+	}
+	if (m->deleted_column) {
+		char *dq = db_quote_ident(p->pe->st->pg, m->deleted_column);
+		sb_printf(&set, ", %s = false", dq);
+		sb_printf(&cols, ", %s", dq);
+		sb_puts(&vals, ", false");
+		free(dq);
+	}
+	key_where(p, payload, &where, params + n, owned + n, (int)n + 1);
+	bool ok = sq_ok(p, "BEGIN", 0, NULL);
+	char *upd = xasprintf("UPDATE %s SET %s WHERE %s", p->table_q, sb_str(&set), sb_str(&where));
+	PGresult *r = ok ? PQexecParams(p->pe->st->pg, upd, (int)(n + nk), NULL, params, NULL, NULL, 0) : NULL;
+	free(upd);
+	if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
+		char *e = db_error(p->pe->st->pg, r);
+		p->why = xasprintf("writing the inbound table %s: %s", m->target_table, e);
+		free(e);
+		ok = false;
+	}
+	if (ok && atol(PQcmdTuples(r)) == 0) {
+		char *ins = xasprintf("INSERT INTO %s (%s) VALUES (%s)", p->table_q, sb_str(&cols), sb_str(&vals));
+		PGresult *ri = PQexecParams(p->pe->st->pg, ins, (int)n, NULL, params, NULL, NULL, 0);
+		free(ins);
+		if (PQresultStatus(ri) != PGRES_COMMAND_OK) {
+			char *e = db_error(p->pe->st->pg, ri);
+			p->why = xasprintf("writing the inbound table %s: %s", m->target_table, e);
+			free(e);
+			ok = false;
+		}
+		PQclear(ri);
+	}
+	PQclear(r);
+	if (ok) {
+		struct jv *k = jv_obj();
+		for (size_t i = 0; i < nk; i++)
+			jv_obj_set(k, m->target_keys[i], jv_copy(jv_obj_get(payload, m->target_keys[i])));
+		char *kj = jv_dumps(k);
+		jv_free(k);
+		char rid[32];
+		snprintf(rid, sizeof rid, "%lld", p->pe->run_id);
+		const char *pp[] = {m->name, pid, kj, fp, rid};
+		ok = sq_ok(p,
+			   "INSERT INTO %1$s.pulled (mapping, platform_id, target_key, fingerprint, run_id) "
+			   "VALUES ($1, $2, $3::jsonb, decode($4, 'hex'), $5) ON CONFLICT (mapping, platform_id) DO UPDATE "
+			   "SET target_key = EXCLUDED.target_key, fingerprint = EXCLUDED.fingerprint, deleted = false, "
+			   "updated_at = now(), run_id = EXCLUDED.run_id",
+			   5, pp);
+		free(kj);
+	}
+	if (ok)
+		ok = sq_ok(p, "COMMIT", 0, NULL);
+	else
+		PQclear(PQexec(p->pe->st->pg, "ROLLBACK"));
+	for (size_t i = 0; i < n + nk; i++)
+		free(owned[i]);
+	free(owned);
+	free(params);
+	sb_free(&set);
+	sb_free(&cols);
+	sb_free(&vals);
+	sb_free(&where);
+	return ok;
+}
+
+static bool on_record(void *ud, const char *pid, const struct jv *rec)
+{
+	struct puller *p = ud;
+	const struct mapping *m = p->m;
+	struct counts *c = p->pe->cnt;
+	if (!pid)
+		return true;
+	strmap_put(&p->seen, pid, "");
+	c->rows++;
+	const char *params[] = {m->name, pid};
+	PGresult *r = sq(p, "SELECT encode(fingerprint, 'hex'), deleted FROM %1$s.pulled WHERE mapping = $1 AND platform_id = $2",
+			 2, params);
+	if (!r) {
+		p->stop = true;
+		return false;
+	}
+	bool known = PQntuples(r) == 1;
+	char *old_fp = known && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+	bool was_deleted = known && PQgetvalue(r, 0, 1)[0] == 't';
+	PQclear(r);
+	/* The filter admits new records; records pulled before keep being updated. */
+	if (!known && !matches_filter(m->filter, rec)) {
+		free(old_fp);
+		c->rows--;
+		return true;
+	}
+	struct eval_env env = {.ctx = p, .resolve = cb_resolve, .lookup = cb_lookup, .ref_back = cb_ref_back};
+	struct row row = {.record = rec};
+	struct mapped mp = {0};
+	int rc = mapping_eval(m, m->fields, m->nfields, &row, &env, &mp);
+	if (rc != 0) {
+		struct failure f = {.kind = "mapping", .action = "pull", .field = rc == 1 ? mp.err.path : mp.defer_field,
+				    .rule = rc == 1 ? mp.err.rule : "ref", .reason = rc == 1 ? mp.err.reason : mp.defer_reason};
+		if (!p->pe->opts->dry_run)
+			state_failure_put(p->pe->st, m->name, pid, &f, p->pe->run_id);
+		log_rec(L_WARN, pid, "pull", "parked: field '%s' %s: %s", f.field ? f.field : "?", f.rule ? f.rule : "",
+			f.reason ? f.reason : "");
+		c->failed++;
+		mapped_free(&mp);
+		free(old_fp);
+		return true;
+	}
+	char fp[65];
+	char *text = jv_dumps(mp.payload);
+	sha256_hex(text, strlen(text), fp);
+	free(text);
+	if (old_fp && streq(old_fp, fp) && !was_deleted) {
+		c->unchanged++;
+	} else if (p->pe->opts->dry_run) {
+		if (known)
+			c->updated++;
+		else
+			c->created++;
+	} else if (upsert(p, pid, mp.payload, fp)) {
+		state_failure_clear(p->pe->st, m->name, pid);
+		if (known && !was_deleted)
+			c->updated++;
+		else
+			c->created++;
+		log_rec(L_INFO, pid, "pull", "%s in %s", known && !was_deleted ? "updated" : "added", m->target_table);
+	} else {
+		p->stop = true;
+	}
+	free(old_fp);
+	mapped_free(&mp);
+	return !p->stop;
+}
+
+/* After a full listing: what was pulled before and is gone from the platform. */
+static void mark_deleted(struct puller *p)
+{
+	const struct mapping *m = p->m;
+	const char *params[] = {m->name};
+	PGresult *r = sq(p, "SELECT platform_id, target_key::text FROM %1$s.pulled WHERE mapping = $1 AND NOT deleted", 1,
+			 params);
+	if (!r)
+		return;
+	for (int i = 0; i < PQntuples(r) && !p->stop; i++) {
+		const char *pid = PQgetvalue(r, i, 0);
+		if (strmap_get(&p->seen, pid, NULL))
+			continue;
+		if (p->pe->opts->dry_run) {
+			p->pe->cnt->terminated++;
+			continue;
+		}
+		const char *kt = PQgetvalue(r, i, 1);
+		struct jv *key = jv_parse(kt, strlen(kt), NULL, 0);
+		size_t nk = m->ntarget_keys;
+		const char **kp = xcalloc(nk + 1, sizeof *kp);
+		char **owned = xcalloc(nk + 1, sizeof *owned);
+		struct sb where = {0};
+		key_where(p, key, &where, kp, owned, 1);
+		char *sql;
+		if (m->deleted_column) {
+			char *dq = db_quote_ident(p->pe->st->pg, m->deleted_column);
+			sql = xasprintf("UPDATE %s SET %s = true WHERE %s", p->table_q, dq, sb_str(&where));
+			free(dq);
+		} else {
+			sql = xasprintf("DELETE FROM %s WHERE %s", p->table_q, sb_str(&where));
+		}
+		bool ok = sq_ok(p, "BEGIN", 0, NULL);
+		PGresult *w = ok ? PQexecParams(p->pe->st->pg, sql, (int)nk, NULL, kp, NULL, NULL, 0) : NULL;
+		ok = ok && PQresultStatus(w) == PGRES_COMMAND_OK;
+		PQclear(w);
+		const char *pp[] = {m->name, pid};
+		ok = ok && sq_ok(p, "UPDATE %1$s.pulled SET deleted = true, updated_at = now() WHERE mapping = $1 AND platform_id = $2",
+				 2, pp);
+		if (ok && sq_ok(p, "COMMIT", 0, NULL)) {
+			p->pe->cnt->terminated++;
+			log_rec(L_INFO, pid, "pull", "deleted on the platform: %s in %s", m->deleted_column ? "marked" : "removed",
+				m->target_table);
+		} else {
+			PQclear(PQexec(p->pe->st->pg, "ROLLBACK"));
+			p->stop = true;
+		}
+		free(sql);
+		for (size_t k = 0; k < nk; k++)
+			free(owned[k]);
+		free(owned);
+		free(kp);
+		sb_free(&where);
+		jv_free(key);
+	}
+	PQclear(r);
+}
+
+bool pull_run(struct pull_env *pe, const struct mapping *m, char **why)
+{
+	struct connector *c = pe->conn;
+	if (!c->type->pull) {
+		*why = xasprintf("connector %s pulls nothing", c->name);
+		return false;
+	}
+	struct puller p = {.pe = pe, .m = m};
+	PGconn *pg = pe->st->pg;
+	p.table_q = db_quote_qualified(pg, m->target_table);
+	if (!p.table_q) {
+		*why = xasprintf("target table '%s' is not a valid name (schema.table)", m->target_table);
+		return false;
+	}
+	p.cols_q = xcalloc(m->nfields + 1, sizeof *p.cols_q);
+	for (size_t i = 0; i < m->nfields; i++)
+		p.cols_q[i] = db_quote_ident(pg, m->fields[i].name);
+
+	const char *params[] = {m->name};
+	PGresult *r = sq(&p, "SELECT cursor, coalesce(extract(epoch FROM now() - last_full), 1e12) FROM %1$s.pull_cursors "
+			     "WHERE mapping = $1",
+			 1, params);
+	char *cursor = NULL;
+	bool full = true;
+	if (r && PQntuples(r) == 1) {
+		cursor = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
+		full = !cursor || atof(PQgetvalue(r, 0, 1)) > FULL_EVERY_SECONDS;
+	}
+	PQclear(r);
+	char *next = NULL, *err = NULL;
+	bool complete = false;
+	bool ok = c->type->pull(c, m->entity, m->filter, full ? NULL : cursor, on_record, &p, &next, &complete, &err);
+	if (!ok && !p.why)
+		p.why = xasprintf("connector %s: %s", c->name, err ? err : "pull failed");
+	if (ok && !p.stop && complete)
+		mark_deleted(&p);
+	if (ok && !p.stop && !pe->opts->dry_run) {
+		const char *pp[] = {m->name, next, complete ? "t" : "f"};
+		sq_ok(&p,
+		      "INSERT INTO %1$s.pull_cursors (mapping, cursor, last_full) VALUES ($1, $2, CASE WHEN $3 THEN now() END) "
+		      "ON CONFLICT (mapping) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now(), "
+		      "last_full = CASE WHEN $3 THEN now() ELSE pull_cursors.last_full END",
+		      3, pp);
+	}
+	free(err);
+	free(next);
+	free(cursor);
+	for (size_t i = 0; i < m->nfields; i++)
+		free(p.cols_q[i]);
+	free(p.cols_q);
+	free(p.table_q);
+	strmap_clear(&p.seen);
+	if (p.why) {
+		*why = p.why;
+		return false;
+	}
+	return ok && !p.stop;
+}
