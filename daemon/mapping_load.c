@@ -30,6 +30,7 @@ struct loader {
 	struct diag *d;
 	const char *file;
 	char *dir;
+	struct sha256 hash;   /* the file's bytes and those of the map files it names */
 };
 
 #define ERR(n, ...) diag_error(L->d, L->file, (n) ? (n)->line : 0, (n) ? (n)->col : 0, __VA_ARGS__)
@@ -173,6 +174,14 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 {
 	char *path = path_join(L->dir, n->str);
 	const char *what = f->path;
+	{
+		/* A map file's content is part of the mapping: a changed code table changes payloads. */
+		size_t blen;
+		char *bytes = read_file(path, &blen);
+		if (bytes)
+			sha256_update(&L->hash, bytes, blen);
+		free(bytes);
+	}
 	if (str_has_suffix(path, ".csv")) {
 		size_t len;
 		char *text = read_file(path, &len);
@@ -583,18 +592,19 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 	m->doc = doc;
 	struct loader Ls = {.m = m, .d = d, .file = m->file, .dir = path_dirname(path)}, *L = &Ls;
 	const struct ynode *root = doc->root;
+	sha256_init(&Ls.hash);
 	{
 		size_t len;
 		char *bytes = read_file(path, &len);
-		char hex[65];
-		sha256_hex(bytes ? bytes : "", bytes ? len : 0, hex);
-		m->mapping_hash = xstrdup(hex);
+		if (bytes)
+			sha256_update(&Ls.hash, bytes, len);
 		free(bytes);
 	}
 	if (!root || root->type != YN_MAP) {
 		diag_error(d, path, root ? root->line : 1, root ? root->col : 1,
 			   "a mapping file is a map with connector, entity, source and fields");
 		m->name = base_name(path);
+		m->mapping_hash = xstrdup("");
 		free(Ls.dir);
 		return m;
 	}
@@ -719,6 +729,12 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 			    "target key '%s' is not one of this mapping's fields (the fields are the target's columns)",
 			    m->target_keys[i]);
 	}
+	unsigned char dg[32];
+	sha256_final(&Ls.hash, dg);
+	char hex[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", dg[i]);
+	m->mapping_hash = xstrdup(hex);
 	free(Ls.dir);
 	return m;
 }

@@ -58,33 +58,36 @@ void sha256_update(struct sha256 *c, const void *data, size_t n)
 {
 	const unsigned char *p = data;
 	c->len += n;
-	while (n) {
-		size_t take = 64 - c->nbuf;
-		if (take > n)
-			take = n;
+	if (c->nbuf) {
+		size_t take = 64 - c->nbuf < n ? 64 - c->nbuf : n;
 		memcpy(c->buf + c->nbuf, p, take);
 		c->nbuf += take;
 		p += take;
 		n -= take;
-		if (c->nbuf == 64) {
-			block(c, c->buf);
-			c->nbuf = 0;
-		}
+		if (c->nbuf < 64)
+			return;
+		block(c, c->buf);
+		c->nbuf = 0;
 	}
+	for (; n >= 64; p += 64, n -= 64)
+		block(c, p);
+	memcpy(c->buf, p, n);
+	c->nbuf = n;
 }
 
 void sha256_final(struct sha256 *c, unsigned char out[32])
 {
 	uint64_t bits = c->len * 8;
-	unsigned char pad = 0x80;
-	sha256_update(c, &pad, 1);
-	unsigned char zero = 0;
-	while (c->nbuf != 56)
-		sha256_update(c, &zero, 1);
-	unsigned char lenb[8];
+	c->buf[c->nbuf++] = 0x80;
+	if (c->nbuf > 56) {
+		memset(c->buf + c->nbuf, 0, 64 - c->nbuf);
+		block(c, c->buf);
+		c->nbuf = 0;
+	}
+	memset(c->buf + c->nbuf, 0, 56 - c->nbuf);
 	for (int i = 0; i < 8; i++)
-		lenb[i] = (unsigned char)(bits >> (56 - 8 * i));
-	sha256_update(c, lenb, 8);
+		c->buf[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
+	block(c, c->buf);
 	for (int i = 0; i < 8; i++) {
 		out[i * 4] = (unsigned char)(c->h[i] >> 24);
 		out[i * 4 + 1] = (unsigned char)(c->h[i] >> 16);
@@ -100,6 +103,10 @@ void sha256_hex(const void *data, size_t n, char out[65])
 	sha256_init(&c);
 	sha256_update(&c, data, n);
 	sha256_final(&c, d);
-	for (int i = 0; i < 32; i++)
-		snprintf(out + i * 2, 3, "%02x", d[i]);
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		out[i * 2] = hex[d[i] >> 4];
+		out[i * 2 + 1] = hex[d[i] & 15];
+	}
+	out[64] = '\0';
 }

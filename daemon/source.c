@@ -10,7 +10,52 @@
 
 #define BATCH 2000
 /* Columns after the mapping's own, in this order. */
-enum { X_TERM, X_DUP, X_LINK_ID, X_LINK_STATUS, X_LINK_FP, X_LINK_EXTRA, X_FAIL_KIND, X_FAIL_FP, X_FAIL_RETRY, X_N };
+enum { X_TERM, X_DUP, X_LINK_ID, X_LINK_STATUS, X_LINK_FP, X_LINK_EXTRA, X_FAIL_KIND, X_FAIL_FP, X_FAIL_RETRY,
+       X_SRC_HASH, X_SAME, X_N };
+
+/*
+ * A reference field the hash can follow: exactly "erp:{column}". Its target mapping's
+ * link (as of the snapshot) joins in, so a re-created employee changes its absences'
+ * hash. Any other reference makes the mapping unhashable (always evaluated).
+ */
+static bool simple_ref(const struct field *f)
+{
+	return f->tpl.n == 2 && f->tpl.parts[0].lit && streq(f->tpl.parts[0].lit, "erp:") && !f->tpl.parts[1].lit;
+}
+
+static bool hashable(const struct field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested && !hashable(f[i].kids, f[i].nkids))
+			return false;
+		if (f[i].src == VS_REF && !simple_ref(&f[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Joins and hash inputs for the reference fields (ref targets' platform ids). */
+static void ref_joins(PGconn *pg, const struct source *s, const struct mapping *m, const struct field *f, size_t n,
+		      int *k, struct sb *joins, struct sb *inputs)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested) {
+			ref_joins(pg, s, m, f[i].kids, f[i].nkids, k, joins, inputs);
+			continue;
+		}
+		if (f[i].src != VS_REF)
+			continue;
+		const struct mapping *t = config_ref_target(s->cfg, m, &f[i]);
+		char *tl = db_quote_literal(pg, t ? t->name : "");
+		char *col = db_quote_ident(pg, f[i].tpl.parts[1].path);
+		sb_printf(joins, " LEFT JOIN %s.links r%d ON r%d.mapping = %s AND r%d.erp_key = src.%s::text", s->state_q, *k,
+			  *k, tl, *k, col);
+		sb_printf(inputs, ", r%d.platform_id", *k);
+		(*k)++;
+		free(tl);
+		free(col);
+	}
+}
 
 bool source_open(struct source *s, const struct config *cfg, char **err)
 {
@@ -44,7 +89,7 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	if (!f)
 		f = &none;
 	PGconn *pg = s->pg;
-	struct sb q = {0};
+	struct sb q = {0}, cols = {0}, joins = {0}, inputs = {0};
 	char *key = db_quote_ident(pg, m->key);
 	char *lit = db_quote_literal(pg, m->name);
 	if (!key || !lit) {
@@ -53,54 +98,88 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 		free(lit);
 		return NULL;
 	}
-	/* The inner select computes terminate.when where only the source's columns are in scope. */
-	sb_puts(&q, "SELECT ");
-	for (size_t i = 0; i < m->ncols; i++) {
-		char *c = db_quote_ident(pg, m->cols[i]);
-		sb_printf(&q, "src.%s, ", c);
-		free(c);
-	}
-	if (f->no_state)
-		sb_printf(&q, "src.\"__hrsync_term\", count(*) OVER (PARTITION BY src.%s), "
-			      "NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bool FROM (SELECT ",
-			  key);
-	else
-		sb_printf(&q, "src.\"__hrsync_term\", count(*) OVER (PARTITION BY src.%s), "
-			      "l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, "
-			      "f.kind, encode(f.fingerprint, 'hex'), f.retry FROM (SELECT ",
-			  key);
-	sb_printf(&q, "s0.*, coalesce((%s), false) AS \"__hrsync_term\" FROM ", m->term_when ? m->term_when : "false");
+	bool hash = f->generation && !f->no_state && hashable(m->fields, m->nfields) &&
+		    hashable(m->term_fields, m->nterm);
+	/* The source's own rows: terminate.when is computed where only its columns are in scope. */
+	struct sb from = {0};
+	sb_printf(&from, "SELECT s0.*, coalesce((%s), false) AS \"__hrsync_term\" FROM ", m->term_when ? m->term_when : "false");
 	if (m->table) {
 		char *t = db_quote_qualified(pg, m->table);
 		if (!t) {
 			*err = xasprintf("source table '%s' is not a valid name (schema.table)", m->table);
 			free(key);
 			free(lit);
-			sb_free(&q);
+			sb_free(&from);
 			return NULL;
 		}
-		sb_printf(&q, "%s AS s0", t);
+		sb_printf(&from, "%s AS s0", t);
 		free(t);
 	} else {
-		sb_printf(&q, "(%s) AS s0", m->query);
+		sb_printf(&from, "(%s) AS s0", m->query);
 	}
 	if (m->where)
-		sb_printf(&q, " WHERE (%s)", m->where);
+		sb_printf(&from, " WHERE (%s)", m->where);
 	if (f->key) {
 		char *kl = db_quote_literal(pg, f->key);
-		sb_printf(&q, "%s s0.%s::text = %s", m->where ? " AND" : " WHERE", key, kl);
+		sb_printf(&from, "%s s0.%s::text = %s", m->where ? " AND" : " WHERE", key, kl);
 		free(kl);
 	}
-	sb_puts(&q, ") AS src");
+	for (size_t i = 0; i < m->ncols; i++) {
+		char *c = db_quote_ident(pg, m->cols[i]);
+		sb_printf(&cols, "%ssrc.%s AS c%zu", i ? ", " : "", c, i);
+		sb_printf(&inputs, "%ssrc.%s", i ? ", " : "", c);
+		free(c);
+	}
+	if (hash) {
+		int k = 0;
+		ref_joins(pg, s, m, m->fields, m->nfields, &k, &joins, &inputs);
+		ref_joins(pg, s, m, m->term_fields, m->nterm, &k, &joins, &inputs);
+	}
+	/*
+	 * Inner query x: the row, what the state knew of it, and its hash. OFFSET 0 keeps
+	 * PostgreSQL from folding it into the outer one, so the hash is computed once; the
+	 * outer one sends the columns only of rows whose hash changed.
+	 */
+	sb_printf(&q, "SELECT ");
+	for (size_t i = 0; i < m->ncols; i++) {
+		if (i == 0 || !hash)
+			sb_printf(&q, "x.c%zu, ", i);
+		else
+			sb_printf(&q, "CASE WHEN x.same THEN NULL ELSE x.c%zu END, ", i);
+	}
+	sb_puts(&q, "x.term, x.dup, x.platform_id, x.status, x.fp, x.extra, x.kind, x.ffp, x.retry, x.src_hash, "
+		    "coalesce(x.same, false) FROM (SELECT ");
+	sb_printf(&q, "%s, src.\"__hrsync_term\" AS term, count(*) OVER (PARTITION BY src.%s) AS dup, ", sb_str(&cols), key);
+	if (f->no_state)
+		sb_puts(&q, "NULL::text AS platform_id, NULL::text AS status, NULL::text AS fp, NULL::text AS extra, "
+			    "NULL::text AS kind, NULL::text AS ffp, NULL::bool AS retry, ");
+	else
+		sb_puts(&q, "l.platform_id, l.status, encode(l.fingerprint, 'hex') AS fp, l.extra::text AS extra, "
+			    "f.kind, encode(f.fingerprint, 'hex') AS ffp, f.retry, ");
+	if (hash) {
+		char *gen = db_quote_literal(pg, f->generation);
+		sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) AS src_hash, ", gen, sb_str(&inputs));
+		sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) = l.src_hash AS same ", gen, sb_str(&inputs));
+		free(gen);
+	} else {
+		sb_puts(&q, "NULL::text AS src_hash, false AS same ");
+	}
+	sb_printf(&q, "FROM (%s) AS src", sb_str(&from));
 	if (!f->no_state)
 		sb_printf(&q, " LEFT JOIN %s.links l ON l.mapping = %s AND l.erp_key = src.%s::text "
 			      "LEFT JOIN %s.failures f ON f.mapping = %s AND f.erp_key = src.%s::text",
 			  s->state_q, lit, key, s->state_q, lit, key);
+	sb_puts(&q, sb_str(&joins));
 	sb_printf(&q, " ORDER BY src.%s", key);
 	if (f->limit > 0)
 		sb_printf(&q, " LIMIT %ld", f->limit);
+	sb_puts(&q, " OFFSET 0) AS x");
 	free(key);
 	free(lit);
+	sb_free(&from);
+	sb_free(&cols);
+	sb_free(&joins);
+	sb_free(&inputs);
 	return sb_steal(&q);
 }
 
@@ -187,6 +266,9 @@ int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err
 	x->fail_fp = val(res, i, b + X_FAIL_FP);
 	const char *fr = val(res, i, b + X_FAIL_RETRY);
 	x->fail_retry = fr && fr[0] == 't';
+	x->src_hash = val(res, i, b + X_SRC_HASH);
+	const char *sm = val(res, i, b + X_SAME);
+	x->same = sm && sm[0] == 't';
 	c->rows++;
 	return 1;
 }

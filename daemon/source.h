@@ -37,6 +37,8 @@ struct src_extra {
 	const char *fail_kind;
 	const char *fail_fp;
 	bool fail_retry;
+	const char *src_hash;   /* hash of the source values and the generation (NULL: not hashable) */
+	bool same;              /* src_hash equals the one stored with the link: the row's other columns are not sent */
 };
 
 /* Narrowing a read: one key (preview --key), a row limit, and whether the state schema exists. */
@@ -44,6 +46,13 @@ struct src_filter {
 	const char *key;
 	long limit;             /* 0: all */
 	bool no_state;          /* the state schema does not exist yet: nothing is linked */
+	/*
+	 * The generation of everything but the row that the payload depends on (mapping file,
+	 * lookup lists, time zone, version): with it, the query hashes each row's source
+	 * values and the ids its references resolve to, and flags the rows whose hash is the
+	 * one stored with their link. NULL: no hashing.
+	 */
+	const char *generation;
 };
 
 struct cursor {

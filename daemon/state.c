@@ -97,6 +97,7 @@ static const char *const migration_v1 =
 	"  payload jsonb,"
 	"  extra jsonb,"
 	"  nir_hash bytea,"
+	"  src_hash text,"
 	"  created_at timestamptz NOT NULL DEFAULT now(),"
 	"  updated_at timestamptz NOT NULL DEFAULT now(),"
 	"  run_id bigint,"
@@ -276,25 +277,34 @@ bool state_run_mapping(struct state *s, long long run, const char *mapping, cons
 
 bool state_link_put(struct state *s, const char *mapping, const char *key, const char *platform_id,
 		    const char *status, const char *fp_hex, const struct jv *payload, const struct jv *extra,
-		    const char *nir_hash_hex, long long run)
+		    const char *nir_hash_hex, const char *src_hash, long long run)
 {
 	char *pj = payload ? jv_dumps(payload) : NULL;
 	char *ej = extra ? jv_dumps(extra) : NULL;
 	char rid[32];
 	snprintf(rid, sizeof rid, "%lld", run);
-	const char *p[] = {mapping, key, platform_id, status, fp_hex, pj, ej, nir_hash_hex, rid};
+	const char *p[] = {mapping, key, platform_id, status, fp_hex, pj, ej, nir_hash_hex, rid, src_hash};
 	bool ok = q_ok(s,
 		       "INSERT INTO %1$s.links (mapping, erp_key, platform_id, status, fingerprint, payload, extra, "
-		       "nir_hash, run_id) VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6::jsonb, $7::jsonb, "
-		       "decode($8, 'hex'), $9) "
+		       "nir_hash, run_id, src_hash) VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6::jsonb, $7::jsonb, "
+		       "decode($8, 'hex'), $9, $10) "
 		       "ON CONFLICT (mapping, erp_key) DO UPDATE SET platform_id = EXCLUDED.platform_id, "
 		       "status = EXCLUDED.status, fingerprint = EXCLUDED.fingerprint, payload = EXCLUDED.payload, "
 		       "extra = EXCLUDED.extra, nir_hash = coalesce(EXCLUDED.nir_hash, links.nir_hash), "
-		       "updated_at = now(), run_id = EXCLUDED.run_id",
-		       9, p);
+		       "src_hash = EXCLUDED.src_hash, updated_at = now(), run_id = EXCLUDED.run_id",
+		       10, p);
 	free(pj);
 	free(ej);
 	return ok;
+}
+
+bool state_src_hashes(struct state *s, const char *mapping, const char *keys_json, const char *hashes_json)
+{
+	const char *p[] = {mapping, keys_json, hashes_json};
+	return q_ok(s,
+		    "UPDATE %1$s.links l SET src_hash = v.h FROM (SELECT json_array_elements_text($2::json) AS k, "
+		    "json_array_elements_text($3::json) AS h) v WHERE l.mapping = $1 AND l.erp_key = v.k",
+		    3, p);
 }
 
 bool state_link_status(struct state *s, const char *mapping, const char *key, const char *status, long long run)

@@ -55,7 +55,9 @@ bool state_run_mapping(struct state *s, long long run, const char *mapping, cons
 
 bool state_link_put(struct state *s, const char *mapping, const char *key, const char *platform_id,
 		    const char *status, const char *fp_hex, const struct jv *payload, const struct jv *extra,
-		    const char *nir_hash_hex, long long run);
+		    const char *nir_hash_hex, const char *src_hash, long long run);
+/* Remember the source hash of records found unchanged (keys and hashes as JSON arrays of text). */
+bool state_src_hashes(struct state *s, const char *mapping, const char *keys_json, const char *hashes_json);
 bool state_link_status(struct state *s, const char *mapping, const char *key, const char *status, long long run);
 /* The last accepted payload of a record (NULL when none). */
 struct jv *state_link_payload(struct state *s, const char *mapping, const char *key);

@@ -30,6 +30,7 @@
 #include "source.h"
 #include "state.h"
 #include "strmap.h"
+#include "version.h"
 
 #define CREATE_BUFFER 64
 
@@ -56,6 +57,9 @@ struct engine {
 	struct op **terms;             /* terminations, run after the guard */
 	size_t nterms, capterms;
 	bool mapping_stopped;
+	char generation[65];           /* what the payload depends on besides the row (source.h) */
+	struct sb rehash_keys, rehash_vals;  /* unchanged records whose source hash is new (JSON arrays) */
+	long nrehash;
 
 	long waiting;                  /* records failed or deferred, over all mappings */
 	bool no_state;                 /* dry run before any run: the state schema does not exist */
@@ -163,6 +167,7 @@ struct op_ctx {
 	char fp[65];
 	char nir_hash[65];
 	bool has_nir;
+	char src_hash[33];
 };
 
 static void op_done(struct op *op)
@@ -187,7 +192,7 @@ static void op_done(struct op *op)
 			log_rec(L_INFO, op->key, "terminate", "%s on the platform (id %s)", st, op->platform_id);
 		} else {
 			ok = state_link_put(&e->st, m, op->key, op->platform_id, "active", x->fp, op->payload, op->extra,
-					    x->has_nir ? x->nir_hash : NULL, e->run_id);
+					    x->has_nir ? x->nir_hash : NULL, x->src_hash[0] ? x->src_hash : NULL, e->run_id);
 			if (op->action == ACT_CREATE)
 				e->cnt.created++;
 			else
@@ -214,7 +219,7 @@ static void op_done(struct op *op)
 	}
 	/* Not accepted. Keep what the platform already holds, so no later run creates it twice. */
 	if (op->main_done && op->platform_id && op->action == ACT_CREATE)
-		state_link_put(&e->st, m, op->key, op->platform_id, "active", NULL, NULL, op->extra, NULL, e->run_id);
+		state_link_put(&e->st, m, op->key, op->platform_id, "active", NULL, NULL, op->extra, NULL, NULL, e->run_id);
 	const char *kind = op->result == OPR_REFUSED ? "refused" : "transient";
 	record_failure(e, op->key, kind, action_name(op->action), NULL, NULL,
 		       op->message ? op->message : "failed", op->http_status, x->fp[0] ? x->fp : NULL);
@@ -338,6 +343,13 @@ static bool load_lookup(struct engine *e, const char *resource, const char *matc
 		free(name);
 	}
 	log_debug("lookup %s: %zu entries", resource, items->u.arr.n);
+	/* Its digest is part of the generation: a renamed department changes the payloads. */
+	char *dump = jv_dumps(items), digest[65];
+	sha256_hex(dump, strlen(dump), digest);
+	free(dump);
+	char *dk = xasprintf("digest\x1f%s", mark);
+	strmap_put(&e->lookups, dk, digest);
+	free(dk);
 	jv_free(items);
 	strmap_put(&e->lookups, mark, "");
 	free(mark);
@@ -474,6 +486,70 @@ static struct op *new_op(struct engine *e, enum op_action a, const char *key)
 	return op;
 }
 
+static void generation_of(struct engine *e, struct sha256 *h, const struct field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested)
+			generation_of(e, h, f[i].kids, f[i].nkids);
+		if (f[i].src != VS_LOOKUP)
+			continue;
+		char *dk = xasprintf("digest\x1f%s\x1f%s\x1f", f[i].lookup_resource, f[i].lookup_match);
+		const char *d = NULL;
+		if (strmap_get(&e->lookups, dk, &d) && d)
+			sha256_update(h, d, strlen(d));
+		free(dk);
+	}
+}
+
+/*
+ * Everything a payload depends on besides its row: this hrsync, the time zone, the
+ * mapping file (and the map files it names, through their effect on its hash... see
+ * mapping_hash), and the lookup lists the mapping reads.
+ */
+static void compute_generation(struct engine *e)
+{
+	struct mapping *m = e->m;
+	struct sha256 h;
+	unsigned char d[32];
+	sha256_init(&h);
+	const char *parts[] = {HRSYNC_VERSION, e->cfg->timezone ? e->cfg->timezone : "UTC", m->mapping_hash};
+	for (size_t i = 0; i < ARRAY_LEN(parts); i++)
+		sha256_update(&h, parts[i], strlen(parts[i]) + 1);
+	generation_of(e, &h, m->fields, m->nfields);
+	generation_of(e, &h, m->term_fields, m->nterm);
+	sha256_final(&h, d);
+	for (int i = 0; i < 32; i++)
+		snprintf(e->generation + 2 * i, 3, "%02x", d[i]);
+}
+
+static void flush_rehash(struct engine *e)
+{
+	if (!e->nrehash)
+		return;
+	sb_putc(&e->rehash_keys, ']');
+	sb_putc(&e->rehash_vals, ']');
+	if (!state_src_hashes(&e->st, e->m->name, e->rehash_keys.s, e->rehash_vals.s) && e->st.broken)
+		stop_run(e, "the state database is unreachable");
+	sb_reset(&e->rehash_keys);
+	sb_reset(&e->rehash_vals);
+	e->nrehash = 0;
+}
+
+/* An unchanged record whose source hash is new (first run, or a change that maps the same). */
+static void remember_hash(struct engine *e, const char *key, const char *hash)
+{
+	if (e->opts->dry_run || !hash)
+		return;
+	sb_putc(&e->rehash_keys, e->nrehash ? ',' : '[');
+	sb_putc(&e->rehash_vals, e->nrehash ? ',' : '[');
+	sb_putc(&e->rehash_keys, '"');
+	sb_json_escape(&e->rehash_keys, key, strlen(key));
+	sb_putc(&e->rehash_keys, '"');
+	sb_printf(&e->rehash_vals, "\"%s\"", hash);
+	if (++e->nrehash >= 1000)
+		flush_rehash(e);
+}
+
 static void preview_row(struct engine *e, const struct row *row, const struct src_extra *x, const char *key)
 {
 	struct mapping *m = e->m;
@@ -527,6 +603,14 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	bool linked = x->link_id != NULL;
 	bool active = linked && streq(x->link_status, "active");
 	enum term_kind tk = m->ent->term;
+
+	/* The row and all it depends on hash as when the platform last accepted it: in step. */
+	if (x->same && active && !x->terminate && !x->fail_kind && !e->opts->full) {
+		e->cnt.unchanged++;
+		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_UNCHANGED};
+		plan_out(e, &pr);
+		return;
+	}
 
 	/* Gone already (unchanged), or never sent and gone before it was (skipped). */
 	if (x->terminate && ((linked && !active) || (!linked && tk == TERM_DELETE))) {
@@ -587,6 +671,8 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_UNCHANGED};
 		plan_out(e, &pr);
 		log_rec(L_DEBUG, key, "skip", "unchanged");
+		if (!x->same && !x->fail_kind)
+			remember_hash(e, key, x->src_hash);
 		goto out;
 	}
 	/* A payload the platform refused is sent again only when it changed, or after `hrsync retry`. */
@@ -632,6 +718,8 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	struct op *op = new_op(e, a, key);
 	struct op_ctx *ctx = op->priv;
 	memcpy(ctx->fp, fp, sizeof fp);
+	if (x->src_hash)
+		snprintf(ctx->src_hash, sizeof ctx->src_hash, "%s", x->src_hash);
 	memcpy(op->fp, fp, 16);
 	op->fp[16] = '\0';
 	if (mp.has_nir) {
@@ -727,7 +815,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 		goto out;
 	struct cursor cur;
 	char *err = NULL;
-	struct src_filter flt = {.no_state = e->no_state};
+	compute_generation(e);
+	struct src_filter flt = {.no_state = e->no_state, .generation = e->generation};
 	if (e->opts->sink && e->opts->sink->preview) {
 		flt.key = e->opts->sink->preview_key;
 		flt.limit = e->opts->sink->preview_limit;
@@ -760,6 +849,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	}
 	e->cnt.rows = cur.rows;
 	cursor_close(&cur);
+	flush_rehash(e);
 	if (!e->stop && e->cnt.rows == 0 && !e->opts->force && !e->no_state) {
 		long long last = state_last_rows(&e->st, m->name);
 		if (last > 0)
@@ -999,6 +1089,8 @@ done:
 	strmap_clear(&e.lookups);
 	strmap_clear(&e.refs);
 	strmap_clear(&e.planned);
+	sb_free(&e.rehash_keys);
+	sb_free(&e.rehash_vals);
 	free(e.stop_reason);
 	state_close(&e.st);
 	log_set_run(0);
