@@ -89,19 +89,20 @@ static void check_types(struct diag *d, const struct mapping *m, const struct fi
 		bool datey = fm == VF_DATE || fm == VF_DATETIME || fm == VF_UNIX;
 		if (datey && textual(oid))
 			diag_warn(d, m->file, f[i].line, f[i].col,
-				  "field '%s': column %s is text, read as a %s: values like 2026-11-25 or 25.11.2026 pass, "
-				  "others fail the record",
+				  "field '%s': column %s is text, read as a %s: values like 2026-11-25, 25.11.2026 or "
+				  "25/11/2026 pass, others fail the record",
 				  f[i].path, f[i].from, format_name(fm));
 		else if (datey && (numeric(oid) || oid == OID_BOOL) && fm != VF_UNIX)
 			diag_error(d, m->file, f[i].line, f[i].col, "field '%s': column %s is %s, it cannot be read as a %s",
 				   f[i].path, f[i].from, numeric(oid) ? "a number" : "a boolean", format_name(fm));
 		else if ((fm == VF_INT || fm == VF_NUMBER) && textual(oid))
 			diag_warn(d, m->file, f[i].line, f[i].col,
-				  "field '%s': column %s is text, read as a %s: values that are not numbers fail the record",
-				  f[i].path, f[i].from, format_name(fm));
+				  "field '%s': column %s is text, read as %s: values that are not numbers fail the record",
+				  f[i].path, f[i].from, fm == VF_INT ? "an int" : "a number");
 		else if (fm == VF_BOOL && textual(oid))
 			diag_warn(d, m->file, f[i].line, f[i].col,
-				  "field '%s': column %s is text, read as a bool: true/false, yes/no, 1/0, t/f pass", f[i].path,
+				  "field '%s': column %s is text, read as a bool: true/false, yes/no, y/n, on/off, 1/0, t/f, "
+				  "oui/non, да/нет pass", f[i].path,
 				  f[i].from);
 	}
 }
@@ -185,7 +186,9 @@ static void check_source(PGconn *pg, struct source *src, const struct mapping *m
 		char *e = db_error(pg, r);
 		const struct ynode *tw = ymap_get(ymap_get(m->doc->root, "terminate"), "when");
 		const struct ynode *n = m->where ? src_node(m, "where") : tw ? tw : src_node(m, "table");
-		diag_error(d, m->file, n->line, n->col, "%s: %s", m->where ? "source where (or terminate.when)" : "terminate.when", e);
+		diag_error(d, m->file, n->line, n->col, "%s: %s (hrsync puts each condition in parentheses: (%s))",
+			   m->where ? "source where (or terminate.when)" : "terminate.when", e,
+			   m->where ? m->where : m->term_when ? m->term_when : "");
 		free(e);
 		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT c"));
 	}
@@ -408,7 +411,7 @@ static void check_online(struct config *cfg, struct diag *d)
 		const char *why = NULL;
 		const char *res = cc->type->resources ? cc->type->resources[0] : NULL;
 		if (res && !load_list(&o, (int)i, res, "name", &why))
-			diag_error(d, cc->file, cc->line, cc->col, "connector '%s': the platform refused a read of %s: %s",
+			diag_error(d, cc->file, cc->line, cc->col, "connector '%s': could not read %s from the platform: %s",
 				   cc->name, res, why ? why : "failed");
 		else
 			o.conn_ok[i] = true;

@@ -252,7 +252,13 @@ static void load_mappings(struct config *c, struct diag *d, const struct ynode *
 			else
 				ERR(e, "mappings: no such file '%s'", e->str);
 		} else if (rc != 0) {
-			ERR(e, "mappings: cannot read '%s'", e->str);
+			char *dir = path_dirname(pattern);
+			struct stat st;
+			if (stat(dir, &st) != 0)
+				ERR(e, "mappings: no folder '%s'", dir);
+			else
+				ERR(e, "mappings: cannot read '%s'", e->str);
+			free(dir);
 		} else {
 			for (size_t j = 0; j < g.gl_pathc; j++) {
 				char *norm = path_normalize(g.gl_pathv[j]);
@@ -324,12 +330,19 @@ static void check_field_links(struct config *c, struct diag *d, struct mapping *
 			bool ssn = x->tpl.n && x->tpl.parts[0].lit && str_has_prefix(x->tpl.parts[0].lit, "ssn:");
 			if (erp || ssn) {
 				struct mapping *t = config_ref_target(c, m, x);
-				if (!t)
+				if (!t && x->ref_mapping) {
+					const char **names = xcalloc(c->nmaps + 1, sizeof *names);
+					for (size_t q = 0; q < c->nmaps; q++)
+						names[q] = c->maps[q]->name;
+					diag_error(d, m->file, x->line, x->col, "field '%s': ref_mapping '%s' names no mapping%s",
+						   x->path, x->ref_mapping, suggest(x->ref_mapping, names, c->nmaps));
+					free(names);
+				} else if (!t) {
 					diag_error(d, m->file, x->line, x->col,
-						   x->ref_mapping ? "field '%s': ref_mapping '%s' names no mapping"
-								  : "field '%s': %s: references need an employees mapping of connector '%s' (or ref_mapping:)",
-						   x->path, x->ref_mapping ? x->ref_mapping : "erp", m->connector);
-				else if (t == m)
+						   "field '%s': %s: references need an employees mapping of connector '%s' (or ref_mapping:)",
+						   x->path, ssn ? "ssn" : "erp", m->connector);
+				}
+				if (t == m)
 					diag_error(d, m->file, x->line, x->col, "field '%s': a mapping cannot reference itself",
 						   x->path);
 				else if (ssn && !t->has_ssn_field)
@@ -477,9 +490,11 @@ static void link_mappings(struct config *c, struct diag *d)
 			diag_error(d, m->file, tn ? tn->line : 0, tn ? tn->col : 0,
 				   "terminate: %s %s cannot be terminated on the platform", ty->name, m->entity);
 		}
-		if (m->on_missing_terminate && m->ent->term == TERM_NONE)
-			diag_error(d, m->file, m->line, m->col, "source on_missing: terminate: %s %s cannot be terminated",
-				   ty->name, m->entity);
+		if (m->on_missing_terminate && m->ent->term == TERM_NONE) {
+			const struct ynode *om = ymap_get(ymap_get(m->doc->root, "source"), "on_missing");
+			diag_error(d, m->file, om ? om->line : m->line, om ? om->col : m->col,
+				   "source on_missing: terminate: %s %s cannot be terminated", ty->name, m->entity);
+		}
 		check_field_links(c, d, m, m->fields, m->nfields, m->ent->nested, ty);
 		check_field_links(c, d, m, m->term_fields, m->nterm, NULL, ty);
 	}

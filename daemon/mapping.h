@@ -129,7 +129,8 @@ struct eval_env {
 	/* Resolve a validated reference to the platform's id value. */
 	enum ref_status (*resolve)(void *ctx, const struct field *f, int scheme, const char *id,
 				   const char *nir_norm, struct jv **out, char **why);
-	/* Name -> platform id through a connector reference list; false when not found. */
+	/* Name -> platform id through a connector reference list; false when not found (then
+	 * *out may hold a string saying why, e.g. several items share the name). */
 	bool (*lookup)(void *ctx, const char *resource, const char *match, const char *name, struct jv **out);
 	/* pull: platform id -> ERP key through the links of a mapping; false when unknown. */
 	bool (*ref_back)(void *ctx, const char *mapping, const char *platform_id, struct jv **out);

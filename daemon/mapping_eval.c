@@ -474,6 +474,7 @@ bool format_value(enum vfmt f, struct jv **v, char **why)
 		break;
 	}
 	case VF_NUMBER: {
+		char *orig = xstrdup(text);
 		/* French and Russian ERPs write decimals with a comma. */
 		for (char *c = text; *c; c++)
 			if (*c == ',')
@@ -496,8 +497,10 @@ bool format_value(enum vfmt f, struct jv **v, char **why)
 			}
 		} else {
 			ok = false;
-			*why = xasprintf("'%s' is not a number", text);
+			*why = xasprintf("'%s' is not a number (digits with a . or , for decimals; no spaces or thousands separators)",
+					 orig);
 		}
+		free(orig);
 		break;
 	}
 	case VF_BOOL: {
@@ -522,7 +525,8 @@ bool format_value(enum vfmt f, struct jv **v, char **why)
 		}
 		if (!parse_when(text, &w)) {
 			ok = false;
-			*why = xasprintf("'%s' is not a real date (expected YYYY-MM-DD or DD.MM.YYYY)", text);
+			*why = xasprintf("'%s' is not a real date (expected 2026-11-25, 25.11.2026 or 25/11/2026, optionally with a time)",
+					 text);
 			break;
 		}
 		if (f == VF_DATE) {
@@ -696,8 +700,13 @@ static struct jv *eval_field(struct ev *e, const struct field *f)
 		}
 		struct jv *id = NULL;
 		if (!e->env->lookup(e->env->ctx, f->lookup_resource, f->lookup_match, text, &id)) {
-			fail(e, f, "lookup", "no %s with %s '%s' on the platform", f->lookup_resource, f->lookup_match,
-			     text);
+			/* A callback may explain why in *out (several items share the name). */
+			if (id && id->t == JV_STR)
+				fail(e, f, "lookup", "%s", id->u.str.s);
+			else
+				fail(e, f, "lookup", "no %s with %s '%s' on the platform", f->lookup_resource, f->lookup_match,
+				     text);
+			jv_free(id);
 			free(text);
 			return NULL;
 		}

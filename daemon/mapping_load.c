@@ -327,7 +327,9 @@ static void parse_field(struct loader *L, struct field *f, const struct ynode *k
 	}
 	if (!is_rule_map(n)) {
 		if (depth >= 1) {
-			ERR(key, "field '%s': nested objects go one level deep", P);
+			ERR(key, parent && streq(parent, "terminate") ? "field '%s': terminate fields take no nested objects"
+								      : "field '%s': nested objects go one level deep",
+			    P);
 			return;
 		}
 		f->nested = true;
@@ -358,6 +360,7 @@ static void parse_field(struct loader *L, struct field *f, const struct ynode *k
 		} else if (streq(r, "value")) {
 			if (v->type != YN_SCALAR) {
 				ERR(v, "field '%s': 'value' takes one value, found %s", P, ynode_type_name(v));
+				unknown++; /* explained: no "no value" on top */
 				continue;
 			}
 			f->value = scalar_jv(v);
@@ -499,6 +502,8 @@ static void parse_field(struct loader *L, struct field *f, const struct ynode *k
 					f->check = VC_REGEX;
 					f->has_re = true;
 				}
+			} else if (v->type == YN_MAP && ymap_get(v, "regex")) {
+				ERR(v, "field '%s': a check regex takes only regex: (no other keys)", P);
 			} else {
 				static const char *const checks[] = {"email", "nir", "regex"};
 				const char *s = v->type == YN_SCALAR ? v->str : "?";

@@ -65,7 +65,7 @@ const char *nir_status_text(enum nir_status st)
 	case NIR_OK: return "valid";
 	case NIR_BAD_LENGTH: return "a NIR has 15 characters (13 + a 2-digit key)";
 	case NIR_BAD_CHAR: return "a NIR holds only digits (and 2A/2B for Corsica)";
-	case NIR_BAD_SEX: return "a NIR starts with 1 or 2";
+	case NIR_BAD_SEX: return "a NIR starts with 1 or 2 (3, 4, 7 or 8 for a provisional number)";
 	case NIR_BAD_MONTH: return "the birth month in the NIR is impossible";
 	case NIR_BAD_KEY: return "the NIR's key does not match (97 - number mod 97)";
 	}

@@ -102,6 +102,8 @@ static void on_record(void *ud, const struct plan_rec *r)
 {
 	struct printer *p = ud;
 	p->totals[r->action]++;
+	if (r->then_terminate)
+		p->totals[PA_TERMINATE]++;
 	if (r->action == PA_UNCHANGED)
 		return;
 	struct sb det = {0};
@@ -146,7 +148,8 @@ static void on_record(void *ud, const struct plan_rec *r)
 	case PA_RESTORE:
 		diff(r->old, r->payload, NULL, &det, false, &n);
 		if (!n)
-			sb_puts(&det, r->old ? "(sub-resource ids only)" : "(the last accepted payload is not known: sent in full)");
+			sb_puts(&det, r->action == PA_RESTORE ? "back in scope (re-hired, or un-cancelled): restored, no field changed"
+				      : r->old ? "(sub-resource ids only)" : "(the last accepted payload is not known: sent in full)");
 		break;
 	case PA_CREATE:
 		if (r->then_terminate) {
@@ -197,10 +200,16 @@ int plan_run(struct config *cfg, struct run_opts *o, bool json)
 	if (json)
 		printf("{\n \"records\": [");
 	int rc = sync_run(cfg, o, NULL);
+	if (rc == 2 || rc == 3 || rc == 75) {
+		if (json)
+			printf("\n ],\n \"error\": \"the plan could not be made: see the log\"\n}\n");
+		else
+			printf("The plan could not be made (exit %d): see the errors above.\n", rc);
+		fflush(stdout);
+		return rc;
+	}
 	totals(&p, stdout);
 	fflush(stdout);
-	if (rc == 2 || rc == 3 || rc == 75)
-		return rc;
 	long changes = p.totals[PA_CREATE] + p.totals[PA_UPDATE] + p.totals[PA_TERMINATE] + p.totals[PA_DELETE] +
 		       p.totals[PA_RESTORE];
 	return changes ? 1 : 0;
@@ -214,7 +223,12 @@ int cmd_plan(const struct globals *g, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (streq(argv[i], "--mapping") && i + 1 < argc) {
 			o.only[o.nonly++] = argv[++i];
-		} else if (streq(argv[i], "--format") && i + 1 < argc && (streq(argv[i + 1], "json") || streq(argv[i + 1], "table"))) {
+		} else if (streq(argv[i], "--format") && i + 1 < argc) {
+			if (!streq(argv[i + 1], "json") && !streq(argv[i + 1], "table")) {
+				fprintf(stderr, "hrsync plan: --format is table or json, not '%s'\n", argv[i + 1]);
+				free(o.only);
+				return 2;
+			}
 			json = streq(argv[++i], "json");
 		} else {
 			fprintf(stderr, "hrsync plan: unknown argument '%s'\n"

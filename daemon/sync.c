@@ -373,9 +373,16 @@ static bool cb_lookup(void *ctx, const char *resource, const char *match, const 
 	char *norm = lower_trim(name);
 	char *k = xasprintf("%s\x1f%s\x1f%s", resource, match, norm);
 	const char *v = NULL;
-	bool found = strmap_get(&e->lookups, k, &v) && v && v[0] != '\x01';
+	bool known = strmap_get(&e->lookups, k, &v) && v;
+	bool found = known && v[0] != '\x01';
 	if (found)
 		*out = jv_parse(v, strlen(v), NULL, 0);
+	else if (known) {
+		char *why = xasprintf("several %s have %s '%s' on the platform; rename one of them there", resource, match,
+				      name);
+		*out = jv_str(why);
+		free(why);
+	}
 	free(k);
 	free(norm);
 	return found && *out;
@@ -588,6 +595,16 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 		e->cnt.failed++;
 		return;
 	}
+	if (x->dup > 1 && e->opts->sink && e->opts->sink->preview) {
+		char reason[160];
+		snprintf(reason, sizeof reason, "%ld source rows share this key; none is sent until the ERP has one", x->dup);
+		struct jv *rowj = row_json(m, row);
+		struct preview_rec pr = {.mapping = m->name, .key = key, .row = rowj, .field = m->key, .rule = "key",
+					 .reason = reason};
+		e->opts->sink->preview(e->opts->sink->ud, &pr);
+		jv_free(rowj);
+		return;
+	}
 	if (x->dup > 1) {
 		char reason[160];
 		snprintf(reason, sizeof reason, "%ld source rows share this key; none is sent until the ERP has one", x->dup);
@@ -615,7 +632,7 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	/* Gone already (unchanged), or never sent and gone before it was (skipped). */
 	if (x->terminate && ((linked && !active) || (!linked && tk == TERM_DELETE))) {
 		struct plan_rec pr = {.mapping = m->name, .key = key, .action = linked ? PA_UNCHANGED : PA_SKIP,
-				      .reason = linked ? NULL : "gone from the ERP before it was ever sent"};
+				      .reason = linked ? NULL : "cancelled (terminate.when holds) before it was ever sent: nothing to delete"};
 		plan_out(e, &pr);
 		if (linked)
 			e->cnt.unchanged++;
@@ -637,8 +654,11 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	const char *act = x->terminate ? (need_main ? "create" : "terminate") : linked ? "update" : "create";
 	if (rc == 1) {
 		char reason[600];
-		snprintf(reason, sizeof reason, "%s%s", res->err.reason,
-			 res->nerrors > 1 ? " (and other fields: run `hrsync preview` to see all)" : "");
+		if (res->nerrors > 1)
+			snprintf(reason, sizeof reason, "%s (%d other field(s) fail too: fix this one, then `hrsync preview %s --key %s`)",
+				 res->err.reason, res->nerrors - 1, m->name, key);
+		else
+			snprintf(reason, sizeof reason, "%s", res->err.reason);
 		record_failure(e, key, "mapping", act, res->err.path, res->err.rule, reason, 0, NULL);
 		e->cnt.failed++;
 		goto out;
@@ -1023,7 +1043,10 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	e.run_id = opts->dry_run ? 0 : state_run_begin(&e.st, "run", false);
 	log_set_run(e.run_id);
 	int64_t t0 = now_ms();
-	log_notice("run started: %zu mapping(s)%s", cfg->nmaps, opts->dry_run ? " (dry run: nothing is sent)" : "");
+	size_t nsel = 0;
+	for (size_t i = 0; i < cfg->nmaps; i++)
+		nsel += selected(opts, cfg->maps[i]);
+	log_notice("run started: %zu mapping(s)%s", nsel, opts->dry_run ? " (dry run: nothing is sent)" : "");
 	char *err = NULL;
 	e.http = http_new();
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);

@@ -75,7 +75,7 @@ def test_check_online_refused_credentials(world):
     env = world.env
     world.env = lambda: dict(env(), PF_TOKEN="not-the-key")
     r = world.run("check", "--online", check_rc=2)
-    assert "the platform refused a read of leave_types" in r.err and "401" in r.err
+    assert "could not read leave_types from the platform" in r.err and "401" in r.err
 
 
 def _change_the_mirror(world):
