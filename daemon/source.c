@@ -293,3 +293,36 @@ void cursor_close(struct cursor *c)
 	free(c->name);
 	memset(c, 0, sizeof *c);
 }
+
+PGresult *source_missing(struct source *s, const struct mapping *m, char **err)
+{
+	PGconn *pg = s->pg;
+	char *key = db_quote_ident(pg, m->key);
+	char *lit = db_quote_literal(pg, m->name);
+	char *from = m->table ? db_quote_qualified(pg, m->table) : xasprintf("(%s)", m->query);
+	if (!key || !lit || !from) {
+		*err = xstrdup("cannot quote the source");
+		free(key);
+		free(lit);
+		free(from);
+		return NULL;
+	}
+	char *sql = xasprintf("SELECT l.erp_key, l.platform_id, l.extra::text FROM %s.links l WHERE l.mapping = %s "
+			      "AND l.status = 'active' AND l.platform_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s AS s0 "
+			      "WHERE s0.%s::text = l.erp_key%s%s%s) ORDER BY l.erp_key",
+			      s->state_q, lit, from, key, m->where ? " AND (" : "", m->where ? m->where : "", m->where ? ")" : "");
+	free(key);
+	free(lit);
+	free(from);
+	PQclear(PQexec(pg, "SAVEPOINT hrsync_missing"));
+	PGresult *r = PQexec(pg, sql);
+	free(sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*err = db_error(pg, r);
+		PQclear(r);
+		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT hrsync_missing"));
+		return NULL;
+	}
+	PQclear(PQexec(pg, "RELEASE SAVEPOINT hrsync_missing"));
+	return r;
+}

@@ -75,6 +75,12 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 /* 1: a row (r and x filled); 0: the end; -1: error (*err). */
 int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err);
 void cursor_close(struct cursor *c);
+/*
+ * Records the platform holds (active links of m, as of the snapshot) whose key is no
+ * longer in m's source: for `on_missing: terminate`. Each row: erp_key, platform_id,
+ * extra (JSON). Caller PQclear()s; NULL with *err on failure.
+ */
+PGresult *source_missing(struct source *s, const struct mapping *m, char **err);
 /* The SQL a mapping reads with (for messages and tests). Caller frees; NULL with *err. */
 char *source_sql(struct source *s, const struct mapping *m, const struct src_filter *f, char **err);
 

@@ -58,6 +58,7 @@ struct engine {
 	size_t nterms, capterms;
 	bool mapping_stopped;
 	char generation[65];           /* what the payload depends on besides the row (source.h) */
+	long planned_terms;            /* dry run: terminations of linked records, for the guard's warning */
 	struct sb rehash_keys, rehash_vals;  /* unchanged records whose source hash is new (JSON arrays) */
 	long nrehash;
 
@@ -723,6 +724,7 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 			pr.action = tk == TERM_DELETE ? PA_DELETE : PA_TERMINATE;
 			pr.payload = NULL;
 			e->cnt.terminated++;
+			e->planned_terms++;
 			break;
 		case ACT_UPDATE: pr.action = PA_UPDATE; e->cnt.updated++; break;
 		case ACT_RESTORE: pr.action = PA_RESTORE; e->cnt.updated++; break;
@@ -786,6 +788,66 @@ static void summary(struct engine *e)
 	log_fields(L_NOTICE, "summary", names, vals, 9, sn, sv, 1);
 }
 
+/*
+ * source.on_missing: terminate — records linked on the platform whose row left the
+ * source. Their terminate fields are read from a row holding only the key (the other
+ * columns are null: give such fields a default). They join the terminations, so the
+ * mass-change guard counts them.
+ */
+static void terminate_missing(struct engine *e)
+{
+	struct mapping *m = e->m;
+	char *err = NULL;
+	PGresult *r = source_missing(&e->src, m, &err);
+	if (!r) {
+		stop_run(e, "mapping %s: finding the records gone from the source: %s", m->name, err);
+		free(err);
+		return;
+	}
+	const char **vals = xcalloc(m->ncols + 1, sizeof *vals);
+	int *lens = xcalloc(m->ncols + 1, sizeof *lens);
+	unsigned *oids = xcalloc(m->ncols + 1, sizeof *oids);
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *key = PQgetvalue(r, i, 0);
+		vals[0] = key;
+		lens[0] = (int)strlen(key);
+		struct row row = {.n = m->ncols, .vals = vals, .lens = lens, .oids = oids};
+		struct eval_env env = {.ctx = e, .resolve = cb_resolve, .lookup = cb_lookup};
+		struct mapped tp = {0};
+		int rc = mapping_eval(m, m->term_fields, m->nterm, &row, &env, &tp);
+		const char *act = m->ent->term == TERM_DELETE ? "delete" : "terminate";
+		if (rc != 0) {
+			char reason[600];
+			snprintf(reason, sizeof reason, "gone from the source, but: %s",
+				 rc == 1 ? tp.err.reason : tp.defer_reason);
+			record_failure(e, key, "mapping", act, rc == 1 ? tp.err.path : tp.defer_field,
+				       rc == 1 ? tp.err.rule : "ref", reason, 0, NULL);
+			e->cnt.failed++;
+		} else if (e->opts->dry_run) {
+			struct plan_rec pr = {.mapping = m->name, .key = key, .term = tp.payload,
+					      .action = m->ent->term == TERM_DELETE ? PA_DELETE : PA_TERMINATE,
+					      .reason = "gone from the source"};
+			plan_out(e, &pr);
+			e->cnt.terminated++;
+			e->planned_terms++;
+		} else {
+			struct op *op = new_op(e, ACT_TERMINATE, key);
+			op->term = tp.payload;
+			tp.payload = NULL;
+			op->platform_id = xstrdup(PQgetvalue(r, i, 1));
+			if (!PQgetisnull(r, i, 2))
+				op->extra = jv_parse(PQgetvalue(r, i, 2), (size_t)PQgetlength(r, i, 2), NULL, 0);
+			log_rec(L_INFO, key, act, "gone from the source (on_missing: terminate)");
+			submit(e, op);
+		}
+		mapped_free(&tp);
+	}
+	free(vals);
+	free(lens);
+	free(oids);
+	PQclear(r);
+}
+
 static void run_terminations(struct engine *e)
 {
 	struct mapping *m = e->m;
@@ -821,6 +883,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	memset(&e->cnt, 0, sizeof e->cnt);
 	e->prepared = false;
 	e->ncreates = 0;
+	e->planned_terms = 0;
 	e->mapping_stopped = false;
 	e->max_inflight = conn->pacer.max_in_flight;
 	log_set_mapping(m->name);
@@ -877,8 +940,18 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 				    "check the ERP export, or run with --force",
 				 m->name, last);
 	}
+	if (!e->stop && m->on_missing_terminate && !e->no_state)
+		terminate_missing(e);
 	flush_creates(e);
 	pump(e, 0);
+	if (e->opts->dry_run && e->planned_terms && !e->no_state && !e->opts->force) {
+		long long active = state_active_links(&e->st, m->name);
+		double share = active > 0 ? (double)e->planned_terms / (double)active : 1.0;
+		if (share > e->cfg->max_terminations)
+			log_warn("a run would stop here: the mass-change guard allows %.1f%% of mapping %s's %lld records to be "
+				 "terminated or deleted, this plan has %ld (%.1f%%); `run --force` if that is intended",
+				 e->cfg->max_terminations * 100, m->name, active, e->planned_terms, share * 100);
+	}
 	if (!e->stop)
 		run_terminations(e);
 	else

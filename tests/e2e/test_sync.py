@@ -126,3 +126,37 @@ def test_sync_completes_when_one_request_in_five_gets_429(world):
     seq = world.sandbox.last_seq()
     world.run("run", check_rc=1)
     assert writes(world.sandbox.requests(since=seq)) == []
+
+
+def test_on_missing_terminate_deletes_what_left_the_erp(world, tmp_path):
+    """source.on_missing: terminate — an absence deleted from the ERP (no trace left)
+    deletes its leave request; the guard counts it like any termination."""
+    import os
+    import shutil
+    from harness import ROOT
+    d = tmp_path / "maps"
+    shutil.copytree(os.path.join(ROOT, "mappings", "peopleforce"), d)
+    ab = (d / "absences.yaml").read_text().replace("  key: absence_id\n", "  key: absence_id\n  on_missing: terminate\n")
+    (d / "absences.yaml").write_text(ab)
+    world.mappings = [str(d / "*.yaml")]
+    world.write_config()
+    world.run("run", check_rc=1)
+    exp = expected(world)
+    gone = sorted(exp["absences"])[:2]
+    pid = dict(world.sql("SELECT erp_key, platform_id FROM hrsync.links WHERE mapping = 'absences' "
+                         "AND erp_key = ANY(%s)", (gone,)))
+    world.sql("DELETE FROM erp.absences WHERE absence_id = ANY(%s)", (gone,))
+    plan = world.run("-q", "plan", "--mapping", "absences", check_rc=1)
+    assert plan.out.count(" delete ") == 2 and "gone from the source" not in plan.err
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=1)
+    assert r.summary("absences")["terminated"] == 2
+    w = writes(world.sandbox.requests(since=seq))
+    assert sorted((x["method"], x["path"]) for x in w) == sorted(("DELETE", f"/leave_requests/{pid[k]}") for k in gone)
+    left = {str(lr["id"]) for lr in items(world.sandbox.store()["leave_requests"])}
+    assert not set(pid.values()) & left
+    assert world.sql("SELECT count(*) FROM hrsync.links WHERE mapping = 'absences' AND status = 'deleted' "
+                     "AND erp_key = ANY(%s)", (gone,)) == [(2,)]
+    seq = world.sandbox.last_seq()
+    world.run("run", check_rc=1)
+    assert writes(world.sandbox.requests(since=seq)) == []
