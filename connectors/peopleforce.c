@@ -1271,11 +1271,25 @@ static const struct id_field lr_ids[] = {{"leave_type_id", "leave_types"}, {NULL
 static const struct id_field asset_ids[] = {
 	{"asset_category_id", "asset_categories"}, {"location_id", "locations"}, {NULL, NULL}};
 
+/* From the vendor's OpenAPI document (../shared/vendor-specs/peopleforce/ENDPOINTS.md). */
+static const char *const emp_fields[] = {
+	"employee_number", "first_name", "middle_name", "last_name", "email", "personal_email", "date_of_birth",
+	"hired_on", "gender", "mobile_number", "work_phone_number", "position.effective_from",
+	"position.position_id", "position.location_id", "position.division_id", "position.department_id",
+	"position.reporting_to_id", "position.job_level_id", "terminate.effective_from",
+	"terminate.termination_type_id", "terminate.termination_reason_id", "terminate.eligible_for_rehire",
+	"terminate.comment", NULL};
+static const char *const lr_fields[] = {"employee_id", "leave_type_id", "starts_on", "ends_on", "description",
+					"leave_request_entries", "skip_approval", NULL};
+static const char *const asset_fields[] = {"name", "code", "asset_category_id", "location_id", "serial_number",
+					   "description", "assignment.user_id", "assignment.issued_on",
+					   "assignment.returned_on", NULL};
+
 static const struct conn_entity pf_entities[] = {
-	{"employees", TERM_KEEP, emp_nested, emp_required, emp_prepare, emp_start, emp_ids},
-	{"absences", TERM_DELETE, NULL, lr_required, lr_prepare, lr_start, lr_ids},
-	{"assets", TERM_NONE, asset_nested, asset_required, asset_prepare, asset_start, asset_ids},
-	{NULL, TERM_NONE, NULL, NULL, NULL, NULL, NULL},
+	{"employees", TERM_KEEP, emp_nested, emp_required, emp_prepare, emp_start, emp_ids, emp_fields, true},
+	{"absences", TERM_DELETE, NULL, lr_required, lr_prepare, lr_start, lr_ids, lr_fields, false},
+	{"assets", TERM_NONE, asset_nested, asset_required, asset_prepare, asset_start, asset_ids, asset_fields, false},
+	{NULL, TERM_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
 };
 
 static const char *const pf_resources[] = {"leave_types", "departments", "locations", "positions", "divisions",

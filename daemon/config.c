@@ -299,6 +299,39 @@ struct mapping *config_ref_target(const struct config *c, const struct mapping *
 	return NULL;
 }
 
+/* Field names against what the platform knows: a near miss is a typo; others, custom fields or errors. */
+static void check_field_names(struct diag *d, const struct mapping *m, const struct field *f, size_t n, const char *prefix)
+{
+	const struct conn_entity *ent = m->ent;
+	size_t nk = 0;
+	while (ent->fields[nk])
+		nk++;
+	for (size_t i = 0; i < n; i++) {
+		char *path = prefix ? xasprintf("%s.%s", prefix, f[i].name) : xstrdup(f[i].name);
+		if (f[i].nested) {
+			check_field_names(d, m, f[i].kids, f[i].nkids, path);
+			free(path);
+			continue;
+		}
+		bool known = false;
+		for (size_t k = 0; k < nk; k++)
+			known |= streq(ent->fields[k], path);
+		if (!known) {
+			const char *sug = diag_suggest(path, ent->fields, nk);
+			bool custom_ok = ent->custom_fields && !prefix;
+			if (sug)
+				(custom_ok ? diag_warn : diag_error)(
+					d, m->file, f[i].line, f[i].col, "field '%s': %s %s have no field '%s' (did you mean '%s'?)%s",
+					path, m->conn->type->name, m->entity, path, sug,
+					custom_ok ? "; if it is a custom field, ignore this" : "");
+			else if (!custom_ok)
+				diag_error(d, m->file, f[i].line, f[i].col, "field '%s': %s %s have no field '%s'", path,
+					   m->conn->type->name, m->entity, path);
+		}
+		free(path);
+	}
+}
+
 static void check_field_links(struct config *c, struct diag *d, struct mapping *m, const struct field *f, size_t n,
 			      const char *const *nested_ok, const struct connector_type *ty)
 {
@@ -497,6 +530,20 @@ static void link_mappings(struct config *c, struct diag *d)
 		}
 		check_field_links(c, d, m, m->fields, m->nfields, m->ent->nested, ty);
 		check_field_links(c, d, m, m->term_fields, m->nterm, NULL, ty);
+		if (m->ent->fields) {
+			check_field_names(d, m, m->fields, m->nfields, NULL);
+			check_field_names(d, m, m->term_fields, m->nterm, "terminate");
+		}
+		for (size_t k = 0; m->ent->required && m->ent->required[k]; k++) {
+			bool have = false;
+			for (size_t q = 0; q < m->nfields; q++)
+				have |= streq(m->fields[q].name, m->ent->required[k]);
+			if (!have) {
+				const struct ynode *fn = ymap_get(m->doc->root, "fields");
+				diag_error(d, m->file, fn ? fn->line : m->line, fn ? fn->col : m->col,
+					   "fields: %s needs '%s' to create %s; map it", ty->name, m->ent->required[k], m->entity);
+			}
+		}
 	}
 	/* Order: dependencies first (Kahn), keeping file order among equals; a cycle is an error. */
 	size_t n = c->nmaps;

@@ -54,6 +54,14 @@ struct conn_entity {
 	bool (*prepare)(struct connector *c, const struct conn_entity *e, long pending_creates, char **err);
 	void (*start)(struct op *op);
 	const struct id_field *id_fields;  /* {NULL} ends; may be NULL */
+	/*
+	 * The fields the platform knows, for "did you mean" (NULL-terminated): main fields,
+	 * "sub.field" for sub-resources, "terminate.field" for terminate fields. NULL: not
+	 * checked. custom_fields: other names are the platform's custom fields, so only a
+	 * near miss is reported.
+	 */
+	const char *const *fields;
+	bool custom_fields;
 };
 
 enum opt_kind { OPT_SECRET, OPT_STRING };
