@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "schedule.h"
 #include "throttle.h"
 
 static const char *const top_keys[] = {"database", "schedule", "timezone", "connectors", "mappings",
@@ -624,6 +625,12 @@ struct config *config_load(const char *path, struct diag *d)
 	}
 	load_database(c, d, ymap_get(root, "database"));
 	c->schedule = scalar(c, d, ymap_get(root, "schedule"), "schedule");
+	if (c->schedule) {
+		struct schedule sch;
+		char serr[200];
+		if (!schedule_parse(&sch, c->schedule, serr, sizeof serr))
+			ERR(ymap_get(root, "schedule"), "schedule: %s", serr);
+	}
 	const struct ynode *tz = ymap_get(root, "timezone");
 	c->timezone = tz ? scalar(c, d, tz, "timezone") : NULL;
 	if (c->timezone) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int g_level = L_INFO;
@@ -29,8 +30,15 @@ void log_setup(int level, enum log_format fmt)
 {
 	g_level = level;
 	if (fmt == LOGF_AUTO) {
+		/* systemd's rule: JOURNAL_STREAM names the device and inode of the stream it gave us;
+		 * a child whose stderr was redirected elsewhere inherits the variable but not the stream. */
 		const char *js = getenv("JOURNAL_STREAM");
-		fmt = (js && *js) ? LOGF_JOURNAL : LOGF_TEXT;
+		struct stat st;
+		unsigned long long dev, ino;
+		fmt = LOGF_TEXT;
+		if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+		    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+			fmt = LOGF_JOURNAL;
 	}
 	g_format = fmt;
 }
@@ -88,6 +96,24 @@ static void emit(struct sb *b)
 	}
 }
 
+/* Text and journal lines stay one line: a key or a platform's message cannot forge another. */
+static void add_oneline(struct sb *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '\n')
+			sb_puts(b, "\\n");
+		else if (c == '\r')
+			sb_puts(b, "\\r");
+		else if (c == '\t')
+			sb_puts(b, "\\t");
+		else if ((unsigned char)c < 0x20)
+			sb_printf(b, "\\x%02x", (unsigned char)c);
+		else
+			sb_putc(b, c);
+	}
+}
+
 static void json_kv(struct sb *b, const char *k, const char *v)
 {
 	sb_printf(b, ",\"%s\":\"", k);
@@ -109,8 +135,11 @@ static void prefix(struct sb *b, int level, const char *key, const char *action)
 		sb_printf(b, "run=%lld ", g_run);
 	if (g_mapping)
 		sb_printf(b, "mapping=%s ", g_mapping);
-	if (key)
-		sb_printf(b, "key=%s ", key);
+	if (key) {
+		sb_puts(b, "key=");
+		add_oneline(b, key, strlen(key));
+		sb_putc(b, ' ');
+	}
 	if (action)
 		sb_printf(b, "action=%s ", action);
 }
@@ -140,7 +169,7 @@ void log_rec(int level, const char *key, const char *action, const char *fmt, ..
 		sb_putc(&b, '}');
 	} else {
 		prefix(&b, level, key, action);
-		sb_add(&b, msg.s ? msg.s : "", msg.len);
+		add_oneline(&b, msg.s ? msg.s : "", msg.len);
 	}
 	emit(&b);
 	sb_free(&msg);
@@ -164,8 +193,15 @@ void log_fields(int level, const char *msg, const char *const *names, const long
 		json_kv(&b, "msg", msg);
 		for (int i = 0; i < n; i++)
 			sb_printf(&b, ",\"%s\":%lld", names[i], values[i]);
-		for (int i = 0; i < ns; i++)
-			json_kv(&b, snames[i], svalues[i]);
+		for (int i = 0; i < ns; i++) {
+			/* A value that is a plain number (seconds) stays a JSON number. */
+			char *end;
+			strtod(svalues[i], &end);
+			if (*svalues[i] && !*end && strspn(svalues[i], "0123456789.-") == strlen(svalues[i]))
+				sb_printf(&b, ",\"%s\":%s", snames[i], svalues[i]);
+			else
+				json_kv(&b, snames[i], svalues[i]);
+		}
 		sb_putc(&b, '}');
 	} else {
 		prefix(&b, level, NULL, NULL);

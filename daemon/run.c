@@ -44,8 +44,7 @@ int cmd_run(const struct globals *g, int argc, char **argv)
 	}
 	struct run_result res;
 	int rc = sync_run(cfg, &o, &res);
-	if (!o.dry_run && !metrics_write(cfg, &res))
-		log_warn("could not write the metrics file %s", cfg->metrics_textfile);
+	metrics_write(cfg, &res); /* it logs why when it cannot */
 	run_result_free(&res);
 	config_free(cfg);
 	free(o.only);

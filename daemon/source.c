@@ -159,7 +159,11 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	if (hash) {
 		char *gen = db_quote_literal(pg, f->generation);
 		sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) AS src_hash, ", gen, sb_str(&inputs));
-		sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) = l.src_hash AS same ", gen, sb_str(&inputs));
+		/* "same" only where the engine will not need the columns: the record is active, stays in
+		 * scope, and has no failure waiting (a failed record is re-evaluated every run). */
+		sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) = l.src_hash AND l.status = 'active' "
+			      "AND NOT src.\"__hrsync_term\" AND f.kind IS NULL AS same ",
+			  gen, sb_str(&inputs));
 		free(gen);
 	} else {
 		sb_puts(&q, "NULL::text AS src_hash, false AS same ");

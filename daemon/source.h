@@ -38,7 +38,7 @@ struct src_extra {
 	const char *fail_fp;
 	bool fail_retry;
 	const char *src_hash;   /* hash of the source values and the generation (NULL: not hashable) */
-	bool same;              /* src_hash equals the one stored with the link: the row's other columns are not sent */
+	bool same;              /* in step as stored (hash equal, active, in scope, no failure): other columns not sent */
 };
 
 /* Narrowing a read: one key (preview --key), a row limit, and whether the state schema exists. */

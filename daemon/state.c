@@ -84,7 +84,7 @@ static const char *const migration_v1 =
 	"CREATE TABLE IF NOT EXISTS %1$s.run_mappings ("
 	"  run_id bigint NOT NULL REFERENCES %1$s.runs(id) ON DELETE CASCADE,"
 	"  mapping text NOT NULL,"
-	"  source_rows bigint, created int, updated int, terminated int, unchanged int, skipped int,"
+	"  source_rows bigint, created int, updated int, terminated int, unchanged int,"
 	"  failed int, deferred int, requests int, throttled int, seconds double precision,"
 	"  mapping_hash text,"
 	"  PRIMARY KEY (run_id, mapping));"
@@ -97,7 +97,6 @@ static const char *const migration_v1 =
 	"  payload jsonb,"
 	"  extra jsonb,"
 	"  nir_hash bytea,"
-	"  src_hash text,"
 	"  created_at timestamptz NOT NULL DEFAULT now(),"
 	"  updated_at timestamptz NOT NULL DEFAULT now(),"
 	"  run_id bigint,"
@@ -119,8 +118,13 @@ static const char *const migration_v1 =
 	"  retry boolean NOT NULL DEFAULT false,"
 	"  PRIMARY KEY (mapping, erp_key));"
 	"CREATE TABLE IF NOT EXISTS %1$s.pull_cursors ("
-	"  mapping text PRIMARY KEY, cursor text, last_full timestamptz,"
-	"  updated_at timestamptz NOT NULL DEFAULT now());"
+	"  mapping text PRIMARY KEY, cursor text, updated_at timestamptz NOT NULL DEFAULT now());";
+
+/* v2: the no-change fast path (links.src_hash) and the pull direction's bookkeeping. */
+static const char *const migration_v2 =
+	"ALTER TABLE %1$s.links ADD COLUMN IF NOT EXISTS src_hash text;"
+	"ALTER TABLE %1$s.run_mappings ADD COLUMN IF NOT EXISTS skipped int;"
+	"ALTER TABLE %1$s.pull_cursors ADD COLUMN IF NOT EXISTS last_full timestamptz;"
 	"CREATE TABLE IF NOT EXISTS %1$s.pulled ("
 	"  mapping text NOT NULL,"
 	"  platform_id text NOT NULL,"
@@ -153,21 +157,23 @@ bool state_migrate(struct state *s, char **err)
 				 STATE_VERSION);
 		return false;
 	}
-	if (have == STATE_VERSION)
-		return true;
-	char *body = NULL;
-	if (asprintf(&body, migration_v1, s->schema_q) < 0)
-		return false;
-	char *tx = xasprintf("BEGIN; %s INSERT INTO %s.schema_version (version) VALUES (%d); COMMIT", body,
-			     s->schema_q, STATE_VERSION);
-	free(body);
-	ok = db_exec(s->pg, tx, err);
-	free(tx);
-	if (!ok) {
-		PQclear(PQexec(s->pg, "ROLLBACK"));
-		return false;
+	/* Each step in its own transaction, recorded with its version: a crash mid-way resumes there. */
+	static const char *const *steps[] = {&migration_v1, &migration_v2};
+	for (int v = have + 1; v <= STATE_VERSION; v++) {
+		char *body = NULL;
+		if (asprintf(&body, *steps[v - 1], s->schema_q) < 0)
+			return false;
+		char *tx = xasprintf("BEGIN; %s INSERT INTO %s.schema_version (version) VALUES (%d); COMMIT", body,
+				     s->schema_q, v);
+		free(body);
+		ok = db_exec(s->pg, tx, err);
+		free(tx);
+		if (!ok) {
+			PQclear(PQexec(s->pg, "ROLLBACK"));
+			return false;
+		}
+		log_info("state schema %s %s (version %d)", s->schema_q, v == 1 ? "created" : "upgraded", v);
 	}
-	log_info("state schema %s created (version %d)", s->schema_q, STATE_VERSION);
 	return true;
 }
 

@@ -92,6 +92,10 @@ static void stop_run(struct engine *e, const char *fmt, ...)
 	e->stop = true;
 	e->stop_reason = sb_steal(&b);
 	log_error("stopping the run: %s", e->stop_reason);
+	/* Calls waiting on Retry-After or a backoff end now; requests in flight still finish. */
+	for (size_t i = 0; e->conns && i < e->cfg->nconns; i++)
+		if (e->conns[i])
+			pacer_stop(&e->conns[i]->pacer, "the run is stopping");
 }
 
 static void fingerprint(const struct jv *payload, char out[65])
@@ -623,7 +627,7 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	enum term_kind tk = m->ent->term;
 
 	/* The row and all it depends on hash as when the platform last accepted it: in step. */
-	if (x->same && active && !x->terminate && !x->fail_kind && !e->opts->full) {
+	if (x->same) {
 		e->cnt.unchanged++;
 		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_UNCHANGED};
 		plan_out(e, &pr);
@@ -899,7 +903,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	struct cursor cur;
 	char *err = NULL;
 	compute_generation(e);
-	struct src_filter flt = {.no_state = e->no_state, .generation = e->generation};
+	/* --full sends everything: no row may be skipped for its hash. */
+	struct src_filter flt = {.no_state = e->no_state, .generation = e->opts->full ? NULL : e->generation};
 	if (e->opts->sink && e->opts->sink->preview) {
 		flt.key = e->opts->sink->preview_key;
 		flt.limit = e->opts->sink->preview_limit;
@@ -1098,11 +1103,15 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	for (size_t i = 0; i < opts->nonly; i++)
 		if (!config_mapping(cfg, opts->only[i])) {
 			log_error("--mapping %s: no such mapping", opts->only[i]);
+			if (res)
+				res->exit_code = 2;
 			return 2;
 		}
 	int rc = opts->dry_run ? open_state_readonly(&e) : open_state(&e);
 	if (rc) {
 		state_close(&e.st);
+		if (res)
+			res->exit_code = rc;
 		return rc;
 	}
 	struct sigaction sa = {0}, old_term, old_int;

@@ -52,7 +52,7 @@ run() {  # run N: one sync, its log to build/demo/runN.log, the summaries on scr
   "$BIN" -c "$CONFIG" --log-format text run >"$OUT/run$n.log" 2>&1 || rc=$?
   t1=$(date +%s.%N)
   grep -E 'summary|run started|run finished|run stopped|stopping' "$OUT/run$n.log" | sed -E 's/^[^ ]+ +//' || true
-  printf 'exit status %d, wall time %.1f s, log: %s\n' "$rc" "$(echo "$t1 - $t0" | bc)" "build/demo/run$n.log"
+  printf "exit status %d, wall time %s s, log: %s\n" "$rc" "$(awk -v a="$t0" -v b="$t1" "BEGIN { printf \"%.1f\", b - a }")" "build/demo/run$n.log"
   case $rc in 0|1) ;; *) echo "demo: run $n failed (exit $rc)"; tail -20 "$OUT/run$n.log"; exit 1 ;; esac
 }
 

@@ -10,6 +10,7 @@ pkgs=(
   libcmocka-dev
   postgresql-15 postgresql-client-15
   python3 python3-pytest python3-psycopg2
+  systemd man-db tzdata
 )
 missing=()
 for p in "${pkgs[@]}"; do
