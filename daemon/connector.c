@@ -13,8 +13,9 @@
 #include "log.h"
 
 extern const struct connector_type peopleforce_connector;
+extern const struct connector_type personio_connector;
 
-static const struct connector_type *const types[] = {&peopleforce_connector};
+static const struct connector_type *const types[] = {&peopleforce_connector, &personio_connector};
 
 const struct connector_type *connector_type_find(const char *name)
 {

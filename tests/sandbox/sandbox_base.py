@@ -176,6 +176,7 @@ class Sandbox:
 
     def __init__(self, api_key, seed=None, rate=None, delay_ms=0, retry_after=True,
                  quiet=False, log_max=200000):
+        self._tls = threading.local()   # the request this thread is answering (current_request())
         self.api_key = api_key
         self.seed = seed if seed is not None else {}
         self.quiet = quiet
@@ -222,6 +223,27 @@ class Sandbox:
 
     def unauthorized(self):
         return 401, {}, self.format_error(401, [{"message": "Unauthorized"}])
+
+    def route_rate_check_locked(self, req, now):
+        """Per-route limits on top of the global `rate` (called with the lock held, after
+        the global check let the request through): None if allowed, else seconds to wait."""
+        return None
+
+    def log_body(self, req):
+        """What the request log shows as the request body (override to parse forms, mask secrets)."""
+        return req.json_or_none()
+
+    def current_request(self):
+        """The request this thread is answering (for hooks such as format_error that get no
+        request, e.g. to answer errors in the shape of the API version the path belongs to)."""
+        return getattr(self._tls, "req", None)
+
+    @classmethod
+    def add_arguments(cls, parser):
+        """Platform-specific command-line options (main() calls this before parsing)."""
+
+    def apply_args(self, args):
+        """Called by main() with the parsed options once the sandbox is built."""
 
     # ---- registration --------------------------------------------------------------
     def route(self, method, pattern, fn):
@@ -414,10 +436,13 @@ class Sandbox:
     def handle_api(self, req):
         """Returns (kind, status, headers, body bytes); kind in respond|drop|partial|reset."""
         now = time.time()
+        self._tls.req = req
         with self.lock:
             delay_ms = self.config["delay_ms"]
             retry_header = self.config["retry_after"]
             wait = self._rate_check_locked(now)
+            if wait is None:
+                wait = self.route_rate_check_locked(req, now)
             rule = None if wait is not None else self._match_fault_locked(req)
             interrupt = self._interrupt
         fault = rule["mode"] if rule else None
@@ -449,7 +474,7 @@ class Sandbox:
     def _log_request(self, req, status, fault):
         entry = {
             "seq": 0, "method": req.method, "path": req.path, "query": req.query,
-            "status": status, "fault": fault, "body": req.json_or_none(), "ts": round(time.time(), 6),
+            "status": status, "fault": fault, "body": self.log_body(req), "ts": round(time.time(), 6),
         }
         with self.lock:
             self.seq += 1
@@ -550,6 +575,7 @@ class Sandbox:
             raise AdminError(400, "body is not valid JSON")
 
     def handle_admin(self, req):
+        self._tls.req = req
         sub = req.raw_path[len(ADMIN_PREFIX):] or "/"
         if len(sub) > 1:
             sub = sub.rstrip("/")
@@ -802,7 +828,9 @@ def make_parser(description, default_seed=None):
 
 
 def main(sandbox_cls, argv=None, default_seed=None):
-    args = make_parser(sandbox_cls.__doc__ or sandbox_cls.name, default_seed).parse_args(argv)
+    parser = make_parser(sandbox_cls.__doc__ or sandbox_cls.name, default_seed)
+    sandbox_cls.add_arguments(parser)
+    args = parser.parse_args(argv)
     try:
         parse_rate(args.rate)
     except ValueError as e:
@@ -814,6 +842,7 @@ def main(sandbox_cls, argv=None, default_seed=None):
                               quiet=args.quiet, log_max=args.log_max)
     except ValueError as e:
         raise SystemExit("%s: bad seed: %s" % (sandbox_cls.name, e))
+    sandbox.apply_args(args)
     server = SandboxHTTPServer((args.host, args.port), SandboxHandler, sandbox)
     port = server.server_address[1]
 
