@@ -155,52 +155,10 @@ static void form_add_jv(struct sb *b, const char *k, const struct jv *v)
 
 /* ================= messages ================= */
 
-/*
- * The platform's message from an error body. Personio v1 validation errors say only "The
- * given data failed to pass validation." with the reasons in error.error_data (field ->
- * [messages]) and batch errors in error.detailed_message[]: those are read here, and the
- * other shapes (v2 problem+json errors[], OAuth error/error_description) by
- * platform_message(). Caller frees.
- */
-static char *pio_message(const char *body, size_t len)
-{
-	struct jv *j = body && len ? jv_parse(body, len, NULL, 0) : NULL;
-	const struct jv *e = jv_obj_get(j, "error");
-	if (!e || e->t != JV_OBJ) {
-		jv_free(j);
-		return platform_message(body, len);
-	}
-	struct sb b = {0};
-	const char *msg = jv_obj_str(e, "message");
-	const struct jv *data = jv_obj_get(e, "error_data");
-	struct jv *parsed = NULL;
-	if (data && data->t == JV_STR)   /* the vendor's example shows it as a JSON string */
-		data = parsed = jv_parse(data->u.str.s, data->u.str.len, NULL, 0);
-	if (data && data->t == JV_OBJ) {
-		for (size_t i = 0; i < data->u.obj.n; i++) {
-			const struct jv *v = data->u.obj.v[i];
-			char *t = v->t == JV_ARR && v->u.arr.n ? jv_scalar_text(v->u.arr.v[0]) : jv_scalar_text(v);
-			sb_printf(&b, "%s%s: %s", b.len ? "; " : "", data->u.obj.k[i], t ? t : "invalid");
-			free(t);
-		}
-	}
-	const struct jv *dm = jv_obj_get(e, "detailed_message");
-	for (size_t i = 0; dm && dm->t == JV_ARR && i < dm->u.arr.n && i < 5; i++) {
-		const char *m = jv_obj_str(dm->u.arr.v[i], "error_msg");
-		if (m)
-			sb_printf(&b, "%s%s", b.len ? "; " : "", m);
-	}
-	if (!b.len && msg)
-		sb_puts(&b, msg);
-	jv_free(parsed);
-	jv_free(j);
-	return b.len ? sb_steal(&b) : (sb_free(&b), platform_message(body, len));
-}
-
 /* Finish from a non-2xx answer: 4xx -> refused with Personio's message. */
 static void pio_fail(struct op *op, const char *doing)
 {
-	char *m = pio_message(op->call.resp, op->call.resp_len);
+	char *m = platform_message(op->call.resp, op->call.resp_len);
 	long s = op->call.status;
 	enum op_result r = (s >= 400 && s < 500 && s != 408 && s != 429) ? OPR_REFUSED : OPR_TRANSIENT;
 	op_finish(op, r, "%s: HTTP %ld%s%s", doing, s, m ? ": " : "", m ? m : "");
@@ -275,7 +233,7 @@ static bool fetch_token(struct connector *c, char **err)
 	if (call.outcome != CALL_ANSWERED) {
 		*err = xasprintf("POST /v2/auth/token: %s", call.err);
 	} else if (call.status < 200 || call.status >= 300) {
-		char *m = pio_message(call.resp, call.resp_len);
+		char *m = platform_message(call.resp, call.resp_len);
 		*err = xasprintf("POST /v2/auth/token: HTTP %ld%s%s", call.status, m ? ": " : "", m ? m : "");
 		free(m);
 	} else {
@@ -341,99 +299,6 @@ static bool pio_reauth(struct connector *c)
 		log_info("connector %s: the Personio token was refused (401); renewed it", c->name);
 	}
 	return ok;
-}
-
-/* ================= form requests ================= */
-
-/*
- * op_send() sends JSON, and after a 401 it rebuilds the headers with a JSON content type.
- * Time-offs and absence periods take x-www-form-urlencoded bodies (the only type their
- * OpenAPI entries document), so those two POSTs go out through here. They are creates:
- * like op_send_raw(), a transient failure reaches next() too (op->call.outcome tells).
- */
-static struct curl_slist *form_headers(struct connector *c, char **err)
-{
-	struct curl_slist *h = http_base_headers();
-	h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
-	if (!pio_auth(c, &h, err)) {
-		curl_slist_free_all(h);
-		return NULL;
-	}
-	return h;
-}
-
-static void form_stopped(struct op *op, struct connector *c, char *err)
-{
-	pacer_stop(&c->pacer, "credentials refused: %s", err ? err : "no token");
-	op_finish(op, OPR_STOPPED, "credentials refused: %s", err ? err : "no token");
-	free(err);
-}
-
-static void form_done(struct http_call *call)
-{
-	struct op *op = call->arg;
-	struct connector *c = op->conn;
-	op->http_status = call->status;
-	if (call->outcome == CALL_ANSWERED && call->status == 401 && !op->reauthed && pio_reauth(c)) {
-		op->reauthed = true;
-		curl_slist_free_all(call->headers);
-		char *err = NULL;
-		call->headers = form_headers(c, &err);
-		if (!call->headers) {
-			form_stopped(op, c, err);
-			return;
-		}
-		http_call_resubmit(c->http, call);
-		return;
-	}
-	if (call->outcome == CALL_ANSWERED && (call->status == 401 || call->status == 403)) {
-		char *m = pio_message(call->resp, call->resp_len);
-		pacer_stop(&c->pacer, "credentials refused (HTTP %ld%s%s)", call->status, m ? ": " : "", m ? m : "");
-		op_finish(op, OPR_STOPPED, "credentials refused (HTTP %ld)", call->status);
-		free(m);
-		return;
-	}
-	jv_free(op->answer);
-	op->answer = NULL;
-	if (call->outcome == CALL_ANSWERED && call->status >= 200 && call->status < 300 && call->resp_len) {
-		char perr[200];
-		op->answer = jv_parse(call->resp, call->resp_len, perr, sizeof perr);
-		if (!op->answer) {
-			snprintf(call->err, sizeof call->err, "HTTP %ld but the answer is not JSON (%s): %s", call->status,
-				 call->content_type ? call->content_type : "no content type", perr);
-			call->outcome = CALL_TRANSIENT;
-		}
-	}
-	if (call->outcome == CALL_STOPPED) {
-		op_finish(op, OPR_STOPPED, "%s", call->err);
-		return;
-	}
-	op->next(op);
-}
-
-/* Send a form body (owned) for op; next(op) runs with the answer, transient or not. */
-static void send_form(struct op *op, const char *path, char *form, void (*next)(struct op *op))
-{
-	struct connector *c = op->conn;
-	http_call_reset(&op->call);
-	char *err = NULL;
-	struct curl_slist *h = form_headers(c, &err);
-	if (!h) {
-		free(form);
-		form_stopped(op, c, err);
-		return;
-	}
-	op->call.pacer = &c->pacer;
-	op->call.method = "POST";
-	op->call.url = xasprintf("%s%s", c->cfg->base_url, path);
-	op->call.idempotent = false;
-	op->call.headers = h;
-	op->call.body = form;
-	op->call.body_len = strlen(form);
-	op->call.done = form_done;
-	op->call.arg = op;
-	op->next = next;
-	http_submit(c->http, &op->call, 0);
 }
 
 /* ================= listing (blocking) ================= */
@@ -1136,7 +1001,7 @@ static void abs_post(struct op *op)
 		return;
 	}
 	op->step = unit; /* which endpoint, for abs_posted (op->step is the connector's while an op runs) */
-	send_form(op, abs_path(unit), form, abs_posted);
+	op_send_form(op, "POST", abs_path(unit), form, abs_posted);
 }
 
 static void abs_stale_deleted(struct op *op)

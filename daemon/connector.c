@@ -146,6 +146,29 @@ char *platform_message(const char *body, size_t len)
 			free(t);
 		}
 	}
+	const struct jv *e1 = jv_obj_get(j, "error");
+	if (!b.len && e1 && e1->t == JV_OBJ) {
+		/* Personio v1: "The given data failed to pass validation." with the reasons in
+		 * error.error_data (field -> [messages], sometimes as a JSON string) and batch errors
+		 * in error.detailed_message[]. */
+		const struct jv *data = jv_obj_get(e1, "error_data");
+		struct jv *parsed = NULL;
+		if (data && data->t == JV_STR)
+			data = parsed = jv_parse(data->u.str.s, data->u.str.len, NULL, 0);
+		for (size_t i = 0; data && data->t == JV_OBJ && i < data->u.obj.n; i++) {
+			const struct jv *v = data->u.obj.v[i];
+			char *t = v->t == JV_ARR && v->u.arr.n ? jv_scalar_text(v->u.arr.v[0]) : jv_scalar_text(v);
+			sb_printf(&b, "%s%s: %s", b.len ? "; " : "", data->u.obj.k[i], t ? t : "invalid");
+			free(t);
+		}
+		jv_free(parsed);
+		const struct jv *dm = jv_obj_get(e1, "detailed_message");
+		for (size_t i = 0; dm && dm->t == JV_ARR && i < dm->u.arr.n && i < 5; i++) {
+			const char *m = jv_obj_str(dm->u.arr.v[i], "error_msg");
+			if (m)
+				sb_printf(&b, "%s%s", b.len ? "; " : "", m);
+		}
+	}
 	if (!b.len) {
 		const struct jv *e = jv_obj_get(j, "error");
 		if (e && e->t == JV_OBJ && jv_obj_str(e, "message"))
@@ -190,7 +213,11 @@ bool op_ok(const struct op *op)
 
 static void after_call(struct http_call *call);
 
-static bool prepare_call(struct op *op, const char *method, const char *path, struct jv *body,
+#define CT_JSON "Content-Type: application/json"
+#define CT_FORM "Content-Type: application/x-www-form-urlencoded"
+
+/* body_text (owned) is sent with content type ct; NULL body: none. */
+static bool prepare_call(struct op *op, const char *method, const char *path, char *body_text, const char *ct,
 			 void (*next)(struct op *op))
 {
 	struct connector *c = op->conn;
@@ -200,11 +227,11 @@ static bool prepare_call(struct op *op, const char *method, const char *path, st
 	op->call.url = xasprintf("%s%s", c->cfg->base_url, path);
 	op->call.idempotent = strcmp(method, "POST") != 0;
 	op->call.headers = http_base_headers();
-	if (body) {
-		op->call.body = jv_dumps(body);
-		op->call.body_len = strlen(op->call.body);
-		op->call.headers = curl_slist_append(op->call.headers, "Content-Type: application/json");
-		jv_free(body);
+	op->content_type = body_text ? ct : NULL;
+	if (body_text) {
+		op->call.body = body_text;
+		op->call.body_len = strlen(body_text);
+		op->call.headers = curl_slist_append(op->call.headers, ct);
 	}
 	char *err = NULL;
 	if (c->type->auth && !c->type->auth(c, &op->call.headers, &err)) {
@@ -233,8 +260,8 @@ static void after_call(struct http_call *call)
 		op->reauthed = true;
 		curl_slist_free_all(call->headers);
 		call->headers = http_base_headers();
-		if (call->body)
-			call->headers = curl_slist_append(call->headers, "Content-Type: application/json");
+		if (call->body && op->content_type)
+			call->headers = curl_slist_append(call->headers, op->content_type);
 		char *err = NULL;
 		if (c->type->auth(c, &call->headers, &err)) {
 			if (raw)
@@ -279,9 +306,18 @@ static void after_call(struct http_call *call)
 	op->next(op);
 }
 
+static char *json_body(struct jv *body)
+{
+	if (!body)
+		return NULL;
+	char *t = jv_dumps(body);
+	jv_free(body);
+	return t;
+}
+
 void op_send(struct op *op, const char *method, const char *path, struct jv *body, void (*next)(struct op *op))
 {
-	if (!prepare_call(op, method, path, body, next))
+	if (!prepare_call(op, method, path, json_body(body), CT_JSON, next))
 		return;
 	http_submit(op->conn->http, &op->call, 0);
 }
@@ -289,7 +325,15 @@ void op_send(struct op *op, const char *method, const char *path, struct jv *bod
 void op_send_raw(struct op *op, const char *method, const char *path, struct jv *body,
 		 void (*next)(struct op *op))
 {
-	if (!prepare_call(op, method, path, body, next))
+	if (!prepare_call(op, method, path, json_body(body), CT_JSON, next))
+		return;
+	op->step = -op->step - 1;
+	http_submit(op->conn->http, &op->call, 0);
+}
+
+void op_send_form(struct op *op, const char *method, const char *path, char *form, void (*next)(struct op *op))
+{
+	if (!prepare_call(op, method, path, form, CT_FORM, next))
 		return;
 	op->step = -op->step - 1;
 	http_submit(op->conn->http, &op->call, 0);

@@ -157,6 +157,7 @@ struct op {
 	char *message;          /* what went wrong, for failures */
 	bool adopted;           /* a create found a record an earlier run had made */
 	bool reauthed;          /* credentials were renewed once for this op */
+	const char *content_type; /* of the request body in flight (kept when the call is resent) */
 	bool main_done;         /* platform_id is valid even if a later step failed */
 
 	int step, attempt;
@@ -190,6 +191,8 @@ const char *conn_string(const struct connector *c, const char *option);
  * path is appended to base_url; query strings must already be encoded.
  */
 void op_send(struct op *op, const char *method, const char *path, struct jv *body, void (*next)(struct op *op));
+/* An x-www-form-urlencoded body (owned, already encoded); like op_send_raw. */
+void op_send_form(struct op *op, const char *method, const char *path, char *form, void (*next)(struct op *op));
 /* Like op_send, but a transient failure calls next too (op->call.outcome tells). */
 void op_send_raw(struct op *op, const char *method, const char *path, struct jv *body, void (*next)(struct op *op));
 void op_finish(struct op *op, enum op_result r, const char *fmt, ...) PRINTF_LIKE(3, 4);

@@ -369,9 +369,26 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 	} else {
 		c->status = status;
 	}
-	log_debug("%s %s -> %ld%s%s (%lld ms, attempt %d)", c->method, c->url, c->status,
-		  rc != CURLE_OK ? " " : "", rc != CURLE_OK ? c->err : "", (long long)(now - c->started_ms),
-		  c->attempts);
+	if (log_level() >= L_DEBUG) {
+		/* Query values may be e-mails or names (lookups by natural key): only their names are shown. */
+		struct sb u = {0};
+		const char *q = strchr(c->url, '?');
+		sb_add(&u, c->url, q ? (size_t)(q - c->url) : strlen(c->url));
+		for (const char *qp = q; qp && *qp;) {
+			const char *eq = strchr(qp, '='), *amp = strchr(qp + 1, '&');
+			if (!eq || (amp && amp < eq)) {
+				sb_add(&u, qp, amp ? (size_t)(amp - qp) : strlen(qp));
+			} else {
+				sb_add(&u, qp, (size_t)(eq - qp));
+				sb_puts(&u, "=…");
+			}
+			qp = amp;
+		}
+		log_debug("%s %s -> %ld%s%s (%lld ms, attempt %d)", c->method, sb_str(&u), c->status,
+			  rc != CURLE_OK ? " " : "", rc != CURLE_OK ? c->err : "", (long long)(now - c->started_ms),
+			  c->attempts);
+		sb_free(&u);
+	}
 
 	/* A request that surely never reached the platform may always be sent again. */
 	bool never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;

@@ -255,7 +255,7 @@ static void launch(struct engine *e, struct op *op)
 	pump(e, e->max_inflight - 1);
 	if (e->stop || e->conn->pacer.stopped) {
 		/* Nothing new goes out once the run is stopping; the record is retried next run. */
-		op->result = OPR_TRANSIENT;
+		op->result = e->conn->pacer.stopped ? OPR_STOPPED : OPR_TRANSIENT;
 		free(op->message);
 		op->message = xstrdup(e->conn->pacer.stopped ? "connector stopped for this run" : "run stopped before it was sent");
 		e->inflight++;
