@@ -267,29 +267,8 @@ static const char *emp_number(const struct op *op)
 
 static void emp_posted(struct op *op)
 {
-	if (op->call.outcome != CALL_ANSWERED) {
-		/* The platform may have created it before the answer was lost: look again before resending. */
-		if (op_retry_later(op, emp_find, 4))
-			return;
-		op_finish(op, OPR_TRANSIENT, "creating the employee: %s", op->call.err);
-		return;
-	}
-	if (!op_ok(op)) {
-		op_fail_answer(op, "creating the employee");
-		return;
-	}
-	struct jv *j = op_json(op);
-	if (!j)
-		return;
-	free(op->platform_id);
-	op->platform_id = id_of(j);
-	jv_free(j);
-	if (!op->platform_id) {
-		op_finish(op, OPR_TRANSIENT, "creating the employee: the answer carries no id");
-		return;
-	}
-	op->main_done = true;
-	emp_position(op);
+	if (op_created(op, "creating the employee", emp_find, id_of))
+		emp_position(op);
 }
 
 static void emp_post(struct op *op)
@@ -654,37 +633,11 @@ static char *pf_find_by_key(struct connector *c, const struct conn_entity *e, co
 
 /* ================= absences (leave requests) ================= */
 
-/* Parse "[hrsync:KEY#FP]" out of a description. Returns the key (caller frees) and fp. */
-static char *marker_key(const char *desc, char fp[17])
-{
-	if (!desc)
-		return NULL;
-	const char *m = strstr(desc, "[hrsync:");
-	if (!m)
-		return NULL;
-	const char *start = m + 8;
-	const char *end = strrchr(start, ']');
-	if (!end)
-		return NULL;
-	const char *hash = NULL;
-	for (const char *p = start; p < end; p++)
-		if (*p == '#')
-			hash = p;
-	if (!hash)
-		return NULL;
-	size_t fl = (size_t)(end - hash - 1);
-	if (fl > 16)
-		fl = 16;
-	memcpy(fp, hash + 1, fl);
-	fp[fl] = '\0';
-	return xstrndup(start, (size_t)(hash - start));
-}
-
 static void lr_index_item(struct connector *c, const struct jv *item, void *ud)
 {
 	(void)ud;
 	char fp[17];
-	char *key = marker_key(jv_obj_str(item, "description"), fp);
+	char *key = op_marker_key(jv_obj_str(item, "description"), fp);
 	char *id = jv_id_text(jv_obj_get(item, "id"));
 	if (key && id) {
 		char *v = xasprintf("%s#%s", id, fp);
@@ -714,9 +667,7 @@ static bool lr_prepare(struct connector *c, const struct conn_entity *e, long pe
 static struct jv *lr_body(struct op *op)
 {
 	struct jv *b = jv_copy(op->payload);
-	const char *desc = jv_obj_str(b, "description");
-	char *d = desc && *desc ? xasprintf("%s [hrsync:%s#%s]", desc, op->key, op->fp)
-				: xasprintf("[hrsync:%s#%s]", op->key, op->fp);
+	char *d = op_with_marker(op, jv_obj_str(b, "description"));
 	jv_obj_set(b, "description", jv_str(d));
 	free(d);
 	return b;
@@ -726,29 +677,10 @@ static void lr_find(struct op *op);
 
 static void lr_posted(struct op *op)
 {
-	if (op->call.outcome != CALL_ANSWERED) {
+	if (op->call.outcome != CALL_ANSWERED)
 		PF(op->conn)->lr_indexed = false; /* the index may miss what this POST created */
-		if (op_retry_later(op, lr_find, 4))
-			return;
-		op_finish(op, OPR_TRANSIENT, "creating the leave request: %s", op->call.err);
-		return;
-	}
-	if (!op_ok(op)) {
-		op_fail_answer(op, "creating the leave request");
-		return;
-	}
-	struct jv *j = op_json(op);
-	if (!j)
-		return;
-	free(op->platform_id);
-	op->platform_id = id_of(j);
-	jv_free(j);
-	if (!op->platform_id) {
-		op_finish(op, OPR_TRANSIENT, "creating the leave request: the answer carries no id");
-		return;
-	}
-	op->main_done = true;
-	op_finish(op, OPR_OK, NULL);
+	if (op_created(op, "creating the leave request", lr_find, id_of))
+		op_finish(op, OPR_OK, NULL);
 }
 
 static void lr_post(struct op *op)
@@ -794,7 +726,7 @@ static void lr_listed(struct op *op)
 	const struct jv *data = jv_obj_get(j, "data");
 	for (size_t i = 0; data && data->t == JV_ARR && i < data->u.arr.n; i++) {
 		char fp[17];
-		char *key = marker_key(jv_obj_str(data->u.arr.v[i], "description"), fp);
+		char *key = op_marker_key(jv_obj_str(data->u.arr.v[i], "description"), fp);
 		if (key && streq(key, op->key)) {
 			char *id = jv_id_text(jv_obj_get(data->u.arr.v[i], "id"));
 			free(key);
@@ -926,31 +858,13 @@ static void asset_find(struct op *op);
 
 static void asset_posted(struct op *op)
 {
-	if (op->call.outcome != CALL_ANSWERED) {
-		PF(op->conn)->assets_indexed = false;
-		if (op_retry_later(op, asset_find, 4))
-			return;
-		op_finish(op, OPR_TRANSIENT, "creating the asset: %s", op->call.err);
+	if (op->call.outcome != CALL_ANSWERED)
+		PF(op->conn)->assets_indexed = false; /* the index may miss what this POST created */
+	if (!op_created(op, "creating the asset", asset_find, id_of))
 		return;
-	}
-	if (!op_ok(op)) {
-		op_fail_answer(op, "creating the asset");
-		return;
-	}
-	struct jv *j = op_json(op);
-	if (!j)
-		return;
-	free(op->platform_id);
-	op->platform_id = id_of(j);
-	jv_free(j);
-	if (!op->platform_id) {
-		op_finish(op, OPR_TRANSIENT, "creating the asset: the answer carries no id");
-		return;
-	}
 	const char *code = jv_obj_str(op->payload, "code");
 	if (code)
 		strmap_put(&PF(op->conn)->asset_by_code, code, op->platform_id);
-	op->main_done = true;
 	asg_step(op);
 }
 
@@ -1211,7 +1125,7 @@ static void pull_item(struct connector *c, const struct jv *item, void *ud)
 		pc->max_updated = up;
 	/* What hrsync pushed from the ERP is the ERP's already: only what the platform owns comes back. */
 	char fp[17];
-	char *mine = marker_key(jv_obj_str(item, "description"), fp);
+	char *mine = op_marker_key(jv_obj_str(item, "description"), fp);
 	bool ours = mine != NULL;
 	free(mine);
 	if (ours)

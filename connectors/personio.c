@@ -155,16 +155,6 @@ static void form_add_jv(struct sb *b, const char *k, const struct jv *v)
 
 /* ================= messages ================= */
 
-/* Finish from a non-2xx answer: 4xx -> refused with Personio's message. */
-static void pio_fail(struct op *op, const char *doing)
-{
-	char *m = platform_message(op->call.resp, op->call.resp_len);
-	long s = op->call.status;
-	enum op_result r = (s >= 400 && s < 500 && s != 408 && s != 429) ? OPR_REFUSED : OPR_TRANSIENT;
-	op_finish(op, r, "%s: HTTP %ld%s%s", doing, s, m ? ": " : "", m ? m : "");
-	free(m);
-}
-
 /* ================= the token ================= */
 
 static void token_drop(struct pio *p)
@@ -542,34 +532,18 @@ static void emp_written(struct op *op, const char *what)
 
 static void emp_find(struct op *op);
 
+/* {"success": true, "data": {"id": N, "message": "success"}} */
+static char *emp_created_id(const struct jv *answer)
+{
+	return jv_id_text(jv_obj_get(jv_obj_get(answer, "data"), "id"));
+}
+
 static void emp_posted(struct op *op)
 {
 	struct pio *p = PIO(op->conn);
-	if (op->call.outcome != CALL_ANSWERED) {
-		/*
-		 * Personio may have created it before the answer was lost: look again (by email,
-		 * not in the index, which cannot know) before sending it again.
-		 */
-		if (op_retry_later(op, emp_find, 4))
-			return;
-		op_finish(op, OPR_TRANSIENT, "creating the employee: %s", op->call.err);
+	/* A lost answer: look again by email (not in the index, which cannot know) before resending. */
+	if (!op_created(op, "creating the employee", emp_find, emp_created_id))
 		return;
-	}
-	if (!op_ok(op)) {
-		pio_fail(op, "creating the employee");
-		return;
-	}
-	if (!op->answer) {
-		op_finish(op, OPR_TRANSIENT, "creating the employee: empty answer (HTTP %ld)", op->call.status);
-		return;
-	}
-	free(op->platform_id);
-	op->platform_id = jv_id_text(jv_obj_get(jv_obj_get(op->answer, "data"), "id"));
-	if (!op->platform_id) {
-		op_finish(op, OPR_TRANSIENT, "creating the employee: the answer carries no id");
-		return;
-	}
-	op->main_done = true;
 	emp_claim(op);
 	if (p->emp_indexed) {
 		char *l = lower_dup(emp_email(op));
@@ -587,7 +561,7 @@ static void emp_post(struct op *op)
 static void emp_adopted(struct op *op)
 {
 	if (!op_ok(op)) {
-		pio_fail(op, "updating the employee found on Personio");
+		op_fail_answer(op, "updating the employee found on Personio");
 		return;
 	}
 	op->main_done = true;
@@ -618,7 +592,7 @@ static void emp_adopt(struct op *op, const char *id)
 static void emp_found(struct op *op)
 {
 	if (!op_ok(op)) {
-		pio_fail(op, "looking for the employee by email");
+		op_fail_answer(op, "looking for the employee by email");
 		return;
 	}
 	struct jv *j = op_json(op);
@@ -741,7 +715,7 @@ static void emp_patched(struct op *op)
 		return;
 	}
 	if (!op_ok(op)) {
-		pio_fail(op, op->action == ACT_RESTORE ? "re-activating the employee" : "updating the employee");
+		op_fail_answer(op, op->action == ACT_RESTORE ? "re-activating the employee" : "updating the employee");
 		return;
 	}
 	op->main_done = true;
@@ -761,7 +735,7 @@ static void emp_patch(struct op *op)
 static void emp_email_checked(struct op *op)
 {
 	if (!op_ok(op)) {
-		pio_fail(op, "reading the employee's email on Personio");
+		op_fail_answer(op, "reading the employee's email on Personio");
 		return;
 	}
 	struct jv *j = op_json(op);
@@ -808,7 +782,7 @@ static void emp_terminated(struct op *op)
 		return;
 	}
 	if (!op_ok(op)) {
-		pio_fail(op, "setting the employee inactive");
+		op_fail_answer(op, "setting the employee inactive");
 		return;
 	}
 	op_finish(op, OPR_OK, NULL);
@@ -835,38 +809,6 @@ static void emp_start(struct op *op)
 }
 
 /* ================= absences (time-offs and absence periods) ================= */
-
-/* Parse "[hrsync:KEY#FP]" out of a comment. Returns the key (caller frees) and fp. */
-static char *marker_key(const char *text, char fp[17])
-{
-	if (!text)
-		return NULL;
-	const char *m = strstr(text, "[hrsync:");
-	if (!m)
-		return NULL;
-	const char *start = m + 8;
-	const char *end = strrchr(start, ']');
-	if (!end)
-		return NULL;
-	const char *hash = NULL;
-	for (const char *p = start; p < end; p++)
-		if (*p == '#')
-			hash = p;
-	if (!hash)
-		return NULL;
-	size_t fl = (size_t)(end - hash - 1);
-	if (fl > 16)
-		fl = 16;
-	memcpy(fp, hash + 1, fl);
-	fp[fl] = '\0';
-	return xstrndup(start, (size_t)(hash - start));
-}
-
-static char *with_marker(const struct op *op, const char *comment)
-{
-	return comment && *comment ? xasprintf("%s [hrsync:%s#%s]", comment, op->key, op->fp)
-				   : xasprintf("[hrsync:%s#%s]", op->key, op->fp);
-}
 
 /*
  * 'd' (time-off, days) or 'h' (absence period, hours) for the payload's type. Otherwise 0
@@ -928,7 +870,7 @@ static char *abs_form(struct op *op, char unit, char **why)
 		form_add(&b, "half_day_start", hs && hs->t == JV_BOOL && hs->u.b ? "1" : "0");
 		form_add(&b, "half_day_end", he && he->t == JV_BOOL && he->u.b ? "1" : "0");
 	}
-	char *c = with_marker(op, jv_obj_str(pl, "comment"));
+	char *c = op_with_marker(op, jv_obj_str(pl, "comment"));
 	form_add(&b, "comment", c);
 	free(c);
 	return sb_steal(&b);
@@ -953,34 +895,24 @@ static char abs_kind_of(const struct op *op)
 
 static void abs_find(struct op *op);
 
-static void abs_posted(struct op *op)
+/* {"data": {"attributes": {"id": ...}}}, or a list of one (the absence-period example shows that). */
+static char *abs_created_id(const struct jv *answer)
 {
-	char unit = op->step == 'h' ? 'h' : 'd';
-	const char *what = unit == 'h' ? "creating the absence period" : "creating the time-off";
-	if (op->call.outcome != CALL_ANSWERED) {
-		/* It may be there: look for it on Personio (not in the index, which cannot know) first. */
-		if (op_retry_later(op, abs_find, 4))
-			return;
-		op_finish(op, OPR_TRANSIENT, "%s: %s", what, op->call.err);
-		return;
-	}
-	if (!op_ok(op)) {
-		pio_fail(op, what);
-		return;
-	}
-	/* {"data": {"attributes": {...}}}, or a list of one (the absence-period example shows that). */
-	const struct jv *d = jv_obj_get(op->answer, "data");
+	const struct jv *d = jv_obj_get(answer, "data");
 	if (d && d->t == JV_ARR)
 		d = d->u.arr.n ? d->u.arr.v[0] : NULL;
 	const struct jv *id = jv_obj_get(jv_obj_get(d, "attributes"), "id");
-	free(op->platform_id);
-	op->platform_id = jv_id_text(id ? id : jv_obj_get(d, "id"));
-	if (!op->platform_id) {
-		op_finish(op, OPR_TRANSIENT, "%s: the answer carries no id", what);
+	return jv_id_text(id ? id : jv_obj_get(d, "id"));
+}
+
+static void abs_posted(struct op *op)
+{
+	char unit = op->step == 'h' ? 'h' : 'd';
+	/* A lost answer: look for it on Personio (not in the index, which cannot know) first. */
+	if (!op_created(op, unit == 'h' ? "creating the absence period" : "creating the time-off", abs_find,
+			abs_created_id))
 		return;
-	}
 	extra_set(op, "kind", unit == 'h' ? "absence-period" : "time-off");
-	op->main_done = true;
 	op_finish(op, OPR_OK, NULL);
 }
 
@@ -1007,7 +939,7 @@ static void abs_post(struct op *op)
 static void abs_stale_deleted(struct op *op)
 {
 	if (!op_ok(op) && op->call.status != 404) {
-		pio_fail(op, "deleting an outdated copy of the absence");
+		op_fail_answer(op, "deleting an outdated copy of the absence");
 		return;
 	}
 	abs_post(op);
@@ -1050,7 +982,7 @@ static char *abs_search_path(struct op *op, char unit, long long page)
 static void abs_listed(struct op *op)
 {
 	if (!op_ok(op)) {
-		pio_fail(op, "looking for the absence on Personio");
+		op_fail_answer(op, "looking for the absence on Personio");
 		return;
 	}
 	struct jv *j = op_json(op);
@@ -1062,7 +994,7 @@ static void abs_listed(struct op *op)
 	for (size_t i = 0; data && data->t == JV_ARR && i < data->u.arr.n; i++) {
 		const struct jv *a = jv_obj_get(data->u.arr.v[i], "attributes");
 		char fp[17];
-		char *key = marker_key(jv_obj_str(a, "comment"), fp);
+		char *key = op_marker_key(jv_obj_str(a, "comment"), fp);
 		if (key && streq(key, op->key)) {
 			char *id = jv_id_text(jv_obj_get(a, "id"));
 			free(key);
@@ -1134,7 +1066,7 @@ static bool abs_index_item(struct connector *c, const struct jv *item, void *ud)
 	struct abs_index *ai = ud;
 	const struct jv *a = jv_obj_get(item, "attributes");
 	char fp[17];
-	char *key = marker_key(jv_obj_str(a, "comment"), fp);
+	char *key = op_marker_key(jv_obj_str(a, "comment"), fp);
 	char *id = jv_id_text(jv_obj_get(a, "id"));
 	ai->seen++;
 	if (key && id) {
@@ -1183,7 +1115,7 @@ static bool abs_prepare(struct connector *c, const struct conn_entity *e, long p
 static void abs_old_deleted(struct op *op)
 {
 	if (!op_ok(op) && op->call.status != 404) {
-		pio_fail(op, "deleting the absence before creating it again");
+		op_fail_answer(op, "deleting the absence before creating it again");
 		return;
 	}
 	/* The old one is gone: from here on this is a create, and a kill now loses nothing. */
@@ -1200,7 +1132,7 @@ static void abs_old_deleted(struct op *op)
 static void abs_deleted(struct op *op)
 {
 	if (!op_ok(op) && op->call.status != 404) {
-		pio_fail(op, "deleting the absence");
+		op_fail_answer(op, "deleting the absence");
 		return;
 	}
 	op_finish(op, OPR_OK, NULL);
@@ -1284,7 +1216,7 @@ static struct jv *att_body(struct op *op, bool with_person, char **why)
 	}
 	if (!jv_obj_get(b, "type"))
 		jv_obj_set(b, "type", jv_str("WORK"));
-	char *c = with_marker(op, jv_obj_str(pl, "comment"));
+	char *c = op_with_marker(op, jv_obj_str(pl, "comment"));
 	jv_obj_set(b, "comment", jv_str(c));
 	free(c);
 	return b;
@@ -1292,29 +1224,17 @@ static struct jv *att_body(struct op *op, bool with_person, char **why)
 
 static void att_find(struct op *op);
 
+/* v2: {"id": "uuid"} or {"data": {"id": ...}} */
+static char *att_created_id(const struct jv *answer)
+{
+	char *id = jv_id_text(jv_obj_get(answer, "id"));
+	return id ? id : jv_id_text(jv_obj_get(jv_obj_get(answer, "data"), "id"));
+}
+
 static void att_posted(struct op *op)
 {
-	if (op->call.outcome != CALL_ANSWERED) {
-		if (op_retry_later(op, att_find, 4))
-			return;
-		op_finish(op, OPR_TRANSIENT, "creating the attendance period: %s", op->call.err);
-		return;
-	}
-	if (!op_ok(op)) {
-		pio_fail(op, "creating the attendance period");
-		return;
-	}
-	const struct jv *d = jv_obj_get(op->answer, "data");
-	free(op->platform_id);
-	op->platform_id = jv_id_text(jv_obj_get(op->answer, "id"));
-	if (!op->platform_id)
-		op->platform_id = jv_id_text(jv_obj_get(d, "id"));
-	if (!op->platform_id) {
-		op_finish(op, OPR_TRANSIENT, "creating the attendance period: the answer carries no id");
-		return;
-	}
-	op->main_done = true;
-	op_finish(op, OPR_OK, NULL);
+	if (op_created(op, "creating the attendance period", att_find, att_created_id))
+		op_finish(op, OPR_OK, NULL);
 }
 
 static void att_post(struct op *op)
@@ -1336,7 +1256,7 @@ static void att_post(struct op *op)
 static void att_stale_deleted(struct op *op)
 {
 	if (!op_ok(op) && op->call.status != 404) {
-		pio_fail(op, "deleting an outdated copy of the attendance period");
+		op_fail_answer(op, "deleting an outdated copy of the attendance period");
 		return;
 	}
 	att_post(op);
@@ -1345,7 +1265,7 @@ static void att_stale_deleted(struct op *op)
 static void att_listed(struct op *op)
 {
 	if (!op_ok(op)) {
-		pio_fail(op, "looking for the attendance period on Personio");
+		op_fail_answer(op, "looking for the attendance period on Personio");
 		return;
 	}
 	struct jv *j = op_json(op);
@@ -1356,7 +1276,7 @@ static void att_listed(struct op *op)
 		data = jv_obj_get(j, "data");
 	for (size_t i = 0; data && data->t == JV_ARR && i < data->u.arr.n; i++) {
 		char fp[17];
-		char *key = marker_key(jv_obj_str(data->u.arr.v[i], "comment"), fp);
+		char *key = op_marker_key(jv_obj_str(data->u.arr.v[i], "comment"), fp);
 		if (!key || !streq(key, op->key)) {
 			free(key);
 			continue;
@@ -1420,7 +1340,7 @@ static void att_patched(struct op *op)
 		return;
 	}
 	if (!op_ok(op)) {
-		pio_fail(op, "updating the attendance period");
+		op_fail_answer(op, "updating the attendance period");
 		return;
 	}
 	op->main_done = true;
@@ -1430,7 +1350,7 @@ static void att_patched(struct op *op)
 static void att_deleted(struct op *op)
 {
 	if (!op_ok(op) && op->call.status != 404) {
-		pio_fail(op, "deleting the attendance period");
+		op_fail_answer(op, "deleting the attendance period");
 		return;
 	}
 	op_finish(op, OPR_OK, NULL);
@@ -1475,7 +1395,7 @@ static bool pull_item(struct connector *c, const struct jv *item, void *ud)
 	const struct jv *a = jv_obj_get(item, "attributes");
 	/* What hrsync pushed from the ERP is the ERP's already: only what Personio owns comes back. */
 	char fp[17];
-	char *mine = marker_key(jv_obj_str(a, "comment"), fp);
+	char *mine = op_marker_key(jv_obj_str(a, "comment"), fp);
 	bool ours = mine != NULL;
 	free(mine);
 	if (ours)

@@ -358,6 +358,63 @@ void op_fail_answer(struct op *op, const char *doing)
 	free(m);
 }
 
+bool op_created(struct op *op, const char *what, void (*refind)(struct op *op), char *(*id_of)(const struct jv *answer))
+{
+	if (op->call.outcome != CALL_ANSWERED) {
+		/* The platform may have created it before the answer was lost: look again, then send. */
+		if (!op_retry_later(op, refind, 4))
+			op_finish(op, OPR_TRANSIENT, "%s: %s", what, op->call.err);
+		return false;
+	}
+	if (!op_ok(op)) {
+		op_fail_answer(op, what);
+		return false;
+	}
+	if (!op->answer) {
+		op_finish(op, OPR_TRANSIENT, "%s: empty answer (HTTP %ld)", what, op->call.status);
+		return false;
+	}
+	free(op->platform_id);
+	op->platform_id = id_of(op->answer);
+	if (!op->platform_id) {
+		op_finish(op, OPR_TRANSIENT, "%s: the answer carries no id", what);
+		return false;
+	}
+	op->main_done = true;
+	return true;
+}
+
+char *op_marker_key(const char *text, char fp[17])
+{
+	if (!text)
+		return NULL;
+	const char *m = strstr(text, "[hrsync:");
+	if (!m)
+		return NULL;
+	const char *start = m + 8;
+	const char *end = strrchr(start, ']');
+	if (!end)
+		return NULL;
+	const char *hash = NULL;
+	for (const char *p = start; p < end; p++)
+		if (*p == '#')
+			hash = p; /* the last one: a key may hold '#' */
+	if (!hash)
+		return NULL;
+	size_t fl = (size_t)(end - hash - 1);
+	if (fl > 16)
+		fl = 16;
+	memcpy(fp, hash + 1, fl);
+	fp[fl] = '\0';
+	return xstrndup(start, (size_t)(hash - start));
+}
+
+char *op_with_marker(const struct op *op, const char *text)
+{
+	return text && *text ? xasprintf("%s [hrsync:%s#%s]", text, op->key, op->fp)
+			     : xasprintf("[hrsync:%s#%s]", op->key, op->fp);
+}
+
 static void retry_timer(struct http_call *call)
 {
 	struct op *op = call->arg;

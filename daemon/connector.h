@@ -201,6 +201,21 @@ void op_fail_answer(struct op *op, const char *doing);
 /* The answer's JSON; on malformed JSON finishes the op as transient and returns NULL. Caller frees. */
 struct jv *op_json(struct op *op);
 bool op_ok(const struct op *op);   /* 2xx */
+/*
+ * The answer to a create. true: op->platform_id is set (id_of reads it from the parsed
+ * answer) and op->main_done. false: the op is already finished (refused, transient) or,
+ * when the answer was lost, sent to refind() after a backoff so that what the platform
+ * may have created is found before anything is sent again; the caller just returns.
+ */
+bool op_created(struct op *op, const char *what, void (*refind)(struct op *op), char *(*id_of)(const struct jv *answer));
+/*
+ * Where a platform has no external id (leave requests, time-offs), hrsync writes
+ * "[hrsync:KEY#FINGERPRINT]" in a free-text field and finds its records by it.
+ * op_with_marker: text with op's marker appended (caller frees). op_marker_key: the key
+ * in a text (caller frees; NULL when none) and the fingerprint into fp.
+ */
+char *op_with_marker(const struct op *op, const char *text);
+char *op_marker_key(const char *text, char fp[17]);
 /* Run step again after a backoff delay (op->attempt counts). false when attempts are spent. */
 bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts);
 

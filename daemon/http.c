@@ -253,79 +253,80 @@ static void start(struct http *h, struct http_call *c)
 	curl_multi_add_handle(h->multi, e);
 }
 
-/* Start every queued call whose connector allows it now. Returns ms until the next could start. */
-static int64_t dispatch(struct http *h)
+static void unlink_call(struct pacer *p, struct http_call *prev, struct http_call *c)
 {
-	int64_t now = now_ms(), wait = 1000;
-	for (struct pacer *p = h->pacers; p; p = p->next_pacer) {
-		struct http_call *prev = NULL, *c = p->head;
-		while (c) {
-			struct http_call *next = c->next;
-			bool take = false, fail_stopped = p->stopped;
-			if (!c->method) {
-				/* A timer (op_retry_later): no request, no token, no slot. */
-				if (c->not_before <= now) {
-					if (prev)
-						prev->next = next;
-					else
-						p->head = next;
-					if (p->tail == c)
-						p->tail = prev;
-					c->next = NULL;
-					h->active--;
-					c->outcome = CALL_ANSWERED;
-					c->done(c);
-					c = next;
-					continue;
-				}
-				if (c->not_before - now < wait)
-					wait = c->not_before - now;
-				prev = c;
-				c = next;
+	if (prev)
+		prev->next = c->next;
+	else
+		p->head = c->next;
+	if (p->tail == c)
+		p->tail = prev;
+	c->next = NULL;
+}
+
+/*
+ * The first call of p that may go now: a due timer, a call to fail (stopped connector),
+ * or a request the pacer lets out. NULL when none; *wait gets how long until one might.
+ */
+static struct http_call *eligible(struct pacer *p, int64_t now, int64_t *wait, struct http_call **prevp)
+{
+	struct http_call *prev = NULL;
+	for (struct http_call *c = p->head; c; prev = c, c = c->next) {
+		if (!c->method || p->stopped || c->not_before > now) {
+			if (c->not_before > now) {
+				if (c->not_before - now < *wait)
+					*wait = c->not_before - now;
 				continue;
 			}
-			if (!fail_stopped) {
-				if (c->not_before > now) {
-					if (c->not_before - now < wait)
-						wait = c->not_before - now;
-				} else if (p->in_flight < p->max_in_flight && now >= p->pause_until) {
-					if (bucket_take(&p->bucket, now))
-						take = true;
-					else {
-						int64_t w = bucket_wait_ms(&p->bucket, now);
-						if (w < wait)
-							wait = w;
-					}
-				} else if (now < p->pause_until && p->pause_until - now < wait) {
-					wait = p->pause_until - now;
-				}
-			}
-			if (take || fail_stopped) {
-				if (prev)
-					prev->next = next;
-				else
-					p->head = next;
-				if (p->tail == c)
-					p->tail = prev;
-				c->next = NULL;
-				if (fail_stopped) {
-					snprintf(c->err, sizeof c->err, "connector stopped: %s", p->stop_reason);
-					finish(h, c, CALL_STOPPED);
-				} else {
-					start(h, c);
-				}
-				/* finish() may have queued new calls on this pacer; rescan from the start. */
-				if (fail_stopped) {
-					prev = NULL;
-					c = p->head;
-					continue;
-				}
-			} else {
-				prev = c;
-			}
-			c = next;
-			if (p->in_flight >= p->max_in_flight && !p->stopped)
+			*prevp = prev;
+			return c;
+		}
+		if (p->in_flight >= p->max_in_flight)
+			continue;
+		if (now < p->pause_until) {
+			if (p->pause_until - now < *wait)
+				*wait = p->pause_until - now;
+			continue;
+		}
+		if (!bucket_take(&p->bucket, now)) {
+			int64_t w = bucket_wait_ms(&p->bucket, now);
+			if (w < *wait)
+				*wait = w;
+			continue;
+		}
+		*prevp = prev;
+		return c;
+	}
+	return NULL;
+}
+
+/*
+ * Start (or fire, or fail) every queued call that may go now. A callback may queue new
+ * calls or even run a nested loop (a connector's blocking list read from a retry timer):
+ * no list pointer is kept across one — each call is found, unlinked, then run.
+ * Returns ms until the next could start.
+ */
+static int64_t dispatch(struct http *h)
+{
+	int64_t wait = 1000;
+	for (struct pacer *p = h->pacers; p; p = p->next_pacer) {
+		for (;;) {
+			int64_t now = now_ms();
+			struct http_call *prev = NULL, *c = eligible(p, now, &wait, &prev);
+			if (!c)
 				break;
+			unlink_call(p, prev, c);
+			if (!c->method) {
+				/* A timer (op_retry_later): no request, no token, no slot. */
+				h->active--;
+				c->outcome = CALL_ANSWERED;
+				c->done(c);
+			} else if (p->stopped) {
+				snprintf(c->err, sizeof c->err, "connector stopped: %s", p->stop_reason);
+				finish(h, c, CALL_STOPPED);
+			} else {
+				start(h, c);
+			}
 		}
 	}
 	return wait < 0 ? 0 : wait;

@@ -398,10 +398,8 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 {
 	struct engine *e = ctx;
 	if (e->conn->type->native_refs) {
-		*out = jv_str(scheme == REF_ERP ? "erp:" : scheme == REF_SSN ? "ssn:" : "troops:");
-		char *full = xasprintf("%s%s", scheme == REF_ERP ? "erp:" : scheme == REF_SSN ? "ssn:" : "troops:",
-				       scheme == REF_SSN ? nir : id);
-		jv_free(*out);
+		/* The platform resolves references itself (Troops): send the validated one, NIR normalised. */
+		char *full = xasprintf("%s:%s", ref_scheme_name((enum ref_scheme)scheme), scheme == REF_SSN ? nir : id);
 		*out = jv_str(full);
 		free(full);
 		return REF_RESOLVED;
