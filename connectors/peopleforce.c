@@ -409,8 +409,16 @@ static void emp_find(struct op *op)
 
 /* -- the position sub-resource -- */
 
+static void pos_refind(struct op *op);
+
 static void pos_done(struct op *op)
 {
+	if (op->call.outcome != CALL_ANSWERED) {
+		/* A POST whose answer was lost: list the positions and adopt it if it is there. */
+		if (!op_retry_later(op, pos_refind, 4))
+			op_finish(op, OPR_TRANSIENT, "writing the employee's position: %s", op->call.err);
+		return;
+	}
 	if (!op_ok(op)) {
 		op_fail_answer(op, "writing the employee's position");
 		return;
@@ -429,7 +437,7 @@ static void pos_done(struct op *op)
 static void pos_post(struct op *op)
 {
 	char *path = xasprintf("/employees/%s/positions", op->platform_id);
-	op_send(op, "POST", path, jv_copy(jv_obj_get(op->payload, "position")), pos_done);
+	op_send_raw(op, "POST", path, jv_copy(jv_obj_get(op->payload, "position")), pos_done);
 	free(path);
 }
 
@@ -470,6 +478,13 @@ static void pos_listed(struct op *op)
 	else
 		pos_post(op);
 	free(found);
+}
+
+static void pos_refind(struct op *op)
+{
+	char *path = xasprintf("/employees/%s/positions", op->platform_id);
+	op_send(op, "GET", path, NULL, pos_listed);
+	free(path);
 }
 
 static void emp_position(struct op *op)
@@ -563,8 +578,16 @@ static void emp_term_checked(struct op *op)
 		op_finish(op, OPR_REFUSED, "terminating the employee: HTTP 422: %s", op->message ? op->message : "refused");
 }
 
+static void emp_terminate(struct op *op);
+
 static void emp_terminated(struct op *op)
 {
+	if (op->call.outcome != CALL_ANSWERED) {
+		/* Sent again: a termination that did happen is answered 422, then found done below. */
+		if (!op_retry_later(op, emp_terminate, 4))
+			op_finish(op, OPR_TRANSIENT, "terminating the employee: %s", op->call.err);
+		return;
+	}
 	if (op->call.status == 422) {
 		/* Already terminated? PeopleForce refuses a second termination. */
 		free(op->message);
@@ -584,7 +607,7 @@ static void emp_terminated(struct op *op)
 static void emp_terminate(struct op *op)
 {
 	char *path = xasprintf("/employees/%s/terminate", op->platform_id);
-	op_send(op, "POST", path, jv_copy(op->term), emp_terminated);
+	op_send_raw(op, "POST", path, jv_copy(op->term), emp_terminated);
 	free(path);
 }
 
@@ -906,8 +929,16 @@ static void asset_find(struct op *op)
 
 /* -- the assignment sub-resource -- */
 
+static void asg_refind(struct op *op);
+
 static void asg_done(struct op *op)
 {
+	if (op->call.outcome != CALL_ANSWERED) {
+		/* A POST whose answer was lost: read the asset's assignments and adopt it if it is there. */
+		if (!op_retry_later(op, asg_refind, 4))
+			op_finish(op, OPR_TRANSIENT, "writing the asset's assignment: %s", op->call.err);
+		return;
+	}
 	if (!op_ok(op)) {
 		op_fail_answer(op, "writing the asset's assignment");
 		return;
@@ -927,7 +958,7 @@ static void asg_post(struct op *op)
 {
 	struct jv *b = jv_copy(jv_obj_get(op->payload, "assignment"));
 	jv_obj_set(b, "asset_id", jv_from_id(op->platform_id));
-	op_send(op, "POST", "/asset_assignments", b, asg_done);
+	op_send_raw(op, "POST", "/asset_assignments", b, asg_done);
 }
 
 static void asg_put_done(struct op *op)
@@ -973,6 +1004,13 @@ static void asg_listed(struct op *op)
 	} else {
 		asg_post(op);
 	}
+}
+
+static void asg_refind(struct op *op)
+{
+	char *path = xasprintf("/assets/%s", op->platform_id);
+	op_send(op, "GET", path, NULL, asg_listed);
+	free(path);
 }
 
 static void asg_closed(struct op *op)

@@ -277,8 +277,7 @@ static bool pio_auth(struct connector *c, struct curl_slist **h, char **err)
 static bool pio_reauth(struct connector *c)
 {
 	struct pio *p = PIO(c);
-	if (secret_present(&p->token) && now_ms() - p->token_got_ms < 1000)
-		return true;
+	/* Always a new token: one issued a moment ago may be the one refused (it can die young). */
 	token_drop(p);
 	char *err = NULL;
 	bool ok = fetch_token(c, &err);

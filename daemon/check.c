@@ -331,12 +331,11 @@ static void check_lookup_values(struct online *o, PGconn *pg, const struct mappi
 	char *from = m->table ? db_quote_qualified(pg, m->table) : xasprintf("(%s)", m->query);
 	char *sql = xasprintf("SELECT DISTINCT %s::text FROM %s AS s0 WHERE %s IS NOT NULL LIMIT 2000", col, from, col);
 	PQclear(PQexec(pg, "SAVEPOINT l"));
-	PGresult *r = PQexec(pg, sql);
+	PGresult *r = db_exec1(pg, sql, NULL);
 	free(sql);
 	free(col);
 	free(from);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		PQclear(r);
+	if (!r) {
 		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT l"));
 		return;
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "throttle.h"
 
 extern const struct connector_type peopleforce_connector;
 extern const struct connector_type personio_connector;
@@ -446,7 +447,11 @@ struct jv *conn_get_json(struct connector *c, const char *path, long *status, ch
 {
 	struct http_call call = {0};
 	struct jv *j = NULL;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	bool reauthed = false, backoff = false, failed = false;
+	char perr[200] = "";
+	for (int attempt = 0; attempt < 4; attempt++) {
+		jv_free(j);
+		j = NULL;
 		http_call_reset(&call);
 		call.pacer = &c->pacer;
 		call.method = "GET";
@@ -462,14 +467,30 @@ struct jv *conn_get_json(struct connector *c, const char *path, long *status, ch
 			http_call_reset(&call);
 			return NULL;
 		}
-		http_call_sync(c->http, &call);
-		if (call.outcome == CALL_ANSWERED && call.status == 401 && attempt == 0 && c->type->reauth &&
-		    c->type->reauth(c))
+		http_submit(c->http, &call, backoff ? backoff_ms(attempt - 1, 1000, 8000, 0.5) : 0);
+		backoff = false;
+		while (call.outcome == CALL_PENDING)
+			http_run(c->http, 100);
+		if (call.outcome == CALL_ANSWERED && call.status == 401 && !reauthed && c->type->reauth &&
+		    c->type->reauth(c)) {
+			reauthed = true;
 			continue; /* renewed: once more */
+		}
+		/* A 2xx that is not JSON (a proxy's HTML page, a cut answer) proves nothing: a GET may be sent again. */
+		if (call.outcome == CALL_ANSWERED && call.status >= 200 && call.status < 300) {
+			j = jv_parse(call.resp ? call.resp : "", call.resp_len, perr, sizeof perr);
+			if (!j) {
+				log_warn("GET %s: the answer is not JSON (%s); trying again", path,
+					 call.content_type ? call.content_type : "no content type");
+				backoff = true;
+				continue;
+			}
+		}
 		break;
 	}
 	if (status)
 		*status = call.status;
+	failed = true;
 	if (call.outcome != CALL_ANSWERED) {
 		*err = xasprintf("GET %s: %s", path, call.err);
 	} else if (call.status == 401 || call.status == 403) {
@@ -479,11 +500,14 @@ struct jv *conn_get_json(struct connector *c, const char *path, long *status, ch
 		char *m = platform_message(call.resp, call.resp_len);
 		*err = xasprintf("GET %s: HTTP %ld%s%s", path, call.status, m ? ": " : "", m ? m : "");
 		free(m);
+	} else if (!j) {
+		*err = xasprintf("GET %s: the answer is not valid JSON: %s", path, perr);
 	} else {
-		char perr[200];
-		j = jv_parse(call.resp ? call.resp : "", call.resp_len, perr, sizeof perr);
-		if (!j)
-			*err = xasprintf("GET %s: the answer is not valid JSON: %s", path, perr);
+		failed = false;
+	}
+	if (failed) {
+		jv_free(j);
+		j = NULL;
 	}
 	http_call_reset(&call);
 	return j;

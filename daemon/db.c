@@ -61,9 +61,12 @@ PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
 	PQsetNoticeProcessor(pg, on_notice, NULL);
 	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
 	char *q = db_quote_literal(pg, tz);
+	/* A SQL_ASCII mirror (1C exports in CP1251) holds bytes PostgreSQL cannot convert: take them
+	 * as they are, and let the mapping engine report each value that is not UTF-8, field by field. */
+	const char *se = PQparameterStatus(pg, "server_encoding");
 	char *sql = xasprintf("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET TimeZone = %s; "
-			      "SET client_encoding = 'UTF8'; SET lock_timeout = '30s'",
-			      q);
+			      "SET client_encoding = '%s'; SET lock_timeout = '30s'",
+			      q, se && streq(se, "SQL_ASCII") ? "SQL_ASCII" : "UTF8");
 	bool ok = db_exec(pg, sql, err);
 	free(sql);
 	free(q);
@@ -108,6 +111,18 @@ char *db_quote_qualified(PGconn *pg, const char *name)
 	free(qs);
 	free(qt);
 	return r;
+}
+
+PGresult *db_exec1(PGconn *pg, const char *sql, char **err)
+{
+	PGresult *r = PQexecParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	if (err)
+		*err = db_error(pg, r);
+	PQclear(r);
+	return NULL;
 }
 
 bool db_exec(PGconn *pg, const char *sql, char **err)

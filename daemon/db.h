@@ -20,6 +20,13 @@ char *db_quote_ident(PGconn *pg, const char *name);
 char *db_quote_literal(PGconn *pg, const char *s);
 /* Run a statement that returns no rows; false with *err on failure. */
 bool db_exec(PGconn *pg, const char *sql, char **err);
+/*
+ * Run exactly one statement through the extended protocol, which refuses a string holding
+ * several: SQL that embeds a mapping's where/query/terminate.when must go through here,
+ * so that "...; COMMIT; DROP TABLE ..." cannot leave the read-only transaction.
+ * Returns the result (caller PQclear()s), or NULL with *err.
+ */
+PGresult *db_exec1(PGconn *pg, const char *sql, char **err);
 /* The server's message, one line. Caller frees. */
 char *db_error(PGconn *pg, const PGresult *res);
 

@@ -391,6 +391,14 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 		sb_free(&u);
 	}
 
+	/* An untrusted TLS peer does not become trusted by asking again. */
+	if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE) {
+		pacer_stop(p, "the TLS certificate of %s is not trusted: %s", c->url, c->err);
+		c->resp_len = c->rbuf.len;
+		c->resp = sb_steal(&c->rbuf);
+		finish(h, c, CALL_STOPPED);
+		return;
+	}
 	/* A request that surely never reached the platform may always be sent again. */
 	bool never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
 	int64_t delay = -1;

@@ -656,6 +656,12 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 			m->key = want_string(L, ymap_get(src, "key"), "source key");
 			if (m->table && m->query)
 				ERR(ymap_get(src, "query"), "source: give a table or a query, not both");
+			if (m->table) {
+				const char *dot = strchr(m->table, '.');
+				if (!*m->table || (dot && (dot == m->table || !dot[1] || strchr(dot + 1, '.'))))
+					ERR(ymap_get(src, "table"), "source table: '%s' is not a valid name (schema.table, or table)",
+					    m->table);
+			}
 			if (!m->table && !m->query)
 				ERR(src, "source: needs 'table:' or 'query:'");
 			if (!m->key)

@@ -201,10 +201,14 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 	char *decl = xasprintf("DECLARE %s NO SCROLL CURSOR FOR %s", c->name, sql);
 	free(sql);
 	/* A savepoint lets a mapping whose SQL is wrong fail alone, keeping the snapshot for the others. */
-	bool ok = db_exec(s->pg, "SAVEPOINT hrsync_mapping", err) && db_exec(s->pg, decl, err);
+	bool ok = db_exec(s->pg, "SAVEPOINT hrsync_mapping", err);
+	PGresult *dr = ok ? db_exec1(s->pg, decl, err) : NULL;
+	PQclear(dr);
 	free(decl);
-	if (!ok) {
+	if (!dr) {
 		PQclear(PQexec(s->pg, "ROLLBACK TO SAVEPOINT hrsync_mapping"));
+		free(c->name);
+		c->name = NULL;
 		return false;
 	}
 	size_t n = m->ncols;
@@ -319,11 +323,9 @@ PGresult *source_missing(struct source *s, const struct mapping *m, char **err)
 	free(lit);
 	free(from);
 	PQclear(PQexec(pg, "SAVEPOINT hrsync_missing"));
-	PGresult *r = PQexec(pg, sql);
+	PGresult *r = db_exec1(pg, sql, err);
 	free(sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		*err = db_error(pg, r);
-		PQclear(r);
+	if (!r) {
 		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT hrsync_missing"));
 		return NULL;
 	}

@@ -164,13 +164,23 @@ const char *sb_str(const struct sb *b)
 	return b->s ? b->s : "";
 }
 
+size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t k = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+	return k && k <= n && utf8_valid((const char *)s, k) ? k : 0;
+}
+
 void sb_json_escape(struct sb *b, const char *s, size_t n)
 {
+	const unsigned char *u = (const unsigned char *)s;
 	size_t start = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+	for (size_t i = 0; i < n;) {
+		unsigned char c = u[i];
 		const char *esc = NULL;
 		char ubuf[8];
+		size_t len = 1;
 		switch (c) {
 		case '"': esc = "\\\""; break;
 		case '\\': esc = "\\\\"; break;
@@ -183,13 +193,21 @@ void sb_json_escape(struct sb *b, const char *s, size_t n)
 			if (c < 0x20) {
 				snprintf(ubuf, sizeof ubuf, "\\u%04x", c);
 				esc = ubuf;
+			} else if (c >= 0x80) {
+				len = utf8_seq(u + i, n - i);
+				if (!len) {
+					/* Not UTF-8 (a CP1251 byte): JSON cannot carry it; the replacement character can. */
+					esc = "\\ufffd";
+					len = 1;
+				}
 			}
 		}
 		if (esc) {
 			sb_add(b, s + start, i - start);
 			sb_puts(b, esc);
-			start = i + 1;
+			start = i + len;
 		}
+		i += len;
 	}
 	sb_add(b, s + start, n - start);
 }

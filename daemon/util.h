@@ -52,6 +52,8 @@ bool streq(const char *a, const char *b);          /* NULL-safe */
 bool str_has_prefix(const char *s, const char *prefix);
 bool str_has_suffix(const char *s, const char *suffix);
 bool utf8_valid(const char *s, size_t n);
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one. */
+size_t utf8_seq(const unsigned char *s, size_t n);
 /* Number of code points in a valid UTF-8 string. */
 size_t utf8_len(const char *s, size_t n);
 /* Strict decimal parse of the whole string; false when not a number or out of range. */
