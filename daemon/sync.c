@@ -1164,7 +1164,11 @@ done:
 		source_close(&e.src);
 	int code = e.stop ? 3 : e.waiting > 0 ? 1 : 0;
 	double secs = (double)(now_ms() - t0) / 1000.0;
-	if (e.stop)
+	if (e.stop && e.st.broken)
+		log_error("run stopped after %.1f s: %s. The state database was lost: what the platform confirmed "
+			  "since then is not recorded yet; the next run finds those records on the platform and links them",
+			  secs, e.stop_reason);
+	else if (e.stop)
 		log_error("run stopped after %.1f s: %s. Everything done so far is recorded; the next run goes on from there",
 			  secs, e.stop_reason);
 	else if (opts->dry_run)
