@@ -376,7 +376,7 @@ static void check_field_links(struct config *c, struct diag *d, struct mapping *
 						   "field '%s': %s: references need an employees mapping of connector '%s' (or ref_mapping:)",
 						   x->path, ssn ? "ssn" : "erp", m->connector);
 				}
-				if (t == m)
+				else if (t == m)
 					diag_error(d, m->file, x->line, x->col, "field '%s': a mapping cannot reference itself",
 						   x->path);
 				else if (ssn && !t->has_ssn_field)
@@ -592,7 +592,8 @@ static void link_mappings(struct config *c, struct diag *d)
 			sb_free(&cyc);
 		}
 	}
-	memcpy(c->maps, order, n * sizeof *order);
+	if (n)
+		memcpy(c->maps, order, n * sizeof *order);
 	free(order);
 	free(placed);
 	free(deps);

@@ -183,6 +183,10 @@ char *platform_message(const char *body, size_t len)
 		}
 	}
 	jv_free(j);
+	/* One line: a platform's message must not forge log lines or break a table. */
+	for (size_t i = 0; i < b.len; i++)
+		if ((unsigned char)b.s[i] < 0x20)
+			b.s[i] = ' ';
 	return b.len ? sb_steal(&b) : (sb_free(&b), NULL);
 }
 

@@ -320,8 +320,11 @@ static int cb_number(void *ctx, const char *s, size_t len)
 	return add_value(ctx, v);
 }
 
+/* yajl lets overlong forms, surrogates and a lone "\udc00" through: json.h promises UTF-8. */
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
 {
+	if (!utf8_valid((const char *)s, len))
+		return 0;
 	return add_value(ctx, jv_strn((const char *)s, len));
 }
 
@@ -330,6 +333,8 @@ static int cb_start_map(void *ctx) { return add_value(ctx, jv_obj()); }
 static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 {
 	struct pstate *p = ctx;
+	if (!utf8_valid((const char *)s, len))
+		return 0;
 	free(p->pending_key);
 	p->pending_key = xstrndup((const char *)s, len);
 	return 1;

@@ -341,6 +341,8 @@ static bool parse_when(const char *s, struct when *w)
 					p++;
 				if (isdigit((unsigned char)*p) && !num(&p, 2, &om))
 					return false;
+				if (oh > 23 || om > 59)
+					return false;
 				w->has_tz = true;
 				w->tz_min = sign * (oh * 60 + om);
 			}

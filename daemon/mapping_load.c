@@ -208,6 +208,14 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 				line = next;
 				continue;
 			}
+			if (!utf8_valid(line, strlen(line))) {
+				diag_error(L->d, path, lineno, 1,
+					   "not UTF-8 (a spreadsheet's CP1251?): save the file as \"CSV UTF-8\" (used by field "
+					   "'%s' of %s)",
+					   what, L->file);
+				line = next;
+				continue;
+			}
 			char *comma = strchr(line, ',');
 			if (!comma) {
 				diag_error(L->d, path, lineno, 1, "expected code,value (used by field '%s' of %s)", what,
@@ -249,13 +257,15 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 					   L->file);
 			} else {
 				for (size_t i = 0; i < root->n; i++) {
-					f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
-					f->map[f->nmap++] = (struct map_entry){xstrdup(root->keys[i]->str),
-									       scalar_jv(root->vals[i])};
-					if (root->vals[i]->type != YN_SCALAR)
+					if (root->vals[i]->type != YN_SCALAR) {
 						diag_error(L->d, path, root->vals[i]->line, root->vals[i]->col,
 							   "code '%s': a value must be a single value, not %s",
 							   root->keys[i]->str, ynode_type_name(root->vals[i]));
+						continue;
+					}
+					f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
+					f->map[f->nmap++] = (struct map_entry){xstrdup(root->keys[i]->str),
+									       scalar_jv(root->vals[i])};
 				}
 			}
 			ydoc_free(doc);

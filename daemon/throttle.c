@@ -118,6 +118,9 @@ bool parse_rate(const char *s, double *per_second)
 		div = 3600;
 	else
 		return false;
+	/* Below one request an hour, a wait no longer fits the clock's arithmetic: refused. */
+	if (n / div < 1.0 / 3600.0 - 1e-12)
+		return false;
 	*per_second = n / div;
 	return true;
 }

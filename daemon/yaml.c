@@ -4,7 +4,6 @@
 #include "yaml.h"
 
 #include <errno.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -256,14 +255,49 @@ struct ynode *ymap_get(const struct ynode *map, const char *key)
 	return NULL;
 }
 
-static bool match(const char *s, const char *re)
+/* [-+]?(0|[1-9][0-9]*): the end of the digits, or NULL. */
+static const char *int_part(const char *s)
 {
-	regex_t r;
-	if (regcomp(&r, re, REG_EXTENDED | REG_NOSUB))
+	if (*s == '-' || *s == '+')
+		s++;
+	if (*s == '0')
+		return s + 1;
+	if (*s < '1' || *s > '9')
+		return NULL;
+	while (*s >= '0' && *s <= '9')
+		s++;
+	return s;
+}
+
+/* The integer and float forms of the core schema, leading zeros excepted (see below). */
+static bool is_int(const char *s)
+{
+	const char *e = int_part(s);
+	return e && !*e;
+}
+
+static bool is_float(const char *s)
+{
+	const char *e = int_part(s);
+	if (!e)
 		return false;
-	bool ok = regexec(&r, s, 0, NULL, 0) == 0;
-	regfree(&r);
-	return ok;
+	if (*e == '.') {
+		e++;
+		if (*e < '0' || *e > '9')
+			return false;
+		while (*e >= '0' && *e <= '9')
+			e++;
+	}
+	if (*e == 'e' || *e == 'E') {
+		e++;
+		if (*e == '+' || *e == '-')
+			e++;
+		if (*e < '0' || *e > '9')
+			return false;
+		while (*e >= '0' && *e <= '9')
+			e++;
+	}
+	return !*e;
 }
 
 enum yscalar yscalar_kind(const struct ynode *n)
@@ -279,9 +313,9 @@ enum yscalar yscalar_kind(const struct ynode *n)
 	    streq(s, "False") || streq(s, "FALSE"))
 		return YS_BOOL;
 	/* Integers with leading zeros ("007") stay strings: in an ERP they are codes, not numbers. */
-	if (match(s, "^[-+]?(0|[1-9][0-9]*)$"))
+	if (is_int(s))
 		return YS_INT;
-	if (match(s, "^[-+]?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][-+]?[0-9]+)?$"))
+	if (is_float(s))
 		return YS_FLOAT;
 	return YS_STR;
 }
