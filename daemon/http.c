@@ -58,6 +58,7 @@ void pacer_init(struct pacer *p, const char *name, double rate, int max_in_fligh
 	memset(p, 0, sizeof *p);
 	p->name = xstrdup(name);
 	bucket_init(&p->bucket, rate, now_ms());
+	p->base_rate = rate;
 	p->max_in_flight = max_in_flight > 0 ? max_in_flight : 4;
 	p->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
 	p->max_attempts = 5;
@@ -332,6 +333,41 @@ static int64_t dispatch(struct http *h)
 	return wait < 0 ? 0 : wait;
 }
 
+/* Answers the platform accepted (not 429), per second: what its real limit lets through. */
+static void count_accepted(struct pacer *p, int64_t now)
+{
+	int64_t sec = now / 1000;
+	if (sec != p->acc_second) {
+		p->acc_prev = sec == p->acc_second + 1 ? p->acc_cur : 0;
+		p->acc_cur = 0;
+		p->acc_second = sec;
+	}
+	p->acc_cur++;
+}
+
+static double accepted_last_second(const struct pacer *p, int64_t now)
+{
+	int64_t sec = now / 1000;
+	double frac = (double)(now % 1000) / 1000.0;
+	if (sec == p->acc_second)
+		return (double)p->acc_prev * (1.0 - frac) + (double)p->acc_cur;
+	if (sec == p->acc_second + 1)
+		return (double)p->acc_cur * (1.0 - frac);
+	return 0;
+}
+
+/* Additive increase: back toward the configured rate, 2% of it per second without a 429. */
+static void recover_rate(struct pacer *p, int64_t now)
+{
+	if (p->base_rate <= 0 || p->bucket.rate >= p->base_rate)
+		return;
+	if (now - p->last_429_ms < 1000 || now - p->last_adapt_ms < 1000)
+		return;
+	double r = p->bucket.rate + p->base_rate * 0.02;
+	bucket_set_rate(&p->bucket, r > p->base_rate ? p->base_rate : r, now);
+	p->last_adapt_ms = now;
+}
+
 static bool retryable_status(long s)
 {
 	return s == 408 || s == 500 || s == 502 || s == 503 || s == 504 || (s >= 520 && s <= 599);
@@ -402,6 +438,8 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 	/* A request that surely never reached the platform may always be sent again. */
 	bool never_sent = rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
 	int64_t delay = -1;
+	if (rc == CURLE_OK && status != 429)
+		count_accepted(p, now);
 	if (rc == CURLE_OK && status == 429) {
 		p->stats.throttled++;
 		c->throttled++;
@@ -409,13 +447,25 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 		delay = ra >= 0 ? ra : backoff_ms(c->throttled - 1, 1000, 60000, rnd(h));
 		if (delay < 1000 && ra < 0)
 			delay = 1000;
-		if (now + delay > p->pause_until)
+		/* Over the limit: slow down to what the platform accepts (once per second: the
+		 * 429s of requests already in flight say the same thing). */
+		if (p->bucket.rate > 0 && ra != 0 && now - p->last_adapt_ms >= 1000) {
+			/* (Retry-After: 0 says "go on", not "slow down".) */
+			double r = adapt_after_429(p->bucket.rate, accepted_last_second(p, now), p->base_rate * 0.1);
+			if (r < p->bucket.rate) {
+				log_debug("connector %s: 429, pacing down from %.1f to %.1f requests/s", p->name,
+					  p->bucket.rate, r);
+				bucket_set_rate(&p->bucket, r, now);
+			}
+			p->last_adapt_ms = now;
+		}
+		p->last_429_ms = now;
+		/* The throttled request waits as told; a long wait is a quota window: everything waits. */
+		if (delay > 2000 && now + delay > p->pause_until)
 			p->pause_until = now + delay;
 		if (c->throttled > p->max_throttled) {
 			snprintf(c->err, sizeof c->err, "still throttled (429) after %d tries", c->throttled);
 			delay = -1;
-		} else {
-			delay = 0; /* the pacer pause holds it back */
 		}
 	} else if ((rc != CURLE_OK || retryable_status(status)) && (c->idempotent || never_sent)) {
 		if (c->attempts < p->max_attempts)
@@ -444,6 +494,8 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 
 void http_run(struct http *h, int max_wait_ms)
 {
+	for (struct pacer *p = h->pacers; p; p = p->next_pacer)
+		recover_rate(p, now_ms());
 	int64_t wait = dispatch(h);
 	curl_multi_perform(h->multi, &h->running);
 	CURLMsg *m;

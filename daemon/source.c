@@ -65,7 +65,9 @@ bool source_open(struct source *s, const struct config *cfg, char **err)
 	if (!s->pg)
 		return false;
 	s->state_q = db_quote_ident(s->pg, cfg->state_schema);
-	if (!db_exec(s->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err)) {
+	/* The sort by key of a large mirror joined with its links stays in memory, not on disk;
+	 * every row is read, so the cursor is planned for the whole result, not a fast start. */
+	if (!db_exec(s->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '64MB'; SET LOCAL cursor_tuple_fraction = 1.0", err)) {
 		source_close(s);
 		return false;
 	}
@@ -148,8 +150,12 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 			sb_printf(&q, "CASE WHEN x.same THEN NULL ELSE x.c%zu END, ", i);
 	}
 	sb_puts(&q, "x.term, x.dup, x.platform_id, x.status, x.fp, x.extra, x.kind, x.ffp, x.retry, x.src_hash, "
-		    "coalesce(x.same, false) FROM (SELECT ");
-	sb_printf(&q, "%s, src.\"__hrsync_term\" AS term, count(*) OVER (PARTITION BY src.%s) AS dup, ", sb_str(&cols), key);
+		    "coalesce(x.same, false) FROM (SELECT x0.*, x0.src_hash = x0.old_hash AND x0.eligible AS same FROM (SELECT ");
+	if (f->key_unique)
+		sb_printf(&q, "%s, src.\"__hrsync_term\" AS term, 1 AS dup, ", sb_str(&cols));
+	else
+		sb_printf(&q, "%s, src.\"__hrsync_term\" AS term, count(*) OVER (PARTITION BY src.%s) AS dup, ",
+			  sb_str(&cols), key);
 	if (f->no_state)
 		sb_puts(&q, "NULL::text AS platform_id, NULL::text AS status, NULL::text AS fp, NULL::text AS extra, "
 			    "NULL::text AS kind, NULL::text AS ffp, NULL::bool AS retry, ");
@@ -159,14 +165,13 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	if (hash) {
 		char *gen = db_quote_literal(pg, f->generation);
 		sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) AS src_hash, ", gen, sb_str(&inputs));
-		/* "same" only where the engine will not need the columns: the record is active, stays in
-		 * scope, and has no failure waiting (a failed record is re-evaluated every run). */
-		sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) = l.src_hash AND l.status = 'active' "
-			      "AND NOT src.\"__hrsync_term\" AND f.kind IS NULL AS same ",
-			  gen, sb_str(&inputs));
+		/* "same" (outer query, so the hash is computed once) only where the engine will not need
+		 * the columns: the record is active, stays in scope, and has no failure waiting. */
+		sb_printf(&q, "l.src_hash AS old_hash, (l.status = 'active' AND NOT src.\"__hrsync_term\" AND f.kind IS NULL) "
+			      "AS eligible ");
 		free(gen);
 	} else {
-		sb_puts(&q, "NULL::text AS src_hash, false AS same ");
+		sb_puts(&q, "NULL::text AS src_hash, NULL::text AS old_hash, false AS eligible ");
 	}
 	sb_printf(&q, "FROM (%s) AS src", sb_str(&from));
 	if (!f->no_state)
@@ -177,7 +182,7 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	sb_printf(&q, " ORDER BY src.%s", key);
 	if (f->limit > 0)
 		sb_printf(&q, " LIMIT %ld", f->limit);
-	sb_puts(&q, " OFFSET 0) AS x");
+	sb_puts(&q, " OFFSET 0) AS x0) AS x");
 	free(key);
 	free(lit);
 	sb_free(&from);
@@ -185,6 +190,25 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	sb_free(&joins);
 	sb_free(&inputs);
 	return sb_steal(&q);
+}
+
+bool source_key_unique(struct source *s, const struct mapping *m)
+{
+	if (!m->table)
+		return false;
+	char *t = db_quote_qualified(s->pg, m->table);
+	if (!t)
+		return false;
+	const char *params[] = {t, m->key};
+	PGresult *r = PQexecParams(s->pg,
+				   "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+				   "AND a.attnum = i.indkey[0] WHERE i.indrelid = $1::regclass AND i.indisunique "
+				   "AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname = $2",
+				   2, NULL, params, NULL, NULL, 0);
+	bool unique = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+	PQclear(r);
+	free(t);
+	return unique;
 }
 
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,

@@ -53,6 +53,7 @@ struct src_filter {
 	 * one stored with their link. NULL: no hashing.
 	 */
 	const char *generation;
+	bool key_unique;        /* the key column has a unique index: no duplicate keys to look for */
 };
 
 struct cursor {
@@ -81,6 +82,8 @@ void cursor_close(struct cursor *c);
  * extra (JSON). Caller PQclear()s; NULL with *err on failure.
  */
 PGresult *source_missing(struct source *s, const struct mapping *m, char **err);
+/* Does the source's key column carry a unique index (a table source only)? */
+bool source_key_unique(struct source *s, const struct mapping *m);
 /* The SQL a mapping reads with (for messages and tests). Caller frees; NULL with *err. */
 char *source_sql(struct source *s, const struct mapping *m, const struct src_filter *f, char **err);
 

@@ -123,6 +123,9 @@ static const char *const migration_v1 =
 /* v2: the no-change fast path (links.src_hash) and the pull direction's bookkeeping. */
 static const char *const migration_v2 =
 	"ALTER TABLE %1$s.links ADD COLUMN IF NOT EXISTS src_hash text;"
+	/* The no-change pass reads every link: keep the rows narrow (the payload, read only for
+	 * updates, goes out of line) and leave room on each page for the src_hash updates. */
+	"ALTER TABLE %1$s.links SET (toast_tuple_target = 128, fillfactor = 85);"
 	"ALTER TABLE %1$s.run_mappings ADD COLUMN IF NOT EXISTS skipped int;"
 	"ALTER TABLE %1$s.pull_cursors ADD COLUMN IF NOT EXISTS last_full timestamptz;"
 	"CREATE TABLE IF NOT EXISTS %1$s.pulled ("

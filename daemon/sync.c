@@ -902,7 +902,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	char *err = NULL;
 	compute_generation(e);
 	/* --full sends everything: no row may be skipped for its hash. */
-	struct src_filter flt = {.no_state = e->no_state, .generation = e->opts->full ? NULL : e->generation};
+	struct src_filter flt = {.no_state = e->no_state, .generation = e->opts->full ? NULL : e->generation,
+				 .key_unique = source_key_unique(&e->src, m)};
 	if (e->opts->sink && e->opts->sink->preview) {
 		flt.key = e->opts->sink->preview_key;
 		flt.limit = e->opts->sink->preview_limit;

@@ -15,11 +15,32 @@
 void bucket_init(struct bucket *b, double rate, int64_t now_ms)
 {
 	b->rate = rate;
-	/* A small burst (50 ms worth, at least one request) keeps a busy loop from losing
-	 * throughput to scheduling jitter without overrunning a platform's sliding window. */
-	b->capacity = rate > 0 ? (rate * 0.05 < 1 ? 1 : rate * 0.05) : 1;
+	/* No burst: one token at most, so any window of W seconds sees at most rate x W
+	 * requests — a platform's sliding window at exactly the configured limit is never
+	 * overrun (a burst of even 2.5 requests at 50/s drew 429s in the benchmark). */
+	b->capacity = 1;
 	b->tokens = b->capacity;
 	b->last_ms = now_ms;
+}
+
+void bucket_set_rate(struct bucket *b, double rate, int64_t now_ms)
+{
+	if (now_ms > b->last_ms && b->rate > 0) {
+		b->tokens += (double)(now_ms - b->last_ms) * b->rate / 1000.0;
+		if (b->tokens > b->capacity)
+			b->tokens = b->capacity;
+	}
+	b->last_ms = now_ms;
+	b->rate = rate;
+}
+
+double adapt_after_429(double rate, double accepted_last_second, double floor_rate)
+{
+	/* What the platform accepted tells its limit only when we were sending near our rate;
+	 * a quiet second (lookups, latency) says nothing: then slow down gently. */
+	double r = accepted_last_second >= rate * 0.5 && accepted_last_second < rate ? accepted_last_second : rate;
+	r *= 0.9;
+	return r < floor_rate ? floor_rate : r;
 }
 
 static void refill(struct bucket *b, int64_t now_ms)

@@ -17,6 +17,15 @@ struct bucket {
 };
 
 void bucket_init(struct bucket *b, double rate, int64_t now_ms);
+/* Change the rate, keeping the tokens earned so far. */
+void bucket_set_rate(struct bucket *b, double rate, int64_t now_ms);
+/*
+ * The rate to slow to after a 429 when the platform's limit is lower than configured:
+ * 90% of what it accepted in the last second when that is at least half the current rate
+ * (we were saturating), else 90% of the current rate; never below floor_rate. The pacer climbs back by 2% of the configured rate per
+ * second without a 429 (additive increase, multiplicative decrease).
+ */
+double adapt_after_429(double rate, double accepted_last_second, double floor_rate);
 /* Take one token if there is one; true when taken. */
 bool bucket_take(struct bucket *b, int64_t now_ms);
 /* Milliseconds until a token is available (0 when one is). */

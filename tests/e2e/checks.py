@@ -99,3 +99,17 @@ def assert_end_state(world):
 
 def writes(reqs):
     return [r for r in reqs if r["method"] in ("POST", "PUT", "DELETE", "PATCH")]
+
+
+def retry_delays(reqs):
+    """For each request answered 429: seconds until the same request (method, path, query,
+    body) was sent again. SPEC §8: the throttled request waits Retry-After, else >= 1 s."""
+    out = []
+    for i, r in enumerate(reqs):
+        if r["status"] != 429:
+            continue
+        again = next((x for x in reqs[i + 1:] if (x["method"], x["path"], x.get("query"), x.get("body")) ==
+                      (r["method"], r["path"], r.get("query"), r.get("body"))), None)
+        if again:
+            out.append(again["ts"] - r["ts"])
+    return out

@@ -30,11 +30,11 @@ T(bucket_10_per_s_capacity_is_one)
 	assert_int_equal(b.last_ms, 1000);
 }
 
-T(bucket_100_per_s_capacity_is_50ms_worth)
+T(bucket_100_per_s_has_no_burst)
 {
 	struct bucket b;
 	bucket_init(&b, 100, 0);
-	assert_true(b.capacity == 5.0);
+	assert_true(b.capacity == 1.0);
 }
 
 T(bucket_starts_full_then_empties)
@@ -46,13 +46,47 @@ T(bucket_starts_full_then_empties)
 	assert_false(bucket_take(&b, 1000));
 }
 
-T(bucket_burst_of_capacity)
+/* Strict pacing: in any window of one second, at most rate requests (a platform's sliding window). */
+T(bucket_never_exceeds_rate_in_any_second)
 {
 	struct bucket b;
-	bucket_init(&b, 100, 0);
-	for (int i = 0; i < 5; i++)
-		assert_true(bucket_take(&b, 0));
-	assert_false(bucket_take(&b, 0));
+	bucket_init(&b, 50, 0);
+	int64_t taken[2000];
+	int n = 0;
+	/* A loop that polls every 3 ms, sometimes late by up to 40 ms. */
+	for (int64_t t = 0; t < 20000 && n < 2000; t += (t % 997 == 0) ? 40 : 3)
+		if (bucket_take(&b, t))
+			taken[n++] = t;
+	for (int i = 0; i < n; i++) {
+		int in = 0;
+		for (int j = i; j < n && taken[j] < taken[i] + 1000; j++)
+			in++;
+		assert_true(in <= 50);
+	}
+	assert_true(n >= 900); /* and close to 50/s over the 20 s */
+}
+
+T(bucket_set_rate_keeps_tokens)
+{
+	struct bucket b;
+	bucket_init(&b, 10, 0);
+	assert_true(bucket_take(&b, 0));
+	bucket_set_rate(&b, 20, 25); /* 25 ms at 10/s earned a quarter token */
+	assert_int_equal(bucket_wait_ms(&b, 25), 38); /* 0.75 token at 20/s: 37.5 ms */
+}
+
+T(adapt_after_429_slows_to_what_was_accepted)
+{
+	/* Sending 60/s, the platform took 50 in the last second: 45/s. */
+	assert_true(adapt_after_429(60, 50, 0.1) == 45);
+	/* Sending 200/s, it took 50: far from saturating the platform's share of our rate? 10% down a step. */
+	assert_true(adapt_after_429(200, 50, 0.1) == 180);
+	/* It took more than the current rate: 90% of the current rate. */
+	assert_true(adapt_after_429(40, 50, 0.1) == 36);
+	/* Nothing measured yet, or a quiet second: 90% of the current rate; never below the floor. */
+	assert_true(adapt_after_429(10, 0, 0.1) == 9);
+	assert_true(adapt_after_429(200, 20, 0.1) == 180);
+	assert_true(adapt_after_429(0.1, 0, 0.5) == 0.5);
 }
 
 T(bucket_wait_is_zero_when_full)
@@ -422,9 +456,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(bucket_10_per_s_capacity_is_one),
-		cmocka_unit_test(bucket_100_per_s_capacity_is_50ms_worth),
+		cmocka_unit_test(bucket_100_per_s_has_no_burst),
 		cmocka_unit_test(bucket_starts_full_then_empties),
-		cmocka_unit_test(bucket_burst_of_capacity),
+		cmocka_unit_test(bucket_never_exceeds_rate_in_any_second),
+		cmocka_unit_test(bucket_set_rate_keeps_tokens),
+		cmocka_unit_test(adapt_after_429_slows_to_what_was_accepted),
 		cmocka_unit_test(bucket_wait_is_zero_when_full),
 		cmocka_unit_test(bucket_wait_after_take_is_100ms_at_10_per_s),
 		cmocka_unit_test(bucket_wait_halves_after_50ms),
