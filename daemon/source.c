@@ -200,13 +200,20 @@ bool source_key_unique(struct source *s, const struct mapping *m)
 	if (!t)
 		return false;
 	const char *params[] = {t, m->key};
+	/* A table that does not exist is reported by the source query itself, with its own message:
+	 * this probe must not abort the snapshot transaction before that (hence to_regclass and the
+	 * savepoint, which also covers a name PostgreSQL 15 cannot even parse). */
+	PQclear(PQexec(s->pg, "SAVEPOINT hrsync_probe"));
 	PGresult *r = PQexecParams(s->pg,
 				   "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-				   "AND a.attnum = i.indkey[0] WHERE i.indrelid = $1::regclass AND i.indisunique "
+				   "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass($1) AND i.indisunique "
 				   "AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname = $2",
 				   2, NULL, params, NULL, NULL, 0);
 	bool unique = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
 	PQclear(r);
+	if (PQtransactionStatus(s->pg) == PQTRANS_INERROR)
+		PQclear(PQexec(s->pg, "ROLLBACK TO SAVEPOINT hrsync_probe"));
+	PQclear(PQexec(s->pg, "RELEASE SAVEPOINT hrsync_probe"));
 	free(t);
 	return unique;
 }

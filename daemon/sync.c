@@ -887,7 +887,9 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->ncreates = 0;
 	e->planned_terms = 0;
 	e->mapping_stopped = false;
-	e->max_inflight = conn->pacer.max_in_flight;
+	/* More operations than requests in flight: an op waiting out a 429's Retry-After must not
+	 * starve the pipeline; the pacer still lets only max_in_flight requests out at once. */
+	e->max_inflight = conn->pacer.max_in_flight * 4;
 	log_set_mapping(m->name);
 	int64_t t0 = now_ms();
 	struct pacer_stats before = conn->pacer.stats;
