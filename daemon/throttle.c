@@ -36,11 +36,23 @@ void bucket_set_rate(struct bucket *b, double rate, int64_t now_ms)
 
 double adapt_after_429(double rate, double accepted_last_second, double floor_rate)
 {
-	/* What the platform accepted tells its limit only when we were sending near our rate;
-	 * a quiet second (lookups, latency) says nothing: then slow down gently. */
-	double r = accepted_last_second >= rate * 0.5 && accepted_last_second < rate ? accepted_last_second : rate;
-	r *= 0.9;
+	/* A 429 says we are at the platform's limit, and what it accepted in the last second is
+	 * the best measure of that limit: go straight to 95% of it. A quiet second (lookups,
+	 * latency) measures little, so never more than halve in one step, and always slow down. */
+	double r = accepted_last_second * 0.95;
+	if (r < rate * 0.5)
+		r = rate * 0.5;
+	if (r > rate * 0.95)
+		r = rate * 0.95;
 	return r < floor_rate ? floor_rate : r;
+}
+
+double adapt_recover(double rate, double base_rate)
+{
+	double r = rate * 1.02;
+	if (r < rate + base_rate * 0.005)
+		r = rate + base_rate * 0.005;
+	return r > base_rate ? base_rate : r;
 }
 
 static void refill(struct bucket *b, int64_t now_ms)

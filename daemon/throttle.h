@@ -21,11 +21,12 @@ void bucket_init(struct bucket *b, double rate, int64_t now_ms);
 void bucket_set_rate(struct bucket *b, double rate, int64_t now_ms);
 /*
  * The rate to slow to after a 429 when the platform's limit is lower than configured:
- * 90% of what it accepted in the last second when that is at least half the current rate
- * (we were saturating), else 90% of the current rate; never below floor_rate. The pacer climbs back by 2% of the configured rate per
- * second without a 429 (additive increase, multiplicative decrease).
+ * 95% of what it accepted in the last second, but at least half and at most 95% of the
+ * current rate; never below floor_rate (multiplicative decrease, toward the measured limit).
  */
 double adapt_after_429(double rate, double accepted_last_second, double floor_rate);
+/* The rate after a second without a 429: 2% up (at least 0.5% of base_rate), at most base_rate. */
+double adapt_recover(double rate, double base_rate);
 /* Take one token if there is one; true when taken. */
 bool bucket_take(struct bucket *b, int64_t now_ms);
 /* Milliseconds until a token is available (0 when one is). */

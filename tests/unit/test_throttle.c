@@ -77,16 +77,28 @@ T(bucket_set_rate_keeps_tokens)
 
 T(adapt_after_429_slows_to_what_was_accepted)
 {
-	/* Sending 60/s, the platform took 50 in the last second: 45/s. */
-	assert_true(adapt_after_429(60, 50, 0.1) == 45);
-	/* Sending 200/s, it took 50: far from saturating the platform's share of our rate? 10% down a step. */
-	assert_true(adapt_after_429(200, 50, 0.1) == 180);
-	/* It took more than the current rate: 90% of the current rate. */
-	assert_true(adapt_after_429(40, 50, 0.1) == 36);
-	/* Nothing measured yet, or a quiet second: 90% of the current rate; never below the floor. */
-	assert_true(adapt_after_429(10, 0, 0.1) == 9);
-	assert_true(adapt_after_429(200, 20, 0.1) == 180);
+	/* Sending 60/s, the platform took 50 in the last second: 95% of that. */
+	assert_true(adapt_after_429(60, 50, 0.1) == 47.5);
+	/* Sending 200/s, it took 50: at most halve in one step (the next 429 finishes the job). */
+	assert_true(adapt_after_429(200, 50, 0.1) == 100);
+	assert_true(adapt_after_429(100, 50, 0.1) == 50);
+	/* It took more than the current rate: still slow down, 5%. */
+	assert_true(adapt_after_429(40, 50, 0.1) == 38);
+	/* Nothing measured yet, or a quiet second: half the current rate; never below the floor. */
+	assert_true(adapt_after_429(10, 0, 0.1) == 5);
 	assert_true(adapt_after_429(0.1, 0, 0.5) == 0.5);
+}
+
+T(adapt_recover_climbs_back_to_the_configured_rate)
+{
+	assert_true(adapt_recover(50, 200) == 51);      /* 2% up */
+	assert_true(adapt_recover(10, 1000) == 15);     /* at least 0.5% of the configured rate */
+	assert_true(adapt_recover(199, 200) == 200);    /* never above it */
+	double r = 25;
+	int s = 0;
+	for (; r < 50 && s < 100; s++)
+		r = adapt_recover(r, 50);
+	assert_in_range(s, 30, 40);                     /* half to full in about 35 quiet seconds */
 }
 
 T(bucket_wait_is_zero_when_full)
@@ -461,6 +473,7 @@ int main(void)
 		cmocka_unit_test(bucket_never_exceeds_rate_in_any_second),
 		cmocka_unit_test(bucket_set_rate_keeps_tokens),
 		cmocka_unit_test(adapt_after_429_slows_to_what_was_accepted),
+		cmocka_unit_test(adapt_recover_climbs_back_to_the_configured_rate),
 		cmocka_unit_test(bucket_wait_is_zero_when_full),
 		cmocka_unit_test(bucket_wait_after_take_is_100ms_at_10_per_s),
 		cmocka_unit_test(bucket_wait_halves_after_50ms),
