@@ -387,9 +387,10 @@ def stage_nochange(w, res):
         # The first run after seeding (it may fill what seedlinks does not compute), with the query logged.
         s["query"], warm = capture_query(w, db, h)
         s["warmup"] = strip(warm)
-        # That run rewrote every link (its source hash): vacuum now, as autovacuum would before the
-        # next night, rather than let it start in the middle of a measured run.
-        w.psql(db, "VACUUM (ANALYZE) hrsync.links")
+        # That run rewrote every link to add its source hash, which seedlinks does not compute: a
+        # real sync writes it with the link, so its links table is never twice its size. VACUUM FULL
+        # gives the measured runs the table a real sync leaves (and no autovacuum mid-run).
+        w.psql(db, "VACUUM (FULL, ANALYZE) hrsync.links")
         s["state_mib_after_first_run"] = w.sql(db, "SELECT pg_total_relation_size('hrsync.links') / 1048576.0")[0][0]
         log("size %s: first run after seeding %.2f s, rc %d, %d write requests, peak RSS %.1f MiB"
             % (fmt_n(n), warm["seconds"], warm["rc"], warm["requests"]["writes"], warm["maxrss_kib"] / 1024))

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <curl/curl.h>
 #include <locale.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,11 @@ static const struct command {
 int main(int argc, char **argv)
 {
 	setlocale(LC_CTYPE, "C.UTF-8");
+	/* Each FETCH's result is freed before the next one is read: keep those pages rather than
+	 * give them back and fault them in again, batch after batch (a tenth of the client's time
+	 * in a no-change run of a million rows went to page faults and heap resizing). */
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
+	mallopt(M_TOP_PAD, 1 << 20);
 	struct globals g = {0};
 	g.level = L_INFO;
 	g.format = LOGF_AUTO;

@@ -129,7 +129,8 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	for (size_t i = 0; i < m->ncols; i++) {
 		char *c = db_quote_ident(pg, m->cols[i]);
 		sb_printf(&cols, "%ssrc.%s AS c%zu", i ? ", " : "", c, i);
-		sb_printf(&inputs, "%ssrc.%s", i ? ", " : "", c);
+		/* As text: the hash covers exactly what the mapping reads (1.0 and 1.00 differ). */
+		sb_printf(&inputs, "%ssrc.%s::text", i ? ", " : "", c);
 		free(c);
 	}
 	if (hash) {
@@ -149,29 +150,51 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 		else
 			sb_printf(&q, "CASE WHEN x.same THEN NULL ELSE x.c%zu END, ", i);
 	}
-	sb_puts(&q, "x.term, x.dup, x.platform_id, x.status, x.fp, x.extra, x.kind, x.ffp, x.retry, x.src_hash, "
-		    "coalesce(x.same, false) FROM (SELECT x0.*, x0.src_hash = x0.old_hash AND x0.eligible AS same FROM (SELECT ");
+	if (hash)
+		sb_puts(&q, "x.term, x.dup, CASE WHEN x.same THEN NULL ELSE x.platform_id END, "
+			    "CASE WHEN x.same THEN NULL ELSE x.status END, "
+			    "CASE WHEN x.same THEN NULL ELSE encode(x.fp, 'hex') END, "
+			    "CASE WHEN x.same THEN NULL ELSE x.extra::text END, x.kind, x.ffp, x.retry, "
+			    "CASE WHEN x.same THEN NULL ELSE x.src_hash END, ");
+	else
+		sb_puts(&q, "x.term, x.dup, x.platform_id, x.status, encode(x.fp, 'hex'), x.extra::text, x.kind, x.ffp, "
+			    "x.retry, x.src_hash, ");
+	sb_puts(&q, "coalesce(x.same, false) FROM (SELECT x0.*, (x0.gone OR x0.src_hash = x0.old_hash) AND x0.eligible AS same "
+		    "FROM (SELECT ");
 	if (f->key_unique)
 		sb_printf(&q, "%s, src.\"__hrsync_term\" AS term, 1 AS dup, ", sb_str(&cols));
 	else
 		sb_printf(&q, "%s, src.\"__hrsync_term\" AS term, count(*) OVER (PARTITION BY src.%s) AS dup, ",
 			  sb_str(&cols), key);
 	if (f->no_state)
-		sb_puts(&q, "NULL::text AS platform_id, NULL::text AS status, NULL::text AS fp, NULL::text AS extra, "
+		sb_puts(&q, "NULL::text AS platform_id, NULL::text AS status, NULL::bytea AS fp, NULL::jsonb AS extra, "
 			    "NULL::text AS kind, NULL::text AS ffp, NULL::bool AS retry, ");
 	else
-		sb_puts(&q, "l.platform_id, l.status, encode(l.fingerprint, 'hex') AS fp, l.extra::text AS extra, "
+		sb_puts(&q, "l.platform_id, l.status, l.fingerprint AS fp, l.extra, "
 			    "f.kind, encode(f.fingerprint, 'hex') AS ffp, f.retry, ");
 	if (hash) {
-		char *gen = db_quote_literal(pg, f->generation);
-		sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) AS src_hash, ", gen, sb_str(&inputs));
+		if (PQserverVersion(pg) >= 140000) {
+			/* 64 bits seeded by the generation: a third of md5(ROW(...)::text)'s cost at a
+			 * million rows (no record_out, no md5); a collision would cost one missed change
+			 * in 2^64, and a new PostgreSQL hashing differently only one full pass. */
+			char head[16] = {0};
+			strncpy(head, f->generation, sizeof head - 1);
+			long long seed = strtoll(head, NULL, 16);
+			sb_printf(&q, "hash_record_extended(ROW(%s, src.\"__hrsync_term\"::text), %lld)::text AS src_hash, ",
+				  sb_str(&inputs), seed);
+		} else {
+			char *gen = db_quote_literal(pg, f->generation);
+			sb_printf(&q, "md5(%s || ROW(%s, src.\"__hrsync_term\")::text) AS src_hash, ", gen, sb_str(&inputs));
+			free(gen);
+		}
 		/* "same" (outer query, so the hash is computed once) only where the engine will not need
-		 * the columns: the record is active, stays in scope, and has no failure waiting. */
-		sb_printf(&q, "l.src_hash AS old_hash, (l.status = 'active' AND NOT src.\"__hrsync_term\" AND f.kind IS NULL) "
-			      "AS eligible ");
-		free(gen);
+		 * the columns: the record is active, stays in scope and has no failure waiting; or it is
+		 * out of scope and gone from the platform already (nothing to do whatever its columns). */
+		sb_printf(&q, "l.src_hash AS old_hash, (l.status <> 'active' AND src.\"__hrsync_term\") AS gone, "
+			      "(f.kind IS NULL AND ((l.status = 'active' AND NOT src.\"__hrsync_term\") OR "
+			      "(l.status <> 'active' AND src.\"__hrsync_term\"))) AS eligible ");
 	} else {
-		sb_puts(&q, "NULL::text AS src_hash, NULL::text AS old_hash, false AS eligible ");
+		sb_puts(&q, "NULL::text AS src_hash, NULL::text AS old_hash, false AS gone, false AS eligible ");
 	}
 	sb_printf(&q, "FROM (%s) AS src", sb_str(&from));
 	if (!f->no_state)
