@@ -17,6 +17,7 @@ See tests/sandbox/README.md for the admin API and the fault modes.
 import argparse
 import collections
 import copy
+import gc
 import json
 import math
 import re
@@ -435,9 +436,11 @@ class Sandbox:
 
     def handle_api(self, req):
         """Returns (kind, status, headers, body bytes); kind in respond|drop|partial|reset."""
-        now = time.time()
         self._tls.req = req
         with self.lock:
+            # Read under the lock, and from a clock that never steps: the window must see
+            # requests in the order it counts them (16 threads race to this point).
+            now = time.monotonic()
             delay_ms = self.config["delay_ms"]
             retry_header = self.config["retry_after"]
             wait = self._rate_check_locked(now)
@@ -517,6 +520,8 @@ class Sandbox:
 
     def _admin_reset(self, req):
         self._reset_locked()
+        if not gc.isenabled():
+            gc.collect()  # --gc-off: collect between runs, never during one
         return 200, {}, {"ok": True}
 
     def _admin_add_faults(self, req):
@@ -824,6 +829,10 @@ def make_parser(description, default_seed=None):
     p.add_argument("--no-retry-after", action="store_true", help="429 answers carry no Retry-After header")
     p.add_argument("--log-max", type=int, default=200000, help="request log keeps the last N entries")
     p.add_argument("--quiet", action="store_true", help="no per-request lines on stderr")
+    p.add_argument("--gc-off", action="store_true",
+                   help="no cyclic garbage collection while serving (only at /_sandbox/reset): a full "
+                        "collection of a large store stalls every thread for ~70 ms, and the requests "
+                        "that queued meanwhile then reach the rate limiter bunched together")
     return p
 
 
@@ -843,6 +852,9 @@ def main(sandbox_cls, argv=None, default_seed=None):
     except ValueError as e:
         raise SystemExit("%s: bad seed: %s" % (sandbox_cls.name, e))
     sandbox.apply_args(args)
+    if args.gc_off:
+        gc.collect()
+        gc.disable()
     server = SandboxHTTPServer((args.host, args.port), SandboxHandler, sandbox)
     port = server.server_address[1]
 
