@@ -159,7 +159,8 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	else
 		sb_puts(&q, "x.term, x.dup, x.platform_id, x.status, encode(x.fp, 'hex'), x.extra::text, x.kind, x.ffp, "
 			    "x.retry, x.src_hash, ");
-	sb_puts(&q, "coalesce(x.same, false) FROM (SELECT x0.*, (x0.gone OR x0.src_hash = x0.old_hash) AND x0.eligible AS same "
+	sb_puts(&q, "coalesce(x.same, false) FROM (SELECT x0.*, x0.clear AND (x0.gone OR (x0.live AND x0.src_hash = x0.old_hash)) "
+		    "AS same "
 		    "FROM (SELECT ");
 	if (f->key_unique)
 		sb_printf(&q, "%s, src.\"__hrsync_term\" AS term, 1 AS dup, ", sb_str(&cols));
@@ -191,10 +192,9 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 		 * the columns: the record is active, stays in scope and has no failure waiting; or it is
 		 * out of scope and gone from the platform already (nothing to do whatever its columns). */
 		sb_printf(&q, "l.src_hash AS old_hash, (l.status <> 'active' AND src.\"__hrsync_term\") AS gone, "
-			      "(f.kind IS NULL AND ((l.status = 'active' AND NOT src.\"__hrsync_term\") OR "
-			      "(l.status <> 'active' AND src.\"__hrsync_term\"))) AS eligible ");
+			      "(l.status = 'active' AND NOT src.\"__hrsync_term\") AS live, f.kind IS NULL AS clear ");
 	} else {
-		sb_puts(&q, "NULL::text AS src_hash, NULL::text AS old_hash, false AS gone, false AS eligible ");
+		sb_puts(&q, "NULL::text AS src_hash, NULL::text AS old_hash, false AS gone, false AS live, false AS clear ");
 	}
 	sb_printf(&q, "FROM (%s) AS src", sb_str(&from));
 	if (!f->no_state)

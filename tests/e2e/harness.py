@@ -5,6 +5,7 @@ PeopleForce sandbox, and the real hrsync binary run against both.
 Each test gets its own database (cloned from a template loaded once per session) and a
 sandbox reset to its seed, so tests do not see each other's records.
 """
+import contextlib
 import json
 import os
 import signal
@@ -112,6 +113,15 @@ class Sandbox:
 
     def clear_faults(self):
         self.call("DELETE", "/faults")
+
+    @contextlib.contextmanager
+    def faulted(self, *rules):
+        """The sandbox with these fault rules for the block, cleared after it whatever happens."""
+        self.faults(*rules)
+        try:
+            yield
+        finally:
+            self.clear_faults()
 
     def config(self, **kw):
         self.call("POST", "/config", kw)
