@@ -277,7 +277,7 @@ int main(int argc, char **argv)
 	unsigned *oids = xcalloc(m->ncols, sizeof *oids);
 	for (size_t k = 0; k < m->ncols; k++)
 		oids[k] = 25; /* text; dates are text to the engine too */
-	struct eval_env env = {.ctx = &lk, .resolve = no_refs, .lookup = bench_cb_lookup};
+	struct eval_env env = {.ctx = &lk, .resolve = no_refs, .lookup = lookups_find};
 
 	struct bench b = {.m = m, .rows = &rows, .oids = oids, .env = &env};
 	if (profile) {

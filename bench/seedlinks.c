@@ -174,7 +174,7 @@ int main(int argc, char **argv)
 	}
 	static char obuf[1 << 20];
 	setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
-	struct eval_env env = {.ctx = &x.lookups, .resolve = cb_resolve, .lookup = bench_cb_lookup};
+	struct eval_env env = {.ctx = &x.lookups, .resolve = cb_resolve, .lookup = lookups_find};
 	struct row row;
 	struct src_extra ex;
 	int rc;

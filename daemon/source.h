@@ -16,6 +16,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "mapping.h"
@@ -62,11 +63,23 @@ struct cursor {
 	PGresult *res;
 	int row, nrows;
 	bool done;
+	bool pending;           /* the next FETCH is sent, its answer not read */
+	bool last_batch;        /* res is the last batch (shorter than a FETCH asks) */
+	PGresult *next;         /* the next batch, read early (the connection was needed) */
 	long long rows;
 	const char **vals;
 	int *lens;
 	unsigned *oids;
 	char *name;
+	/* A hashed read (src_filter.generation): per row of the batch, its hash, whether it is in
+	 * step, and its row in details (the links of the rows that are not), or -1. */
+	bool hashed;
+	size_t nrefs;
+	uint64_t seed;
+	char (*hashes)[17];
+	bool *same;
+	int *detail;
+	PGresult *details;
 };
 
 bool source_open(struct source *s, const struct config *cfg, char **err);

@@ -42,7 +42,7 @@ struct failure {
 
 bool state_connect(struct state *s, const struct config *cfg, char **err);
 void state_close(struct state *s);
-#define STATE_VERSION 2
+#define STATE_VERSION 3
 bool state_migrate(struct state *s, char **err);
 /* 1: the state schema is there at this version; 0: not created yet; -1: error (or newer). */
 int state_exists(struct state *s, char **err);

@@ -23,6 +23,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "lookups.h"
 #include "nir.h"
 #include "pull.h"
 #include "ref.h"
@@ -306,58 +307,20 @@ static void submit(struct engine *e, struct op *op)
 
 /* ---- references and lookups (the mapping engine's callbacks) ---- */
 
-static char *lower_trim(const char *s)
-{
-	struct jv *v = apply_transform(TR_LOWER, apply_transform(TR_TRIM, jv_str(s)));
-	char *t = jv_scalar_text(v);
-	jv_free(v);
-	return t;
-}
-
 static bool load_lookup(struct engine *e, const char *resource, const char *match)
 {
-	char *mark = xasprintf("%s\x1f%s\x1f", resource, match);
-	bool have = strmap_get(&e->lookups, mark, NULL);
-	if (have) {
-		free(mark);
+	if (lookups_loaded(&e->lookups, resource, match))
 		return true;
-	}
 	char *err = NULL;
 	struct jv *items = e->conn->type->list(e->conn, resource, &err);
 	if (!items) {
 		stop_run(e, "connector %s: cannot read %s: %s", e->conn->name, resource, err ? err : "failed");
 		free(err);
-		free(mark);
 		return false;
 	}
-	for (size_t i = 0; i < items->u.arr.n; i++) {
-		const struct jv *it = items->u.arr.v[i];
-		char *name = jv_scalar_text(jv_obj_get(it, match));
-		const struct jv *id = jv_obj_get(it, "id");
-		if (!name || !id) {
-			free(name);
-			continue;
-		}
-		char *norm = lower_trim(name);
-		char *k = xasprintf("%s%s", mark, norm);
-		char *idj = jv_dumps(id);
-		strmap_put(&e->lookups, k, strmap_get(&e->lookups, k, NULL) ? "\x01" : idj);
-		free(idj);
-		free(k);
-		free(norm);
-		free(name);
-	}
-	log_debug("lookup %s: %zu entries", resource, items->u.arr.n);
-	/* Its digest is part of the generation: a renamed department changes the payloads. */
-	char *dump = jv_dumps(items), digest[65];
-	sha256_hex(dump, strlen(dump), digest);
-	free(dump);
-	char *dk = xasprintf("digest\x1f%s", mark);
-	strmap_put(&e->lookups, dk, digest);
-	free(dk);
+	lookups_add(&e->lookups, resource, match, items);
+	log_debug("lookup %s: %zu entries", resource, items->t == JV_ARR ? items->u.arr.n : 0);
 	jv_free(items);
-	strmap_put(&e->lookups, mark, "");
-	free(mark);
 	return true;
 }
 
@@ -375,22 +338,7 @@ static bool preload_lookups(struct engine *e, const struct field *f, size_t n)
 static bool cb_lookup(void *ctx, const char *resource, const char *match, const char *name, struct jv **out)
 {
 	struct engine *e = ctx;
-	char *norm = lower_trim(name);
-	char *k = xasprintf("%s\x1f%s\x1f%s", resource, match, norm);
-	const char *v = NULL;
-	bool known = strmap_get(&e->lookups, k, &v) && v;
-	bool found = known && v[0] != '\x01';
-	if (found)
-		*out = jv_parse(v, strlen(v), NULL, 0);
-	else if (known) {
-		char *why = xasprintf("several %s have %s '%s' on the platform; rename one of them there", resource, match,
-				      name);
-		*out = jv_str(why);
-		free(why);
-	}
-	free(k);
-	free(norm);
-	return found && *out;
+	return lookups_find(&e->lookups, resource, match, name, out);
 }
 
 static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, const char *id, const char *nir,
@@ -503,11 +451,9 @@ static void generation_of(struct engine *e, struct sha256 *h, const struct field
 			generation_of(e, h, f[i].kids, f[i].nkids);
 		if (f[i].src != VS_LOOKUP)
 			continue;
-		char *dk = xasprintf("digest\x1f%s\x1f%s\x1f", f[i].lookup_resource, f[i].lookup_match);
-		const char *d = NULL;
-		if (strmap_get(&e->lookups, dk, &d) && d)
+		const char *d = lookups_digest(&e->lookups, f[i].lookup_resource, f[i].lookup_match);
+		if (d)
 			sha256_update(h, d, strlen(d));
-		free(dk);
 	}
 }
 

@@ -329,6 +329,37 @@ int edit_distance(const char *a, const char *b)
 	return prev[lb] > 16 ? 16 : prev[lb];
 }
 
+uint64_t hash64(const void *p, size_t n, uint64_t seed)
+{
+	/* MurmurHash64A, Austin Appleby (public domain). */
+	const uint64_t m = 0xc6a4a7935bd1e995ULL;
+	const int r = 47;
+	const unsigned char *b = p;
+	uint64_t h = seed ^ (n * m);
+	for (size_t i = 0; i + 8 <= n; i += 8) {
+		uint64_t k;
+		memcpy(&k, b + i, 8);
+		k *= m;
+		k ^= k >> r;
+		k *= m;
+		h ^= k;
+		h *= m;
+	}
+	size_t tail = n & 7;
+	if (tail) {
+		const unsigned char *t = b + (n - tail);
+		uint64_t k = 0;
+		for (size_t i = tail; i-- > 0;)
+			k = (k << 8) | t[i];
+		h ^= k;
+		h *= m;
+	}
+	h ^= h >> r;
+	h *= m;
+	h ^= h >> r;
+	return h;
+}
+
 int64_t now_ms(void)
 {
 	struct timespec ts;

@@ -59,6 +59,11 @@ size_t utf8_len(const char *s, size_t n);
 /* Strict decimal parse of the whole string; false when not a number or out of range. */
 bool parse_ll(const char *s, long long *out);
 bool parse_double(const char *s, double *out);
+/*
+ * 64 bits of n bytes, chained through seed (MurmurHash64A). For change detection, not
+ * security: hash64(NULL, 0, seed) is valid.
+ */
+uint64_t hash64(const void *p, size_t n, uint64_t seed);
 /* Levenshtein distance, for "did you mean"; capped at 16. */
 int edit_distance(const char *a, const char *b);
 

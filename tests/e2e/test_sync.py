@@ -106,6 +106,52 @@ def test_changes_send_exactly_what_changed(world):
     assert writes(world.sandbox.requests(since=seq)) == []
 
 
+def test_awkward_keys_are_updated_not_created_again(world):
+    """A changed record's link details are read back by key (one query per batch): keys that
+    JSON and SQL must escape still find their link, so the record is updated, never re-created."""
+    awkward = ['Q"1\\x', "é'2 ,(3)", "  lead"]
+    cols = ("company, last_name, first_name, patronymic, sex, birth_date, mobile_phone, hire_date, "
+            "department_name, job_title, grade, location_name")
+    donor = sorted(expected(world)["employees"] - expected(world)["dismissed"])[0]
+    for i, k in enumerate(awkward):
+        world.sql("INSERT INTO erp.employees (personnel_number, email, %s) SELECT %%s, %%s, %s "
+                  "FROM erp.employees WHERE personnel_number = %%s" % (cols, cols),
+                  (k, "awkward%d@example.com" % i, donor))
+    world.run("run", check_rc=1)
+    ids = dict(world.sql("SELECT erp_key, platform_id FROM hrsync.links WHERE mapping = 'employees' "
+                         "AND erp_key = ANY(%s)", (awkward,)))
+    assert sorted(ids) == sorted(awkward)
+    world.sql("UPDATE erp.employees SET mobile_phone = '+33 6 99 99 99 99' WHERE personnel_number = ANY(%s)",
+              (awkward,))
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=1)
+    w = writes(world.sandbox.requests(since=seq))
+    assert sorted((x["method"], x["path"]) for x in w) == sorted(("PUT", "/employees/%s" % ids[k]) for k in awkward)
+    assert r.summary("employees")["updated"] == 3
+
+
+def test_source_hashes_of_another_format_cost_one_pass_and_no_write(world):
+    """Hashes stored by an older hrsync (or with another seed) do not match: every record is
+    mapped once more, nothing is sent (the fingerprints decide), and the new hashes are stored."""
+    world.run("run", check_rc=1)
+    world.sql("UPDATE hrsync.links SET src_hash = 'old' || src_hash WHERE src_hash IS NOT NULL")
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=1)
+    assert writes(world.sandbox.requests(since=seq)) == []
+    assert r.summary("employees")["updated"] == 0
+    # (records gone from the platform and out of scope stay as they are, whatever their hash)
+    stale = world.sql("SELECT l.mapping, l.erp_key, l.status FROM hrsync.links l WHERE l.src_hash LIKE 'old%%' "
+                      "AND NOT EXISTS (SELECT 1 FROM hrsync.failures f WHERE f.mapping = l.mapping "
+                      "AND f.erp_key = l.erp_key)")
+    assert [x for x in stale if x[2] == "active"] == []
+    assert world.sql("SELECT count(*) FROM hrsync.links WHERE status = 'active' AND src_hash IS NOT NULL "
+                     "AND src_hash NOT LIKE 'old%%'")[0][0] > 100
+    # and they are the ones the night after finds in step
+    seq = world.sandbox.last_seq()
+    world.run("run", check_rc=1)
+    assert writes(world.sandbox.requests(since=seq)) == []
+
+
 def test_sync_completes_when_one_request_in_five_gets_429(world):
     # Retry-After: 0 keeps the test quick; the wait itself is checked on the first three.
     world.sandbox.faults({"mode": "429", "every": 5, "count": 3, "retry_after": 1},

@@ -203,7 +203,11 @@ class PeopleForceSandbox(Sandbox):
 
     def build_store(self, seed):
         st = {"refs": {}, "employees": {}, "employee_positions": {}, "leave_requests": {},
-              "assets": {}, "asset_assignments": {}, "next_id": dict(START_IDS)}
+              "assets": {}, "asset_assignments": {}, "next_id": dict(START_IDS),
+              # unique keys of employees -> id, as the platform's own indexes: a scan of every
+              # employee per write held the interpreter long enough to bunch the requests
+              # queued meanwhile at the rate limiter
+              "employee_keys": {}}
         for name in REF_LISTS:
             items = seed.get(name) or []
             if not isinstance(items, list):
@@ -418,13 +422,12 @@ class PeopleForceSandbox(Sandbox):
         c.enum("gender", ("male", "female"))
         email = c.values.get("email")
         number = c.values.get("employee_number")
-        for e in self.store["employees"].values():
-            if e["id"] == self_id:
-                continue
-            if email and e["email"] and e["email"].lower() == email.lower() and not c.has_error("email"):
-                c.error("email", "Email has already been taken", full=True)
-            if number is not None and e["employee_number"] == number and not c.has_error("employee_number"):
-                c.error("employee_number", "Employee number has already been taken", full=True)
+        keys = self.store["employee_keys"]
+        if email and keys.get(("email", email.lower()), self_id) != self_id and not c.has_error("email"):
+            c.error("email", "Email has already been taken", full=True)
+        if number is not None and keys.get(("number", number), self_id) != self_id \
+                and not c.has_error("employee_number"):
+            c.error("employee_number", "Employee number has already been taken", full=True)
         values = c.done()
         custom, removed = {}, []
         for k, v in body.items():
@@ -446,7 +449,22 @@ class PeopleForceSandbox(Sandbox):
              "termination": None, "custom_fields": custom, "created_at": now, "updated_at": now}
         e.update(values)
         self.store["employees"][e["id"]] = e
+        self._index_employee(e, None)
         return e
+
+    def _index_employee(self, e, before):
+        """Keeps employee_keys in step with e (before: its (email, number) until now, or None)."""
+        keys = self.store["employee_keys"]
+        if before:
+            old_email, old_number = before
+            if old_email and keys.get(("email", old_email.lower())) == e["id"]:
+                del keys[("email", old_email.lower())]
+            if old_number is not None and keys.get(("number", old_number)) == e["id"]:
+                del keys[("number", old_number)]
+        if e["email"]:
+            keys[("email", e["email"].lower())] = e["id"]
+        if e["employee_number"] is not None:
+            keys[("number", e["employee_number"])] = e["id"]
 
     def create_employee(self, req):
         e = self._create_employee(req.json())
@@ -456,7 +474,9 @@ class PeopleForceSandbox(Sandbox):
         e = self._employee(req)
         values, custom, removed = self._check_employee(req.json(), partial=True, self_id=e["id"])
         before = self.render_employee(e)
+        was = (e["email"], e["employee_number"])
         e.update(values)
+        self._index_employee(e, was)
         e["custom_fields"].update(custom)
         for k in removed:
             e["custom_fields"].pop(k, None)

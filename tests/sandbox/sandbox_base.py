@@ -471,13 +471,15 @@ class Sandbox:
                 headers["Content-Type"] = ctype
         if delay_ms:
             interrupt.wait(delay_ms / 1000.0)
-        self._log_request(req, status, fault)
+        self._log_request(req, status, fault, now)
         return kind, status, headers, data
 
-    def _log_request(self, req, status, fault):
+    def _log_request(self, req, status, fault, arrived):
+        # ts: wall clock when answered; arrived: monotonic clock when the rate limiter counted it.
         entry = {
             "seq": 0, "method": req.method, "path": req.path, "query": req.query,
             "status": status, "fault": fault, "body": self.log_body(req), "ts": round(time.time(), 6),
+            "arrived": round(arrived, 6),
         }
         with self.lock:
             self.seq += 1

@@ -305,6 +305,16 @@ def test_uniqueness(server):
          "eligible_for_rehire": False})
     st, _h, data = api(server, "POST", "/employees", {"first_name": "X", "last_name": "Y", "email": "dup@example.com"})
     assert st == 422
+    # a changed e-mail or number frees the old one and takes the new one
+    st, _h, _d = api(server, "PUT", "/employees/%d" % b["id"], {"email": "b2@example.com", "employee_number": "N3"})
+    assert st == 200
+    st, _h, _d = api(server, "POST", "/employees", {"first_name": "X", "last_name": "Y",
+                                                    "email": "other@example.com", "employee_number": "N2"})
+    assert st == 200
+    st, _h, data = api(server, "POST", "/employees", {"first_name": "X", "last_name": "Y",
+                                                      "email": "B2@example.com", "employee_number": "N3"})
+    assert st == 422 and errors_of(data) == {("email", "Email has already been taken"),
+                                             ("employee_number", "Employee number has already been taken")}
 
 
 # ---------------------------------------------------------------------------------------

@@ -615,6 +615,40 @@ T(diag_counts_errors_and_warnings)
 	assert_int_equal(d.errors, 0);
 }
 
+/* hash64: the no-change pass compares it with the one stored at the last accepted push. */
+T(hash64_is_stable_and_seeded)
+{
+	const char *s = "Dupont;2026-01-31;f";
+	assert_true(hash64(s, strlen(s), 1) == hash64(s, strlen(s), 1));
+	assert_true(hash64(s, strlen(s), 1) != hash64(s, strlen(s), 2));
+	/* the empty input still depends on the seed (how a NULL column is told from "") */
+	assert_true(hash64(NULL, 0, 7) == hash64("", 0, 7));
+	assert_true(hash64(NULL, 0, 7) != hash64(NULL, 0, ~(uint64_t)7));
+}
+
+T(hash64_sees_every_byte_and_not_the_alignment)
+{
+	/* Lengths 0..40 cover the 8-byte blocks and every tail length. */
+	char buf[64], moved[64 + 7];
+	for (size_t n = 0; n <= 40; n++) {
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (char)('a' + (i * 7) % 26);
+		uint64_t h = hash64(buf, n, 42);
+		for (size_t off = 1; off < 8; off++) {
+			memcpy(moved + off, buf, n);
+			assert_true(hash64(moved + off, n, 42) == h);
+		}
+		for (size_t i = 0; i < n; i++) {
+			buf[i] ^= 1;
+			assert_true(hash64(buf, n, 42) != h);
+			buf[i] ^= 1;
+		}
+		/* one byte more (a zero) is another input, not the same one padded */
+		buf[n] = '\0';
+		assert_true(hash64(buf, n + 1, 42) != h);
+	}
+}
+
 T(diag_print_sorted_compiler_style)
 {
 	struct diag d = {0};
@@ -717,6 +751,8 @@ int main(void)
 		cmocka_unit_test(diag_suggest_short_words_need_one_edit),
 		cmocka_unit_test(diag_suggest_skips_null_candidates),
 		cmocka_unit_test(diag_counts_errors_and_warnings),
+		cmocka_unit_test(hash64_is_stable_and_seeded),
+		cmocka_unit_test(hash64_sees_every_byte_and_not_the_alignment),
 		cmocka_unit_test(diag_print_sorted_compiler_style),
 		cmocka_unit_test(diag_print_without_file),
 		cmocka_unit_test(diag_long_message),
