@@ -202,6 +202,14 @@ def test_employee_patch_cannot_change_the_email(server, tok):
     # HR can, by hand (admin helper).
     admin(server, "POST", "/employees/%d" % eid, {"email": "other@example.ru"})
     assert admin(server, "GET", "/store")["employees"][0]["email"] == "other@example.ru"
+    # ... which frees the old e-mail for a new employee and takes the new one
+    new = {"first_name": "N", "last_name": "E"}
+    st, _, b = request(server, "POST", "/v1/company/employees", token=tok,
+                       body={"employee": dict(new, email="Anna.Petrova@example-group.ru")})
+    assert st == 200, b
+    st, _, b = request(server, "POST", "/v1/company/employees", token=tok,
+                       body={"employee": dict(new, email="OTHER@example.ru")})
+    assert st == 422 and "already been taken" in b["error"]["error_data"]["email"][0]
 
 
 def test_employee_list_record_offset_email_filter_and_projection(server, tok):
