@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "db.h"
+#include "lookups.h"
 #include "source.h"
 #include "strmap.h"
 
@@ -242,13 +243,11 @@ static bool load_list(struct online *o, int ci, const char *resource, const char
 			free(k);
 		}
 		if (name) {
-			struct jv *norm = apply_transform(TR_LOWER, apply_transform(TR_TRIM, jv_str(name)));
-			char *nt = jv_scalar_text(norm);
+			char *nt = lookups_norm(name);
 			char *k = xasprintf("%sn\x1f%s", mark, nt);
 			strmap_put(&o->lists, k, id ? id : "");
 			free(k);
 			free(nt);
-			jv_free(norm);
 		}
 		free(id);
 		free(name);
@@ -342,9 +341,7 @@ static void check_lookup_values(struct online *o, PGconn *pg, const struct mappi
 	struct sb missing = {0};
 	int nmiss = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
-		struct jv *norm = apply_transform(TR_LOWER, apply_transform(TR_TRIM, jv_str(PQgetvalue(r, i, 0))));
-		char *nt = jv_scalar_text(norm);
-		jv_free(norm);
+		char *nt = lookups_norm(PQgetvalue(r, i, 0));
 		if (nt && *nt) {
 			char *k = xasprintf("%s\x1f%s\x1fn\x1f%s", o->cfg->conns[ci].name, f->lookup_resource, nt);
 			if (!strmap_get(&o->lists, k, NULL)) {

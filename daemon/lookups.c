@@ -10,8 +10,10 @@
 #include "sha256.h"
 #include "util.h"
 
-static char *lower_trim(const char *s)
+char *lookups_norm(const char *s)
 {
+	if (!s)
+		return NULL;
 	struct jv *v = apply_transform(TR_LOWER, apply_transform(TR_TRIM, jv_str(s)));
 	char *t = jv_scalar_text(v);
 	jv_free(v);
@@ -37,7 +39,7 @@ void lookups_add(struct strmap *lk, const char *resource, const char *match, con
 			free(name);
 			continue;
 		}
-		char *norm = lower_trim(name);
+		char *norm = lookups_norm(name);
 		char *k = xasprintf("%s%s", mark, norm);
 		char *idj = jv_dumps(id);
 		strmap_put(lk, k, strmap_get(lk, k, NULL) ? "\x01" : idj);
@@ -68,7 +70,7 @@ const char *lookups_digest(const struct strmap *lk, const char *resource, const 
 bool lookups_find(void *ctx, const char *resource, const char *match, const char *name, struct jv **out)
 {
 	const struct strmap *lk = ctx;
-	char *norm = lower_trim(name);
+	char *norm = lookups_norm(name);
 	char *k = xasprintf("%s\x1f%s\x1f%s", resource, match, norm);
 	const char *v = NULL;
 	bool known = strmap_get(lk, k, &v) && v;

@@ -16,6 +16,8 @@
 #include "json.h"
 #include "strmap.h"
 
+/* A name as lookups compare it: trimmed, lower-cased (caller frees; NULL for NULL). */
+char *lookups_norm(const char *name);
 bool lookups_loaded(const struct strmap *lk, const char *resource, const char *match);
 /* Adds one list (a JSON array of items with "id" and the match field). */
 void lookups_add(struct strmap *lk, const char *resource, const char *match, const struct jv *items);

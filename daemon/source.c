@@ -58,14 +58,6 @@ static void ref_joins(PGconn *pg, const struct source *s, const struct mapping *
 	}
 }
 
-static size_t count_refs(const struct field *f, size_t n)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		k += f[i].nested ? count_refs(f[i].kids, f[i].nkids) : f[i].src == VS_REF;
-	return k;
-}
-
 bool source_open(struct source *s, const struct config *cfg, char **err)
 {
 	memset(s, 0, sizeof *s);
@@ -255,7 +247,6 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 	c->oids = xcalloc(n + 1, sizeof *c->oids);
 	if (source_hashes(m, f)) {
 		c->hashed = true;
-		c->nrefs = count_refs(m->fields, m->nfields) + count_refs(m->term_fields, m->nterm);
 		char head[17] = {0};
 		memcpy(head, f->generation, strnlen(f->generation, 16));
 		c->seed = strtoull(head, NULL, 16);
@@ -297,7 +288,7 @@ static uint64_t row_hash(const struct cursor *c, int i)
 {
 	int n = (int)c->m->ncols;
 	uint64_t h = c->seed;
-	for (int k = 0; k < n + X_N + (int)c->nrefs; k++) {
+	for (int k = 0; k < PQnfields(c->res); k++) {
 		if (k >= n && k < n + X_N && k != n + X_TERM)
 			continue;
 		int len;
@@ -338,14 +329,13 @@ static PGresult *fetch_recv(struct cursor *c)
 {
 	PGresult *last = NULL, *r;
 	while ((r = PQgetResult(c->src->pg))) {
-		if (last && PQresultStatus(last) != PGRES_FATAL_ERROR) {
-			PQclear(last);
-			last = r;
-		} else if (!last) {
-			last = r;
-		} else {
+		/* the first error, else the last result */
+		if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
 			PQclear(r);
+			continue;
 		}
+		PQclear(last);
+		last = r;
 	}
 	c->pending = false;
 	return last ? last : PQmakeEmptyPGresult(c->src->pg, PGRES_FATAL_ERROR);
@@ -374,9 +364,7 @@ static bool hash_batch(struct cursor *c, char **err)
 		c->detail[i] = -1;
 		if (status && !c->same[i]) {
 			sb_putc(&keys, need++ ? ',' : '[');
-			sb_putc(&keys, '"');
-			sb_json_escape(&keys, PQgetvalue(c->res, i, 0), (size_t)PQgetlength(c->res, i, 0));
-			sb_putc(&keys, '"');
+			sb_json_string(&keys, PQgetvalue(c->res, i, 0), (size_t)PQgetlength(c->res, i, 0));
 		}
 	}
 	PQclear(c->details);

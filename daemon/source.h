@@ -74,7 +74,6 @@ struct cursor {
 	/* A hashed read (src_filter.generation): per row of the batch, its hash, whether it is in
 	 * step, and its row in details (the links of the rows that are not), or -1. */
 	bool hashed;
-	size_t nrefs;
 	uint64_t seed;
 	char (*hashes)[17];
 	bool *same;

@@ -498,9 +498,7 @@ static void remember_hash(struct engine *e, const char *key, const char *hash)
 		return;
 	sb_putc(&e->rehash_keys, e->nrehash ? ',' : '[');
 	sb_putc(&e->rehash_vals, e->nrehash ? ',' : '[');
-	sb_putc(&e->rehash_keys, '"');
-	sb_json_escape(&e->rehash_keys, key, strlen(key));
-	sb_putc(&e->rehash_keys, '"');
+	sb_json_string(&e->rehash_keys, key, strlen(key));
 	sb_printf(&e->rehash_vals, "\"%s\"", hash);
 	if (++e->nrehash >= 1000)
 		flush_rehash(e);

@@ -212,6 +212,13 @@ void sb_json_escape(struct sb *b, const char *s, size_t n)
 	sb_add(b, s + start, n - start);
 }
 
+void sb_json_string(struct sb *b, const char *s, size_t n)
+{
+	sb_putc(b, '"');
+	sb_json_escape(b, s, n);
+	sb_putc(b, '"');
+}
+
 bool streq(const char *a, const char *b)
 {
 	if (!a || !b)

@@ -47,6 +47,8 @@ char *sb_steal(struct sb *b);            /* caller frees; b becomes empty */
 const char *sb_str(const struct sb *b);  /* "" when empty */
 /* Append s as the body of a JSON string (without quotes), escaping as RFC 8259 asks. */
 void sb_json_escape(struct sb *b, const char *s, size_t n);
+/* s as a JSON string, quotes included. */
+void sb_json_string(struct sb *b, const char *s, size_t n);
 
 bool streq(const char *a, const char *b);          /* NULL-safe */
 bool str_has_prefix(const char *s, const char *prefix);

@@ -146,10 +146,22 @@ def test_source_hashes_of_another_format_cost_one_pass_and_no_write(world):
     assert [x for x in stale if x[2] == "active"] == []
     assert world.sql("SELECT count(*) FROM hrsync.links WHERE status = 'active' AND src_hash IS NOT NULL "
                      "AND src_hash NOT LIKE 'old%%'")[0][0] > 100
-    # and they are the ones the night after finds in step
+    # and they are the ones the night after finds in step: a record whose stored fingerprint and
+    # payload no longer match is not even mapped (nothing sent for it) while its hash is in step ...
+    key, pid = world.sql("SELECT erp_key, platform_id FROM hrsync.links WHERE mapping = 'employees' "
+                         "AND status = 'active' ORDER BY erp_key LIMIT 1")[0]
+    world.sql("UPDATE hrsync.links SET fingerprint = '\\x00', payload = payload || '{\"last_name\": \"Changed\"}' "
+              "WHERE mapping = 'employees' AND erp_key = %s", (key,))
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=1)
+    assert writes(world.sandbox.requests(since=seq)) == []
+    assert r.summary("employees")["updated"] == 0
+    # ... and is mapped, found different and sent once its hash is not
+    world.sql("UPDATE hrsync.links SET src_hash = 'old' WHERE mapping = 'employees' AND erp_key = %s", (key,))
     seq = world.sandbox.last_seq()
     world.run("run", check_rc=1)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert [(x["method"], x["path"]) for x in writes(world.sandbox.requests(since=seq))] == \
+        [("PUT", "/employees/%s" % pid)]
 
 
 def test_sync_completes_when_one_request_in_five_gets_429(world):
