@@ -56,7 +56,7 @@ static void load_lookup(struct ctx *x, const char *resource, const char *match)
 	if (lookups_loaded(&x->lookups, resource, match))
 		return;
 	char *err = NULL;
-	struct jv *items = x->conn->type->list(x->conn, resource, &err);
+	struct jv *items = connector_list(x->conn, resource, &err);
 	if (!items) {
 		fprintf(stderr, "seedlinks: cannot read %s: %s\n", resource, err ? err : "failed");
 		exit(3);

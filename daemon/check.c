@@ -225,7 +225,7 @@ static bool load_list(struct online *o, int ci, const char *resource, const char
 		return ok;
 	}
 	char *err = NULL;
-	struct jv *items = o->conns[ci]->type->list(o->conns[ci], resource, &err);
+	struct jv *items = connector_list(o->conns[ci], resource, &err);
 	if (!items) {
 		strmap_put(&o->lists, mark, err ? err : "failed");
 		strmap_get(&o->lists, mark, why);

@@ -132,7 +132,11 @@ static void load_connector(struct config *c, struct diag *d, struct conn_cfg *cc
 	}
 	const struct ynode *t = ymap_get(n, "type");
 	if (!t) {
-		ERR(key, "connector '%s': needs 'type:' (%s)", cc->name, "peopleforce, personio, troops, workelo, teamtailor");
+		struct sb known = {0};
+		for (const char *const *tn = connector_type_names(); *tn; tn++)
+			sb_printf(&known, "%s%s", known.len ? ", " : "", *tn);
+		ERR(key, "connector '%s': needs 'type:' (%s)", cc->name, sb_str(&known));
+		sb_free(&known);
 		return;
 	}
 	cc->type = t->type == YN_SCALAR ? connector_type_find(t->str) : NULL;
@@ -334,19 +338,16 @@ static void check_field_names(struct diag *d, const struct mapping *m, const str
 }
 
 static void check_field_links(struct config *c, struct diag *d, struct mapping *m, const struct field *f, size_t n,
-			      const char *const *nested_ok, const struct connector_type *ty)
+			      const struct conn_entity *nesting, const struct connector_type *ty)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct field *x = &f[i];
 		if (x->nested) {
-			bool ok = false;
-			size_t nn = 0;
-			for (; nested_ok && nested_ok[nn]; nn++)
-				ok |= streq(nested_ok[nn], x->name);
-			if (!ok)
+			const char *takes = nesting && connector_entity_group(nesting, 0) ? connector_entity_group(nesting, 0) : "";
+			if (!nesting || !connector_entity_nested(nesting, x->name))
 				diag_error(d, m->file, x->line, x->col,
 					   "field '%s': %s %s take no sub-resource '%s'%s%s", x->path, ty->name,
-					   m->entity, x->name, nn ? "; it takes: " : "", nn ? nested_ok[0] : "");
+					   m->entity, x->name, *takes ? "; it takes: " : "", takes);
 			check_field_links(c, d, m, x->kids, x->nkids, NULL, ty);
 			continue;
 		}
@@ -529,7 +530,7 @@ static void link_mappings(struct config *c, struct diag *d)
 			diag_error(d, m->file, om ? om->line : m->line, om ? om->col : m->col,
 				   "source on_missing: terminate: %s %s cannot be terminated", ty->name, m->entity);
 		}
-		check_field_links(c, d, m, m->fields, m->nfields, m->ent->nested, ty);
+		check_field_links(c, d, m, m->fields, m->nfields, m->ent, ty);
 		check_field_links(c, d, m, m->term_fields, m->nterm, NULL, ty);
 		if (m->ent->fields) {
 			check_field_names(d, m, m->fields, m->nfields, NULL);

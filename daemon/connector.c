@@ -1,6 +1,8 @@
 /*
- * connector — the registry of connector types and the plumbing every connector
- * shares (see connector.h).
+ * connector — the registry of connector types, and a request's plumbing: headers and
+ * credentials (a static key, or a client-credentials token that requests wait for), the
+ * answer read and handed to the op's step, blocking GETs for prepare and lookups, and
+ * the platform's error message (see connector.h).
  */
 #define _GNU_SOURCE
 #include "connector.h"
@@ -10,13 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kit.h"
 #include "log.h"
 #include "throttle.h"
 
-extern const struct connector_type peopleforce_connector;
-extern const struct connector_type personio_connector;
+/* ---- the registry: adding a connector is one line here ---- */
 
-static const struct connector_type *const types[] = {&peopleforce_connector, &personio_connector};
+#define CONNECTORS(X) X(peopleforce) X(personio)
+
+#define DECLARE(n) extern const struct connector_type n##_connector;
+CONNECTORS(DECLARE)
+#define ENTRY(n) &n##_connector,
+static const struct connector_type *const types[] = {CONNECTORS(ENTRY)};
 
 const struct connector_type *connector_type_find(const char *name)
 {
@@ -42,6 +49,27 @@ const struct conn_entity *connector_entity(const struct connector_type *t, const
 	return NULL;
 }
 
+const char *connector_entity_group(const struct conn_entity *e, size_t i)
+{
+	size_t n = 0;
+	while (e->nested && e->nested[n])
+		n++;
+	if (i < n)
+		return e->nested[i];
+	for (size_t k = 0; e->subres && e->subres[k]; k++)
+		if (k == i - n)
+			return e->subres[k]->name;
+	return NULL;
+}
+
+bool connector_entity_nested(const struct conn_entity *e, const char *name)
+{
+	for (size_t i = 0; connector_entity_group(e, i); i++)
+		if (streq(connector_entity_group(e, i), name))
+			return true;
+	return false;
+}
+
 int connector_option_index(const struct connector_type *t, const char *name)
 {
 	for (int i = 0; t->options && t->options[i].name; i++)
@@ -60,6 +88,8 @@ struct connector *connector_new(const struct conn_cfg *cfg, struct http *http, c
 	double rate = cfg->rate > 0 ? cfg->rate : cfg->type->default_rate;
 	pacer_init(&c->pacer, cfg->name, rate, cfg->max_in_flight, cfg->timeout_ms);
 	http_add_pacer(http, &c->pacer);
+	if (c->type->priv_size)
+		c->priv = xcalloc(1, c->type->priv_size);
 	if (c->type->init && !c->type->init(c, err)) {
 		connector_free(c);
 		return NULL;
@@ -73,6 +103,10 @@ void connector_free(struct connector *c)
 		return;
 	if (c->type->destroy)
 		c->type->destroy(c);
+	free(c->priv);
+	secret_free(&c->token.value);
+	http_call_reset(&c->token.call);
+	free(c->token.waiting);
 	pacer_free(&c->pacer);
 	free(c);
 }
@@ -83,116 +117,409 @@ const struct secret *conn_secret(const struct connector *c, const char *option)
 	return i >= 0 ? &c->cfg->secrets[i] : NULL;
 }
 
-const char *conn_string(const struct connector *c, const char *option)
+static const char *conn_string(const struct connector *c, const char *option)
 {
 	int i = connector_option_index(c->type, option);
 	return i >= 0 ? c->cfg->strings[i] : NULL;
 }
 
-char *url_encode(const char *s)
+/* ---- headers and credentials ---- */
+
+#define FORM_TYPE "application/x-www-form-urlencoded"
+
+static const char *media_type(const struct connector *c)
 {
-	struct sb b = {0};
-	sb_puts(&b, "");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '_' || *p == '.' || *p == '~')
-			sb_putc(&b, (char)*p);
-		else
-			sb_printf(&b, "%%%02X", *p);
-	}
-	return sb_steal(&b);
+	return c->type->media_type ? c->type->media_type : "application/json";
 }
 
-char *platform_message(const char *body, size_t len)
+static void add_header(struct curl_slist **h, const char *fmt, const char *value)
 {
-	if (!body || !len)
-		return NULL;
-	struct jv *j = jv_parse(body, len, NULL, 0);
-	if (!j) {
-		/* Not JSON (an HTML error page): keep a short, single-line excerpt. */
-		struct sb b = {0};
-		for (size_t i = 0; i < len && b.len < 120; i++)
-			sb_putc(&b, body[i] == '\n' || body[i] == '\r' ? ' ' : body[i]);
-		if (!utf8_valid(b.s, b.len)) {
-			sb_free(&b);
-			return xstrdup("(an answer that is not JSON)");
-		}
-		return sb_steal(&b);
+	char *line = xasprintf(fmt, value);
+	*h = curl_slist_append(*h, line);
+	explicit_bzero(line, strlen(line));
+	free(line);
+}
+
+/* The call's headers, rebuilt (a resend after a new token replaces the old Authorization). */
+static void set_headers(struct connector *c, struct http_call *call, const char *credential)
+{
+	curl_slist_free_all(call->headers);
+	call->headers = http_base_headers(media_type(c));
+	if (call->body_type) {
+		char ct[128];
+		snprintf(ct, sizeof ct, "Content-Type: %s", call->body_type);
+		call->headers = curl_slist_append(call->headers, ct);
 	}
-	struct sb b = {0};
-	/* PeopleForce: {"errors":[{"field":..,"message":..}]}; Personio v1: {"error":{"message":..}};
-	 * Personio v2 / problem+json: {"errors":[{"title","detail"}]}; JSON:API: {"errors":[{"detail"}]};
-	 * OAuth: {"error":"..","error_description":".."}; Rails: {"errors":{"field":["msg"]}}. */
-	const struct jv *errs = jv_obj_get(j, "errors");
-	if (errs && errs->t == JV_ARR) {
-		for (size_t i = 0; i < errs->u.arr.n && i < 5; i++) {
-			const struct jv *e = errs->u.arr.v[i];
-			const char *field = jv_obj_str(e, "field");
-			const char *msg = jv_obj_str(e, "message");
-			if (!msg)
-				msg = jv_obj_str(e, "detail");
-			if (!msg)
-				msg = jv_obj_str(e, "title");
-			if (!msg && e->t == JV_STR)
-				msg = e->u.str.s;
-			if (!msg)
-				continue;
-			sb_printf(&b, "%s%s%s%s", b.len ? "; " : "", field ? field : "", field ? ": " : "", msg);
+	if (credential && c->type->auth.header)
+		add_header(&call->headers, c->type->auth.header, credential);
+	if (c->type->headers)
+		c->type->headers(c, &call->headers);
+}
+
+/* End a call that never went out (credentials missing or refused): as the pacer would. */
+static void refuse_call(struct http_call *call, const char *why)
+{
+	call->outcome = CALL_STOPPED;
+	snprintf(call->err, sizeof call->err, "credentials refused: %s", why);
+	call->done(call);
+}
+
+static void token_fetch(struct connector *c);
+
+/*
+ * Send a call with the connector's credentials. With client credentials and no live
+ * token, the call waits for the token, which is fetched without blocking (one request
+ * through the same pacer); a refusal ends every waiting call as stopped.
+ */
+static void conn_submit(struct connector *c, struct http_call *call, int64_t delay_ms)
+{
+	const struct conn_auth *a = &c->type->auth;
+	if (a->client_id) {
+		struct token *t = &c->token;
+		if (secret_present(&t->value) && now_ms() < t->renew_ms && !t->fetching) {
+			set_headers(c, call, secret_value(&t->value));
+			call->auth_gen = t->gen;
+			http_submit(c->http, call, delay_ms);
+			return;
 		}
-	} else if (errs && errs->t == JV_OBJ) {
-		for (size_t i = 0; i < errs->u.obj.n; i++) {
-			const struct jv *v = errs->u.obj.v[i];
-			char *t = v->t == JV_ARR && v->u.arr.n ? jv_scalar_text(v->u.arr.v[0]) : jv_scalar_text(v);
-			sb_printf(&b, "%s%s: %s", b.len ? "; " : "", errs->u.obj.k[i], t ? t : "");
-			free(t);
-		}
+		grow(&t->waiting, &t->capwaiting, t->nwaiting + 1, sizeof *t->waiting);
+		t->waiting[t->nwaiting++] = call;
+		if (!t->fetching)
+			token_fetch(c);
+		return;
 	}
-	const struct jv *e1 = jv_obj_get(j, "error");
-	if (!b.len && e1 && e1->t == JV_OBJ) {
-		/* Personio v1: "The given data failed to pass validation." with the reasons in
-		 * error.error_data (field -> [messages], sometimes as a JSON string) and batch errors
-		 * in error.detailed_message[]. */
-		const struct jv *data = jv_obj_get(e1, "error_data");
-		struct jv *parsed = NULL;
-		if (data && data->t == JV_STR)
-			data = parsed = jv_parse(data->u.str.s, data->u.str.len, NULL, 0);
-		for (size_t i = 0; data && data->t == JV_OBJ && i < data->u.obj.n; i++) {
-			const struct jv *v = data->u.obj.v[i];
-			char *t = v->t == JV_ARR && v->u.arr.n ? jv_scalar_text(v->u.arr.v[0]) : jv_scalar_text(v);
-			sb_printf(&b, "%s%s: %s", b.len ? "; " : "", data->u.obj.k[i], t ? t : "invalid");
-			free(t);
-		}
-		jv_free(parsed);
-		const struct jv *dm = jv_obj_get(e1, "detailed_message");
-		for (size_t i = 0; dm && dm->t == JV_ARR && i < dm->u.arr.n && i < 5; i++) {
-			const char *m = jv_obj_str(dm->u.arr.v[i], "error_msg");
-			if (m)
-				sb_printf(&b, "%s%s", b.len ? "; " : "", m);
-		}
+	const struct secret *key = a->key ? conn_secret(c, a->key) : NULL;
+	if (a->key && !secret_present(key)) {
+		pacer_stop(&c->pacer, "credentials refused: no %s", a->key);
+		refuse_call(call, "no API key");
+		return;
 	}
-	if (!b.len) {
-		const struct jv *e = jv_obj_get(j, "error");
-		if (e && e->t == JV_OBJ && jv_obj_str(e, "message"))
-			sb_puts(&b, jv_obj_str(e, "message"));
-		else if (e && e->t == JV_STR) {
-			sb_puts(&b, e->u.str.s);
-			if (jv_obj_str(j, "error_description"))
-				sb_printf(&b, ": %s", jv_obj_str(j, "error_description"));
-		} else if (jv_obj_str(j, "message")) {
-			sb_puts(&b, jv_obj_str(j, "message"));
-		}
+	set_headers(c, call, key ? secret_value(key) : NULL);
+	http_submit(c->http, call, delay_ms);
+}
+
+/* Wipe every string of a parsed answer before it is freed (it holds a token). */
+static void jv_wipe(struct jv *v)
+{
+	if (!v)
+		return;
+	if (v->t == JV_STR || v->t == JV_NUM)
+		explicit_bzero(v->u.str.s, v->u.str.len);
+	else if (v->t == JV_ARR)
+		for (size_t i = 0; i < v->u.arr.n; i++)
+			jv_wipe(v->u.arr.v[i]);
+	else if (v->t == JV_OBJ)
+		for (size_t i = 0; i < v->u.obj.n; i++)
+			jv_wipe(v->u.obj.v[i]);
+}
+
+static void wipe_call(struct http_call *call)
+{
+	if (call->body)
+		explicit_bzero(call->body, call->body_len);
+	if (call->resp)
+		explicit_bzero(call->resp, call->resp_len);
+	http_call_reset(call);
+}
+
+/* The token from a 2xx answer; false + *err when it carries none. */
+static bool token_take(struct connector *c, const struct http_call *call, char **err)
+{
+	struct token *t = &c->token;
+	struct jv *j = jv_parse(call->resp ? call->resp : "", call->resp_len, NULL, 0);
+	const char *tok = jv_obj_str(j, "access_token");
+	const struct jv *ttl = jv_obj_get(j, "expires_in");
+	double secs = ttl && ttl->t == JV_INT ? (double)ttl->u.i
+		      : ttl && (ttl->t == JV_NUM || ttl->t == JV_STR) ? atof(ttl->u.str.s) : 86400.0;
+	bool ok = tok && *tok;
+	if (ok) {
+		secret_free(&t->value);
+		t->value.len_ = strlen(tok);
+		t->value.value_ = xstrdup(tok);
+		snprintf(t->value.origin, sizeof t->value.origin, "%s access token", c->name);
+		/* Renew a minute early; a token that lives less than 4 minutes at 3/4 of its life. */
+		double margin = secs > 240 ? 60 : secs / 4;
+		t->renew_ms = now_ms() + (int64_t)((secs - margin) * 1000);
+		t->gen++;
+		log_debug("connector %s: new access token, valid %.0f s", c->name, secs);
+	} else {
+		*err = xasprintf("POST %s: the answer carries no access_token", c->type->auth.token_path);
 	}
+	jv_wipe(j);
 	jv_free(j);
-	/* One line: a platform's message must not forge log lines or break a table. */
-	for (size_t i = 0; i < b.len; i++)
-		if ((unsigned char)b.s[i] < 0x20)
-			b.s[i] = ' ';
-	return b.len ? sb_steal(&b) : (sb_free(&b), NULL);
+	return ok;
 }
 
-static void finish_now(struct op *op)
+/* The token request is over (err NULL: a new token): the waiting calls go out, or fail. */
+static void token_settled(struct connector *c, const char *err)
 {
-	op->done(op);
+	struct token *t = &c->token;
+	t->fetching = false;
+	if (!err && t->after_401)
+		log_info("connector %s: the access token was refused (401); renewed it", c->name);
+	t->after_401 = false;
+	if (err)
+		pacer_stop(&c->pacer, "credentials refused: %s", err);
+	/* Any waiting call may queue more: take the list first. */
+	struct http_call **w = t->waiting;
+	size_t n = t->nwaiting;
+	t->waiting = NULL;
+	t->nwaiting = t->capwaiting = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (err)
+			refuse_call(w[i], err);
+		else
+			conn_submit(c, w[i], 0);
+	}
+	free(w);
+}
+
+static void token_done(struct http_call *call)
+{
+	struct connector *c = call->arg;
+	const char *where = c->type->auth.token_path ? c->type->auth.token_path : "the token URL";
+	char *err = NULL;
+	if (call->outcome != CALL_ANSWERED) {
+		err = xasprintf("POST %s: %s", where, call->err);
+	} else if (call->status < 200 || call->status >= 300) {
+		char *m = platform_message(c->type, call->resp, call->resp_len);
+		err = xasprintf("POST %s: HTTP %ld%s%s", where, call->status, m ? ": " : "", m ? m : "");
+		free(m);
+	} else {
+		token_take(c, call, &err);
+	}
+	wipe_call(call);
+	token_settled(c, err);
+	free(err);
+}
+
+static void token_fetch(struct connector *c)
+{
+	const struct conn_auth *a = &c->type->auth;
+	struct token *t = &c->token;
+	const struct secret *id = conn_secret(c, a->client_id), *sec = conn_secret(c, a->client_secret);
+	const char *url = a->token_url ? conn_string(c, a->token_url) : NULL;
+	t->fetching = true;
+	http_call_reset(&t->call);
+	if (!secret_present(id) || !secret_present(sec)) {
+		token_settled(c, "no client_id or client_secret");
+		return;
+	}
+	struct sb body = {0};
+	form_add(&body, "grant_type", "client_credentials");
+	form_add(&body, "client_id", secret_value(id));
+	form_add(&body, "client_secret", secret_value(sec));
+	t->call.pacer = &c->pacer;
+	t->call.method = "POST";
+	/* The credentials travel in the body only: never in a URL, which debug lines show. */
+	t->call.url = url ? xstrdup(url) : xasprintf("%s%s", c->cfg->base_url, a->token_path);
+	t->call.idempotent = true; /* asking twice only gives a second token */
+	t->call.body_type = FORM_TYPE;
+	t->call.body_len = body.len;
+	t->call.body = sb_steal(&body);
+	t->call.done = token_done;
+	t->call.arg = c;
+	set_headers(c, &t->call, NULL);
+	http_submit(c->http, &t->call, 0);
+}
+
+/*
+ * A 401: the token expired or was revoked. The request goes again once, with a new
+ * token; requests that met the same 401 with the same token wait for that one fetch.
+ * false: not renewable (a static key, or renewed for this request already).
+ */
+static bool renew_on_401(struct connector *c, struct http_call *call, bool *reauthed)
+{
+	if (call->outcome != CALL_ANSWERED || call->status != 401 || !c->type->auth.client_id || *reauthed)
+		return false;
+	*reauthed = true;
+	if (call->auth_gen == c->token.gen && !c->token.fetching) {
+		secret_free(&c->token.value);
+		c->token.renew_ms = 0;
+		c->token.after_401 = true;
+	}
+	free(call->resp);
+	call->resp = NULL;
+	call->resp_len = 0;
+	call->status = 0;
+	conn_submit(c, call, 0);
+	return true;
+}
+
+/* ---- an op's requests ---- */
+
+static void after_call(struct http_call *call);
+
+/* The step's doing with the entity's name for %s ("updating the %s" -> "updating the employee"). Caller frees. */
+static char *doing_text(const struct op *op, const char *doing)
+{
+	const char *at = doing ? strstr(doing, "%s") : NULL;
+	if (!doing)
+		return xstrdup("writing the record");
+	if (!at)
+		return xstrdup(doing);
+	const char *what = op->kit.sub && op->kit.step && op->kit.step->sub ? op->kit.sub->what
+			   : op->ent && op->ent->what ? op->ent->what : "record";
+	return xasprintf("%.*s%s%s", (int)(at - doing), doing, what, at + 2);
+}
+
+static void send_prepared(struct op *op, const struct step *st, const char *method, char *url, char *body,
+			  const char *body_type)
+{
+	struct connector *c = op->conn;
+	http_call_reset(&op->call);
+	if (!url) {
+		free(body);
+		char *d = doing_text(op, st->doing);
+		op_finish(op, OPR_TRANSIENT, "%s: no platform id to send it to", d);
+		free(d);
+		return;
+	}
+	op->kit.step = st;
+	op->call.pacer = &c->pacer;
+	op->call.method = method;
+	op->call.url = xasprintf("%s%s", c->cfg->base_url, url);
+	free(url);
+	op->call.idempotent = strcmp(method, "POST") != 0;
+	op->call.body = body;
+	op->call.body_len = body ? strlen(body) : 0;
+	op->call.body_type = body ? body_type : NULL;
+	op->call.done = after_call;
+	op->call.arg = op;
+	conn_submit(c, &op->call, 0);
+}
+
+void op_send_url(struct op *op, const struct step *st, const char *method, char *url, struct jv *body)
+{
+	char *text = body ? jv_dumps(body) : NULL;
+	jv_free(body);
+	send_prepared(op, st, method, url, text, media_type(op->conn));
+}
+
+void op_send(struct op *op, const struct step *st, const char *method, const char *path, struct jv *body)
+{
+	op_send_url(op, st, method, url_expand(path, op->platform_id, NULL, NULL), body);
+}
+
+void op_get(struct op *op, const struct step *st, const char *path, const char *const *query)
+{
+	op_send_url(op, st, "GET", url_expand(path, op->platform_id, NULL, query), NULL);
+}
+
+void op_send_form(struct op *op, const struct step *st, const char *method, const char *path, char *form)
+{
+	send_prepared(op, st, method, url_expand(path, op->platform_id, NULL, NULL), form, FORM_TYPE);
+}
+
+/* What the request was, for a transient failure: "POST /employees: timeout". */
+static void finish_transient(struct op *op, const struct step *st)
+{
+	struct http_call *call = &op->call;
+	if (!call->idempotent) {
+		char *d = doing_text(op, st->doing);
+		op_finish(op, OPR_TRANSIENT, "%s: %s", d, call->err);
+		free(d);
+		return;
+	}
+	op_finish(op, OPR_TRANSIENT, "%s %s: %s", call->method, call->url + strlen(op->conn->cfg->base_url), call->err);
+}
+
+/*
+ * A 2xx whose body is not JSON (a proxy's HTML page, a cut-off answer) proves nothing:
+ * the platform may or may not have acted. It is a transient failure, and a create that
+ * meets one looks for the record before sending again.
+ */
+static void parse_answer(struct op *op)
+{
+	struct http_call *call = &op->call;
+	jv_free(op->answer);
+	op->answer = NULL;
+	if (call->outcome != CALL_ANSWERED || call->status < 200 || call->status >= 300 || !call->resp_len)
+		return;
+	char perr[200];
+	op->answer = jv_parse(call->resp, call->resp_len, perr, sizeof perr);
+	if (!op->answer) {
+		const char *ct = call->content_type ? call->content_type : "no content type";
+		snprintf(call->err, sizeof call->err, "HTTP %ld but the answer is not JSON (%s): %s", call->status, ct,
+			 perr);
+		call->outcome = CALL_TRANSIENT;
+	}
+}
+
+/* The answer to a create: the new id, or a transient failure when it carries none. */
+static bool take_created_id(struct op *op, const struct step *st)
+{
+	char *(*id_of)(const struct jv *) = op->ent->created_id ? op->ent->created_id : kit_answer_id;
+	char *id = op->answer ? id_of(op->answer) : NULL;
+	if (!id) {
+		char *d = doing_text(op, st->doing);
+		op_finish(op, OPR_TRANSIENT, "%s: %s", d, op->answer ? "the answer carries no id" : "empty answer");
+		free(d);
+		return false;
+	}
+	free(op->platform_id);
+	op->platform_id = id;
+	op->main_done = true;
+	return true;
+}
+
+static void after_call(struct http_call *call)
+{
+	struct op *op = call->arg;
+	struct connector *c = op->conn;
+	const struct step *st = op->kit.step;
+	op->http_status = call->status;
+	if (renew_on_401(c, call, &op->kit.reauthed))
+		return;
+	if (call->outcome == CALL_ANSWERED && (call->status == 401 || call->status == 403)) {
+		char *m = platform_message(c->type, call->resp, call->resp_len);
+		pacer_stop(&c->pacer, "credentials refused (HTTP %ld%s%s)", call->status, m ? ": " : "", m ? m : "");
+		op_finish(op, OPR_STOPPED, "credentials refused (HTTP %ld)", call->status);
+		free(m);
+		return;
+	}
+	parse_answer(op);
+	if (call->outcome == CALL_STOPPED) {
+		op_finish(op, OPR_STOPPED, "%s", call->err);
+		return;
+	}
+	if (call->outcome == CALL_TRANSIENT) {
+		/* The platform may have acted before the answer was lost: look again, then send. */
+		if (!call->idempotent && st->lost) {
+			if (!op_retry_later(op, st->lost, 4))
+				finish_transient(op, st);
+			return;
+		}
+		finish_transient(op, st);
+		return;
+	}
+	long s = call->status;
+	if (s >= 200 && s < 300) {
+		if (st->creates && !take_created_id(op, st))
+			return;
+		if (st->body && !op->answer) {
+			char *d = doing_text(op, st->doing);
+			op_finish(op, OPR_TRANSIENT, "%s: empty answer (HTTP %ld)", d, s);
+			free(d);
+			return;
+		}
+		if (st->ok)
+			st->ok(op);
+		else
+			op_finish(op, OPR_OK, NULL);
+		return;
+	}
+	if (s == 404 && st->gone) {
+		st->gone(op);
+		return;
+	}
+	if (s >= 400 && s < 500 && s != 404 && st->refused) {
+		st->refused(op);
+		return;
+	}
+	char *d = doing_text(op, st->doing);
+	op_fail_answer(op, d);
+	free(d);
 }
 
 void op_finish(struct op *op, enum op_result r, const char *fmt, ...)
@@ -208,222 +535,23 @@ void op_finish(struct op *op, enum op_result r, const char *fmt, ...)
 		va_end(ap);
 		op->message = sb_steal(&b);
 	}
-	finish_now(op);
-}
-
-bool op_ok(const struct op *op)
-{
-	return op->call.outcome == CALL_ANSWERED && op->call.status >= 200 && op->call.status < 300;
-}
-
-static void after_call(struct http_call *call);
-
-#define CT_JSON "Content-Type: application/json"
-#define CT_FORM "Content-Type: application/x-www-form-urlencoded"
-
-/* body_text (owned) is sent with content type ct; NULL body: none. */
-static bool prepare_call(struct op *op, const char *method, const char *path, char *body_text, const char *ct,
-			 void (*next)(struct op *op))
-{
-	struct connector *c = op->conn;
-	http_call_reset(&op->call);
-	op->call.pacer = &c->pacer;
-	op->call.method = method;
-	op->call.url = xasprintf("%s%s", c->cfg->base_url, path);
-	op->call.idempotent = strcmp(method, "POST") != 0;
-	op->call.headers = http_base_headers();
-	op->content_type = body_text ? ct : NULL;
-	if (body_text) {
-		op->call.body = body_text;
-		op->call.body_len = strlen(body_text);
-		op->call.headers = curl_slist_append(op->call.headers, ct);
-	}
-	char *err = NULL;
-	if (c->type->auth && !c->type->auth(c, &op->call.headers, &err)) {
-		pacer_stop(&c->pacer, "credentials refused: %s", err ? err : "no token");
-		op_finish(op, OPR_STOPPED, "credentials refused: %s", err ? err : "no token");
-		free(err);
-		return false;
-	}
-	op->call.done = after_call;
-	op->call.arg = op;
-	op->next = next;
-	return true;
-}
-
-static void after_call(struct http_call *call)
-{
-	struct op *op = call->arg;
-	struct connector *c = op->conn;
-	op->http_status = call->status;
-	bool raw = op->step < 0; /* op_send_raw marks the step negative while the call runs */
-	if (raw)
-		op->step = -op->step - 1;
-	if (call->outcome == CALL_ANSWERED && call->status == 401 && c->type->reauth && !op->reauthed &&
-	    c->type->reauth(c)) {
-		/* A new token: the same request once more, with fresh headers. */
-		op->reauthed = true;
-		curl_slist_free_all(call->headers);
-		call->headers = http_base_headers();
-		if (call->body && op->content_type)
-			call->headers = curl_slist_append(call->headers, op->content_type);
-		char *err = NULL;
-		if (c->type->auth(c, &call->headers, &err)) {
-			if (raw)
-				op->step = -op->step - 1;
-			http_call_resubmit(c->http, call);
-			return;
-		}
-		free(err);
-	}
-	if (call->outcome == CALL_ANSWERED && (call->status == 401 || call->status == 403)) {
-		char *m = platform_message(call->resp, call->resp_len);
-		pacer_stop(&c->pacer, "credentials refused (HTTP %ld%s%s)", call->status, m ? ": " : "", m ? m : "");
-		op_finish(op, OPR_STOPPED, "credentials refused (HTTP %ld)", call->status);
-		free(m);
-		return;
-	}
-	/*
-	 * A 2xx whose body is not JSON (a proxy's HTML page, a cut-off answer) proves
-	 * nothing: the platform may or may not have acted. It is a transient failure, and a
-	 * create that meets one looks for the record before sending again.
-	 */
-	jv_free(op->answer);
-	op->answer = NULL;
-	if (call->outcome == CALL_ANSWERED && call->status >= 200 && call->status < 300 && call->resp_len) {
-		char perr[200];
-		op->answer = jv_parse(call->resp, call->resp_len, perr, sizeof perr);
-		if (!op->answer) {
-			const char *ct = call->content_type ? call->content_type : "no content type";
-			snprintf(call->err, sizeof call->err, "HTTP %ld but the answer is not JSON (%s): %s", call->status, ct,
-				 perr);
-			call->outcome = CALL_TRANSIENT;
-		}
-	}
-	if (!raw && call->outcome == CALL_STOPPED) {
-		op_finish(op, OPR_STOPPED, "%s", call->err);
-		return;
-	}
-	if (!raw && call->outcome == CALL_TRANSIENT) {
-		op_finish(op, OPR_TRANSIENT, "%s %s: %s", call->method, call->url + strlen(c->cfg->base_url), call->err);
-		return;
-	}
-	op->next(op);
-}
-
-static char *json_body(struct jv *body)
-{
-	if (!body)
-		return NULL;
-	char *t = jv_dumps(body);
-	jv_free(body);
-	return t;
-}
-
-void op_send(struct op *op, const char *method, const char *path, struct jv *body, void (*next)(struct op *op))
-{
-	if (!prepare_call(op, method, path, json_body(body), CT_JSON, next))
-		return;
-	http_submit(op->conn->http, &op->call, 0);
-}
-
-void op_send_raw(struct op *op, const char *method, const char *path, struct jv *body,
-		 void (*next)(struct op *op))
-{
-	if (!prepare_call(op, method, path, json_body(body), CT_JSON, next))
-		return;
-	op->step = -op->step - 1;
-	http_submit(op->conn->http, &op->call, 0);
-}
-
-void op_send_form(struct op *op, const char *method, const char *path, char *form, void (*next)(struct op *op))
-{
-	if (!prepare_call(op, method, path, form, CT_FORM, next))
-		return;
-	op->step = -op->step - 1;
-	http_submit(op->conn->http, &op->call, 0);
-}
-
-struct jv *op_json(struct op *op)
-{
-	struct jv *j = op->answer;
-	op->answer = NULL;
-	if (!j)
-		op_finish(op, OPR_TRANSIENT, "%s %s: empty answer (HTTP %ld)", op->call.method,
-			  op->call.url + strlen(op->conn->cfg->base_url), op->call.status);
-	return j;
+	op->done(op);
 }
 
 void op_fail_answer(struct op *op, const char *doing)
 {
-	char *m = platform_message(op->call.resp, op->call.resp_len);
+	char *m = platform_message(op->conn->type, op->call.resp, op->call.resp_len);
 	long s = op->call.status;
 	enum op_result r = (s >= 400 && s < 500 && s != 408 && s != 429) ? OPR_REFUSED : OPR_TRANSIENT;
 	op_finish(op, r, "%s: HTTP %ld%s%s", doing, s, m ? ": " : "", m ? m : "");
 	free(m);
 }
 
-bool op_created(struct op *op, const char *what, void (*refind)(struct op *op), char *(*id_of)(const struct jv *answer))
-{
-	if (op->call.outcome != CALL_ANSWERED) {
-		/* The platform may have created it before the answer was lost: look again, then send. */
-		if (!op_retry_later(op, refind, 4))
-			op_finish(op, OPR_TRANSIENT, "%s: %s", what, op->call.err);
-		return false;
-	}
-	if (!op_ok(op)) {
-		op_fail_answer(op, what);
-		return false;
-	}
-	if (!op->answer) {
-		op_finish(op, OPR_TRANSIENT, "%s: empty answer (HTTP %ld)", what, op->call.status);
-		return false;
-	}
-	free(op->platform_id);
-	op->platform_id = id_of(op->answer);
-	if (!op->platform_id) {
-		op_finish(op, OPR_TRANSIENT, "%s: the answer carries no id", what);
-		return false;
-	}
-	op->main_done = true;
-	return true;
-}
-
-char *op_marker_key(const char *text, char fp[17])
-{
-	if (!text)
-		return NULL;
-	const char *m = strstr(text, "[hrsync:");
-	if (!m)
-		return NULL;
-	const char *start = m + 8;
-	const char *end = strrchr(start, ']');
-	if (!end)
-		return NULL;
-	const char *hash = NULL;
-	for (const char *p = start; p < end; p++)
-		if (*p == '#')
-			hash = p; /* the last one: a key may hold '#' */
-	if (!hash)
-		return NULL;
-	size_t fl = (size_t)(end - hash - 1);
-	if (fl > 16)
-		fl = 16;
-	memcpy(fp, hash + 1, fl);
-	fp[fl] = '\0';
-	return xstrndup(start, (size_t)(hash - start));
-}
-
-char *op_with_marker(const struct op *op, const char *text)
-{
-	return text && *text ? xasprintf("%s [hrsync:%s#%s]", text, op->key, op->fp)
-			     : xasprintf("[hrsync:%s#%s]", op->key, op->fp);
-}
-
 static void retry_timer(struct http_call *call)
 {
 	struct op *op = call->arg;
-	op->next(op);
+	op->kit.live = true; /* what the lost request made is in no index */
+	op->kit.timer(op);
 }
 
 bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts)
@@ -433,7 +561,7 @@ bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts
 	/* A zero-cost timer: a call that never goes out. The pacer's queue holds it back. */
 	http_call_reset(&op->call);
 	int64_t delay = backoff_ms(op->attempt - 1, 250, 10000, (double)(now_ms() % 1000) / 1000.0);
-	op->next = step;
+	op->kit.timer = step;
 	op->call.pacer = &op->conn->pacer;
 	op->call.done = retry_timer;
 	op->call.arg = op;
@@ -442,77 +570,183 @@ bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts
 	return true;
 }
 
-static void sync_done(struct http_call *call)
+struct jv *connector_list(struct connector *c, const char *resource, char **err)
+{
+	if (c->type->list)
+		return c->type->list(c, resource, err);
+	char *path = xasprintf("/%s", resource);
+	struct jv *items = conn_list_all(c, NULL, path, err);
+	free(path);
+	return items;
+}
+
+void connector_start(struct op *op)
+{
+	op->kit.step = NULL;
+	op->kit.live = false;
+	op->kit.reauthed = false;
+	op->attempt = 0;
+	kit_start(op);
+}
+
+void connector_op_release(struct op *op)
+{
+	free(op->cdata);
+	op->cdata = NULL;
+	free(op->kit.path);
+	op->kit.path = NULL;
+	free(op->kit.gone);
+	op->kit.gone = NULL;
+	page_state_free(&op->kit.pages);
+	jv_free(op->answer);
+	op->answer = NULL;
+	http_call_reset(&op->call);
+}
+
+/* ---- blocking reads ---- */
+
+static void blocking_done(struct http_call *call)
 {
 	(void)call;
 }
 
-struct jv *conn_get_json(struct connector *c, const char *path, long *status, char **err)
+/* The failure of a finished GET as a message; NULL when it succeeded. */
+static char *get_error(struct connector *c, const struct http_call *call, const char *path, bool parsed,
+		       const char *perr)
+{
+	if (call->outcome != CALL_ANSWERED)
+		return xasprintf("GET %s: %s", path, call->err);
+	if (call->status == 401 || call->status == 403) {
+		pacer_stop(&c->pacer, "credentials refused (HTTP %ld)", call->status);
+		return xasprintf("GET %s: credentials refused (HTTP %ld)", path, call->status);
+	}
+	if (call->status < 200 || call->status >= 300) {
+		char *m = platform_message(c->type, call->resp, call->resp_len);
+		char *e = xasprintf("GET %s: HTTP %ld%s%s", path, call->status, m ? ": " : "", m ? m : "");
+		free(m);
+		return e;
+	}
+	return parsed ? NULL : xasprintf("GET %s: the answer is not valid JSON: %s", path, perr);
+}
+
+struct jv *conn_get(struct connector *c, const char *path, char **err)
 {
 	struct http_call call = {0};
 	struct jv *j = NULL;
-	bool reauthed = false, backoff = false, failed = false;
+	bool reauthed = false;
+	int64_t delay = 0;
 	char perr[200] = "";
 	for (int attempt = 0; attempt < 4; attempt++) {
-		jv_free(j);
-		j = NULL;
 		http_call_reset(&call);
 		call.pacer = &c->pacer;
 		call.method = "GET";
 		call.url = xasprintf("%s%s", c->cfg->base_url, path);
 		call.idempotent = true;
-		call.headers = http_base_headers();
-		call.done = sync_done;
-		char *aerr = NULL;
-		if (c->type->auth && !c->type->auth(c, &call.headers, &aerr)) {
-			pacer_stop(&c->pacer, "credentials refused: %s", aerr ? aerr : "no token");
-			*err = xasprintf("credentials refused: %s", aerr ? aerr : "no token");
-			free(aerr);
-			http_call_reset(&call);
-			return NULL;
-		}
-		http_submit(c->http, &call, backoff ? backoff_ms(attempt - 1, 1000, 8000, 0.5) : 0);
-		backoff = false;
+		call.done = blocking_done;
+		conn_submit(c, &call, delay);
 		while (call.outcome == CALL_PENDING)
 			http_run(c->http, 100);
-		if (call.outcome == CALL_ANSWERED && call.status == 401 && !reauthed && c->type->reauth &&
-		    c->type->reauth(c)) {
-			reauthed = true;
-			continue; /* renewed: once more */
-		}
-		/* A 2xx that is not JSON (a proxy's HTML page, a cut answer) proves nothing: a GET may be sent again. */
-		if (call.outcome == CALL_ANSWERED && call.status >= 200 && call.status < 300) {
-			j = jv_parse(call.resp ? call.resp : "", call.resp_len, perr, sizeof perr);
-			if (!j) {
-				log_warn("GET %s: the answer is not JSON (%s); trying again", path,
-					 call.content_type ? call.content_type : "no content type");
-				backoff = true;
-				continue;
-			}
-		}
-		break;
+		while (renew_on_401(c, &call, &reauthed))
+			while (call.outcome == CALL_PENDING)
+				http_run(c->http, 100);
+		if (call.outcome != CALL_ANSWERED || call.status < 200 || call.status >= 300)
+			break;
+		/* A 2xx that is not JSON (a proxy's HTML page, a cut answer) proves nothing: a GET may go again. */
+		j = jv_parse(call.resp ? call.resp : "", call.resp_len, perr, sizeof perr);
+		if (j)
+			break;
+		log_warn("GET %s: the answer is not JSON (%s); trying again", path,
+			 call.content_type ? call.content_type : "no content type");
+		delay = backoff_ms(attempt, 1000, 8000, 0.5);
 	}
-	if (status)
-		*status = call.status;
-	failed = true;
-	if (call.outcome != CALL_ANSWERED) {
-		*err = xasprintf("GET %s: %s", path, call.err);
-	} else if (call.status == 401 || call.status == 403) {
-		pacer_stop(&c->pacer, "credentials refused (HTTP %ld)", call.status);
-		*err = xasprintf("GET %s: credentials refused (HTTP %ld)", path, call.status);
-	} else if (call.status < 200 || call.status >= 300) {
-		char *m = platform_message(call.resp, call.resp_len);
-		*err = xasprintf("GET %s: HTTP %ld%s%s", path, call.status, m ? ": " : "", m ? m : "");
-		free(m);
-	} else if (!j) {
-		*err = xasprintf("GET %s: the answer is not valid JSON: %s", path, perr);
-	} else {
-		failed = false;
-	}
-	if (failed) {
+	*err = get_error(c, &call, path, j != NULL, perr);
+	if (*err) {
 		jv_free(j);
 		j = NULL;
 	}
 	http_call_reset(&call);
 	return j;
+}
+
+/* ---- the platform's error message ---- */
+
+/* "a; b": the messages of an errors[] list (field: message, or JSON:API detail/title). */
+static void errors_list(struct sb *b, const struct jv *errs)
+{
+	for (size_t i = 0; i < errs->u.arr.n && i < 5; i++) {
+		const struct jv *e = errs->u.arr.v[i];
+		const char *field = jv_obj_str(e, "field");
+		const char *msg = jv_obj_str(e, "message");
+		if (!msg)
+			msg = jv_obj_str(e, "detail");
+		if (!msg)
+			msg = jv_obj_str(e, "title");
+		if (!msg && e->t == JV_STR)
+			msg = e->u.str.s;
+		if (!msg)
+			continue;
+		sb_printf(b, "%s%s%s%s", b->len ? "; " : "", field ? field : "", field ? ": " : "", msg);
+	}
+}
+
+/*
+ * The usual shapes: {"errors": [{"field", "message"} | {"title", "detail"}]}, Rails'
+ * {"errors": {"field": ["msg"]}}, {"error": {"message"}}, OAuth's {"error",
+ * "error_description"}, {"message"}.
+ */
+static void usual_message(struct sb *b, const struct jv *j)
+{
+	const struct jv *errs = jv_obj_get(j, "errors");
+	if (errs && errs->t == JV_ARR) {
+		errors_list(b, errs);
+	} else if (errs && errs->t == JV_OBJ) {
+		for (size_t i = 0; i < errs->u.obj.n; i++) {
+			const struct jv *v = errs->u.obj.v[i];
+			char *t = v->t == JV_ARR && v->u.arr.n ? jv_scalar_text(v->u.arr.v[0]) : jv_scalar_text(v);
+			sb_printf(b, "%s%s: %s", b->len ? "; " : "", errs->u.obj.k[i], t ? t : "");
+			free(t);
+		}
+	}
+	if (b->len)
+		return;
+	const struct jv *e = jv_obj_get(j, "error");
+	if (e && e->t == JV_OBJ && jv_obj_str(e, "message")) {
+		sb_puts(b, jv_obj_str(e, "message"));
+	} else if (e && e->t == JV_STR) {
+		sb_puts(b, e->u.str.s);
+		if (jv_obj_str(j, "error_description"))
+			sb_printf(b, ": %s", jv_obj_str(j, "error_description"));
+	} else if (jv_obj_str(j, "message")) {
+		sb_puts(b, jv_obj_str(j, "message"));
+	}
+}
+
+char *platform_message(const struct connector_type *t, const char *body, size_t len)
+{
+	if (!body || !len)
+		return NULL;
+	struct jv *j = jv_parse(body, len, NULL, 0);
+	struct sb b = {0};
+	if (!j) {
+		/* Not JSON (an HTML error page): keep a short, single-line excerpt. */
+		for (size_t i = 0; i < len && b.len < 120; i++)
+			sb_putc(&b, body[i]);
+		if (!utf8_valid(b.s, b.len)) {
+			sb_free(&b);
+			return xstrdup("(an answer that is not JSON)");
+		}
+	} else {
+		char *own = t && t->message ? t->message(j) : NULL;
+		if (own && *own)
+			sb_puts(&b, own);
+		else
+			usual_message(&b, j);
+		free(own);
+		jv_free(j);
+	}
+	/* One line: a platform's message must not forge log lines or break a table. */
+	for (size_t i = 0; i < b.len; i++)
+		if ((unsigned char)b.s[i] < 0x20)
+			b.s[i] = ' ';
+	return b.len ? sb_steal(&b) : (sb_free(&b), NULL);
 }

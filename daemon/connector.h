@@ -1,14 +1,20 @@
 /*
- * connector — the one interface every platform module fills (one file in connectors/), and the
- * plumbing they share: sending a request on behalf of a sync operation, reading the
- * answer, finishing the operation, fetching paginated lists.
+ * connector — the one interface every platform module fills (one file in connectors/),
+ * and the plumbing of a request: authentication, sending on behalf of a sync operation,
+ * reading the answer, finishing the operation. The flows built on it (find before a
+ * create, markers, sub-resources, pagination) are in kit.h; docs/connectors.md walks
+ * through writing a connector.
  *
  * The engine never names a platform. It asks a connector to create, update, terminate
- * or restore one record (a struct op); the connector runs the requests that takes as a
- * small state machine: each step sends one request with op_send() and names the
- * function that continues when the answer is in. An op ends with op_finish(), which
- * hands it back to the engine. A connector must never write state: it reports ids
+ * or restore one record (a struct op); the kit drives the op through the entity's table
+ * (struct conn_entity): each request is sent with op_send() and names a struct step, the
+ * functions that continue when the answer is in. An op ends with op_finish(), which
+ * hands it back to the engine. A connector never writes state: it reports ids
  * (op->platform_id, op->extra) and the engine commits them.
+ *
+ * One-way boundaries: blocking reads (conn_get, conn_list) happen in prepare, in lookup
+ * lists, find_by_key and pull, never inside an answer's callback (http_run aborts when it
+ * is re-entered). Tokens are fetched without blocking: a request waits for its token.
  */
 #ifndef HRSYNC_CONNECTOR_H
 #define HRSYNC_CONNECTOR_H
@@ -19,10 +25,13 @@
 #include "http.h"
 #include "json.h"
 #include "secret.h"
+#include "url.h"
 #include "yaml.h"
 
 struct connector;
 struct op;
+struct pager;
+struct subres;
 
 /* What "terminate" means for an entity on its platform. */
 enum term_kind {
@@ -39,29 +48,84 @@ enum op_result {
 	OPR_STOPPED,    /* the connector stopped (breaker, credentials) */
 };
 
+/* NULL-terminated lists of names in entity tables: NAMES("first_name", "last_name"). */
+#define NAMES(...) ((const char *const[]){__VA_ARGS__, NULL})
+
 /* A payload field that holds the id of an item of a reference list (for check --online). */
 struct id_field {
 	const char *path;        /* "leave_type_id", "position.department_id", "terminate.termination_type_id" */
 	const char *resource;    /* "leave_types" */
 };
 
+/*
+ * What to do with the answer to one request of an op. Only ok is usual; the kit's
+ * defaults cover the rest: a 404 or another 4xx refuses the record with the platform's
+ * message, a transient failure (429s, 5xx, timeouts spent) finishes it for the next run.
+ */
+struct step {
+	const char *doing;                 /* "updating the %s" (%s: the entity's `what`), for messages */
+	void (*ok)(struct op *op);         /* 2xx: op->answer holds the parsed body (NULL: none). NULL: done */
+	void (*gone)(struct op *op);       /* 404: kit_recreate (an update), kit_done (a delete); NULL: refused */
+	void (*refused)(struct op *op);    /* another 4xx (op->call.status); NULL: refused with the message */
+	/*
+	 * A request that may have acted (POST) whose answer was lost (5xx, timeout, reset,
+	 * an answer that is not JSON): run after a backoff to look for what it may have
+	 * made before anything is sent again. NULL: finished as transient.
+	 */
+	void (*lost)(struct op *op);
+	bool creates;                      /* the answer's id (entity's created_id) into op->platform_id, main_done */
+	bool body;                         /* ok reads the answer: an empty one is a transient failure */
+	bool sub;                          /* a sub-resource's request: %s in doing is its `what` */
+};
+
+/*
+ * One entity a connector offers (a row of its entity table). The kit's defaults do what
+ * most REST platforms want; a hook replaces one step of it:
+ *   create     find (NULL: none) -> kit_found(id): adopt, or kit_absent(): POST `path`
+ *   update     PUT (or update_method) `item` with the main fields (skipped when they did not
+ *              change), 404 -> created again
+ *   terminate  TERM_DELETE: DELETE `item`, 404 is done; TERM_KEEP: the terminate hook
+ *   restore    the update
+ *   then       after the main record: sub-resources (NULL: done)
+ */
 struct conn_entity {
 	const char *name;
 	enum term_kind term;
-	const char *const *nested;     /* sub-resources it takes (NULL-terminated), e.g. "position" */
-	const char *const *required;   /* fields the platform requires on create (NULL-terminated) */
-	/* Once per run before the first op of a mapping; pending_creates: records with no link. */
-	bool (*prepare)(struct connector *c, const struct conn_entity *e, long pending_creates, char **err);
-	void (*start)(struct op *op);
+	const char *what;                  /* "employee", "leave request": in messages and logs */
+	const char *path;                  /* the collection: creates go here */
+	const char *item;                  /* one record: "/employees/{id}" */
+	const char *update_method;         /* NULL: PUT */
+	const char *marker;                /* no natural key: the free-text field carrying "[hrsync:KEY#FP]" */
+	const struct pager *pager;         /* how its lists page (NULL: the type's) */
+	const char *const *nested;         /* nested groups sent inside the record's own body */
+	const struct subres *const *subres;/* nested groups sent by requests of their own (NULL-terminated) */
+	const char *const *required;       /* fields the platform requires on create */
 	const struct id_field *id_fields;  /* {NULL} ends; may be NULL */
 	/*
 	 * The fields the platform knows, for "did you mean" (NULL-terminated): main fields,
-	 * "sub.field" for sub-resources, "terminate.field" for terminate fields. NULL: not
+	 * "sub.field" for nested groups, "terminate.field" for terminate fields. NULL: not
 	 * checked. custom_fields: other names are the platform's custom fields, so only a
 	 * near miss is reported.
 	 */
 	const char *const *fields;
 	bool custom_fields;
+
+	/* Once per mapping before its first op (pending_creates 0), and again before its first
+	 * create with the number of records that have no link yet: read what every op needs,
+	 * and index the platform's records when that is cheaper than one lookup per create. */
+	bool (*prepare)(struct connector *c, const struct conn_entity *e, long pending_creates, char **err);
+	void (*find)(struct op *op);
+	void (*create)(struct op *op);
+	void (*adopt)(struct op *op);      /* bring the record find found up to date (NULL: the update request) */
+	void (*update)(struct op *op);
+	void (*terminate)(struct op *op);
+	void (*restore)(struct op *op);
+	void (*then)(struct op *op);
+	/* The wire body around the main fields (owned), e.g. {"employee": fields}; create: the
+	 * request creates. NULL + *why refuses the record. NULL hook: the fields as they are. */
+	struct jv *(*body)(struct op *op, struct jv *fields, bool create, char **why);
+	char *(*created_id)(const struct jv *answer);   /* NULL: data.id, else id */
+	const char *(*item_of)(const struct op *op);    /* `item` when it depends on the record */
 };
 
 enum opt_kind { OPT_SECRET, OPT_STRING };
@@ -73,39 +137,53 @@ struct conn_option {
 	const char *help;
 };
 
+/*
+ * How requests authenticate. A static key: `header` with the key option's value for %s.
+ * OAuth 2.0 client credentials (client_id set): a token from token_path (under base_url)
+ * or from the URL in option token_url, reused until shortly before it expires, renewed
+ * once when the platform answers 401; `header` takes the token.
+ */
+struct conn_auth {
+	const char *header;                /* "X-API-KEY: %s", "Authorization: Bearer %s" */
+	const char *key;                   /* the option holding a static key */
+	const char *client_id, *client_secret;   /* options, for client credentials */
+	const char *token_path;            /* "/v2/auth/token" */
+	const char *token_url;             /* an option naming the token URL, when configurable */
+};
+
 struct connector_type {
 	const char *name;
+	const char *title;                       /* "PeopleForce": in messages */
 	const struct conn_option *options;       /* type-specific config keys, {NULL} ends */
 	const struct conn_entity *entities;      /* {NULL} ends */
 	const char *const *resources;            /* lookup resources, NULL ends */
 	double default_rate;                     /* requests per second when rate_limit is not set */
 	bool native_refs;                        /* the platform takes erp:/ssn: references as they are */
+	struct conn_auth auth;
+	const char *media_type;                  /* Accept and JSON bodies; NULL: application/json */
+	const struct pager *pager;               /* how its lists page */
+	size_t priv_size;                        /* c->priv: zeroed, freed after destroy */
 	bool (*init)(struct connector *c, char **err);
 	void (*destroy)(struct connector *c);
-	/* Add authentication headers; may fetch a token (blocking). false: credentials refused. */
-	bool (*auth)(struct connector *c, struct curl_slist **headers, char **err);
-	/* Every item of a reference list (departments, leave_types, ...), blocking. */
+	void (*headers)(struct connector *c, struct curl_slist **h);   /* more headers on every request */
+	/* The message of an error body in the platform's envelope; NULL: the kit's reading. Caller frees. */
+	char *(*message)(const struct jv *body);
+	/* Every item of a reference list (departments, leave_types, ...), blocking. NULL: "/resource", paged. */
 	struct jv *(*list)(struct connector *c, const char *resource, char **err);
 	/* The platform id of an entity's record found by its ERP key, blocking; NULL + *err NULL when none. */
 	char *(*find_by_key)(struct connector *c, const struct conn_entity *e, const char *erp_key, char **err);
 	/*
-	 * Called once when the platform answers 401: renew the credentials (a new token)
-	 * and return true to have the request sent again; false stops the connector.
-	 * NULL: a 401 stops the connector at once.
-	 */
-	bool (*reauth)(struct connector *c);
-	/*
-	 * The pull direction (SPEC §5 pull mappings), blocking: every record of `entity`
-	 * the platform holds that changed since `cursor` (NULL: all of them; otherwise the
-	 * value this function returned last time: the connector applies its own small
-	 * look-back, duplicates are fine). Each record goes to cb with its platform id,
-	 * exactly as the platform returned it (borrowed); cb returns false to stop. *next_cursor gets what to pass next time
-	 * (caller frees). `filter` is the mapping's filter (e.g. {"status": "approved"}):
-	 * the ENGINE applies it, so that a record leaving the filter (approved, then
-	 * withdrawn) still updates the row pulled before; a connector may use it only to
-	 * narrow by what never changes for a record. `complete` is set when every record
-	 * the platform holds was listed (a full listing, cursor NULL), so the engine may
-	 * mark what it did not see as deleted. NULL when the connector pulls nothing.
+	 * The pull direction (pull mappings), blocking: every record of `entity` the platform
+	 * holds that changed since `cursor` (NULL: all of them; otherwise the value this
+	 * function returned last time: the connector applies its own small look-back,
+	 * duplicates are fine). Each record goes to cb with its platform id, exactly as the
+	 * platform returned it (borrowed); cb returns false to stop. *next_cursor gets what to
+	 * pass next time (caller frees). `filter` is the mapping's filter (e.g. {"status":
+	 * "approved"}): the ENGINE applies it, so that a record leaving the filter (approved,
+	 * then withdrawn) still updates the row pulled before; a connector may use it only to
+	 * narrow by what never changes for a record. `complete` is set when every record the
+	 * platform holds was listed (a full listing, cursor NULL), so the engine may mark what
+	 * it did not see as deleted. NULL when the connector pulls nothing.
 	 */
 	bool (*pull)(struct connector *c, const char *entity, const struct jv *filter, const char *cursor,
 		     bool (*cb)(void *ud, const char *platform_id, const struct jv *record), void *ud, char **next_cursor,
@@ -128,6 +206,17 @@ struct conn_cfg {
 	int line, col;
 };
 
+/* A client-credentials token and the requests waiting for it (connector.c). */
+struct token {
+	struct secret value;
+	int64_t renew_ms;            /* monotonic: renew from then on */
+	unsigned gen;                /* counts tokens: a 401 to an older one needs no new fetch */
+	bool fetching, after_401;
+	struct http_call call;       /* the token request */
+	struct http_call **waiting;
+	size_t nwaiting, capwaiting;
+};
+
 /* A live connector for one run. */
 struct connector {
 	const struct conn_cfg *cfg;
@@ -135,7 +224,30 @@ struct connector {
 	const char *name;
 	struct http *http;
 	struct pacer pacer;
-	void *priv;
+	struct token token;
+	void *priv;             /* the connector module's (type->priv_size bytes) */
+};
+
+/* A paged listing's position (kit.h: pagination). */
+struct page_state {
+	long long n;            /* pages read */
+	char *next;             /* a cursor or the next page's path */
+	struct jv *first;       /* the last page's first item: a page that repeats it is refused */
+	long long total, pages; /* what the first page announced (-1: not said) */
+	const char *base;       /* the connector's base_url (next links must stay under it) */
+};
+
+/* The kit's own per-operation state. */
+struct op_kit {
+	const struct step *step;        /* where the answer in flight goes */
+	void (*timer)(struct op *op);   /* op_retry_later's step */
+	bool reauthed;                  /* a 401 was answered with a new token once */
+	bool live;                      /* find on the platform, not in an index (the index may be stale) */
+	const struct subres *sub;       /* the sub-resource being written */
+	char *gone;                     /* the id kit_replace deleted: found again, it is not there */
+	const struct search *search;    /* a paged search in progress */
+	char *path;                     /* its listing, without the page */
+	struct page_state pages;
 };
 
 struct op {
@@ -156,74 +268,64 @@ struct op {
 	long http_status;
 	char *message;          /* what went wrong, for failures */
 	bool adopted;           /* a create found a record an earlier run had made */
-	bool reauthed;          /* credentials were renewed once for this op */
-	const char *content_type; /* of the request body in flight (kept when the call is resent) */
 	bool main_done;         /* platform_id is valid even if a later step failed */
 
-	int step, attempt;
-	struct jv *answer;      /* the parsed body of the last 2xx answer (op_json takes it) */
-	void (*next)(struct op *op);
-	void *priv;
+	int attempt;            /* lost answers looked for so far (op_retry_later) */
+	struct jv *answer;      /* the parsed body of the last 2xx answer */
 	struct http_call call;
+	void *cdata;            /* the connector's own per-operation state; the engine free()s it */
+	struct op_kit kit;
 
-	void (*done)(struct op *op);
-	void *engine;
-	struct op *link;        /* the engine's list */
+	void (*done)(struct op *op);    /* the engine's */
+	void *engine, *engine_ctx;
 };
 
 const struct connector_type *connector_type_find(const char *name);
-/* All type names, NULL-terminated (for "did you mean"). */
+/* All type names, NULL-terminated (config messages, "did you mean"). */
 const char *const *connector_type_names(void);
 const struct conn_entity *connector_entity(const struct connector_type *t, const char *name);
+/* The entity's nested groups, inline and sub-resources: the ith name, NULL past the last. */
+const char *connector_entity_group(const struct conn_entity *e, size_t i);
+bool connector_entity_nested(const struct conn_entity *e, const char *name);
 int connector_option_index(const struct connector_type *t, const char *name);
 
 struct connector *connector_new(const struct conn_cfg *cfg, struct http *http, char **err);
 void connector_free(struct connector *c);
 const struct secret *conn_secret(const struct connector *c, const char *option);
-const char *conn_string(const struct connector *c, const char *option);
+/* Every item of a lookup list (blocking): the type's list, or "/resource" read whole. */
+struct jv *connector_list(struct connector *c, const char *resource, char **err);
+/* Run op (the engine's entry point): through its entity's table, from the start. */
+void connector_start(struct op *op);
+/* Free what the connector and the kit keep for op (the op itself stays the engine's). */
+void connector_op_release(struct op *op);
 
-/* ---- for connector modules ---- */
+/* ---- for connector modules: requests of an op ---- */
 
 /*
- * Send one request for op; body (owned, may be NULL) is sent as JSON. When the platform
- * answers, next(op) runs with op->call holding the answer. Transient failures and a
- * stopped connector finish the op, unless the step set op->on_fail... (see op_retry).
- * path is appended to base_url; query strings must already be encoded.
+ * Send one request for op; when the platform answers, st decides what runs. path is a
+ * template (url.h) whose {id} is op->platform_id; body (owned, may be NULL) goes as JSON
+ * in the connector's media type.
  */
-void op_send(struct op *op, const char *method, const char *path, struct jv *body, void (*next)(struct op *op));
-/* An x-www-form-urlencoded body (owned, already encoded); like op_send_raw. */
-void op_send_form(struct op *op, const char *method, const char *path, char *form, void (*next)(struct op *op));
-/* Like op_send, but a transient failure calls next too (op->call.outcome tells). */
-void op_send_raw(struct op *op, const char *method, const char *path, struct jv *body, void (*next)(struct op *op));
+void op_send(struct op *op, const struct step *st, const char *method, const char *path, struct jv *body);
+/* A GET of path (template, as op_send) with query key/value pairs (QUERY(...), may be NULL). */
+void op_get(struct op *op, const struct step *st, const char *path, const char *const *query);
+/* The same with a URL path built by the caller (owned: url_expand). NULL (a placeholder had no
+ * value) finishes the op: nothing is sent to a path that names another resource. */
+void op_send_url(struct op *op, const struct step *st, const char *method, char *url, struct jv *body);
+/* An x-www-form-urlencoded body (owned, already encoded: url.h form_add). */
+void op_send_form(struct op *op, const struct step *st, const char *method, const char *path, char *form);
 void op_finish(struct op *op, enum op_result r, const char *fmt, ...) PRINTF_LIKE(3, 4);
-/* Finish from a non-2xx answer: 4xx -> refused with the platform's message (via msg_of). */
+/* Finish from a non-2xx answer: a 4xx refuses the record with the platform's message, doing says what failed. */
 void op_fail_answer(struct op *op, const char *doing);
-/* The answer's JSON; on malformed JSON finishes the op as transient and returns NULL. Caller frees. */
-struct jv *op_json(struct op *op);
-bool op_ok(const struct op *op);   /* 2xx */
-/*
- * The answer to a create. true: op->platform_id is set (id_of reads it from the parsed
- * answer) and op->main_done. false: the op is already finished (refused, transient) or,
- * when the answer was lost, sent to refind() after a backoff so that what the platform
- * may have created is found before anything is sent again; the caller just returns.
- */
-bool op_created(struct op *op, const char *what, void (*refind)(struct op *op), char *(*id_of)(const struct jv *answer));
-/*
- * Where a platform has no external id (leave requests, time-offs), hrsync writes
- * "[hrsync:KEY#FINGERPRINT]" in a free-text field and finds its records by it.
- * op_with_marker: text with op's marker appended (caller frees). op_marker_key: the key
- * in a text (caller frees; NULL when none) and the fingerprint into fp.
- */
-char *op_with_marker(const struct op *op, const char *text);
-char *op_marker_key(const char *text, char fp[17]);
 /* Run step again after a backoff delay (op->attempt counts). false when attempts are spent. */
 bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts);
 
-/* A blocking GET returning parsed JSON (NULL with *err on failure). */
-struct jv *conn_get_json(struct connector *c, const char *path, long *status, char **err);
-/* URL-encode s for a query string. Caller frees. */
-char *url_encode(const char *s);
-/* The platform's error message from an error body (several shapes understood). Caller frees. */
-char *platform_message(const char *body, size_t len);
+/* ---- for connector modules: blocking reads (prepare, lookups, find_by_key, pull) ---- */
+
+/* A GET returning parsed JSON (NULL with *err on failure); path as built by url_expand. */
+struct jv *conn_get(struct connector *c, const char *path, char **err);
+/* The platform's error message from an error body: t's envelope (t may be NULL), then the usual
+ * shapes; a short excerpt of a body that is not JSON. One line. Caller frees. */
+char *platform_message(const struct connector_type *t, const char *body, size_t len);
 
 #endif

@@ -21,6 +21,7 @@ struct http {
 	struct pacer *pacers;
 	int running;
 	int active;          /* calls submitted and not yet done */
+	int depth;           /* http_run calls on the stack: 1 at most */
 	uint64_t rng;
 };
 
@@ -100,11 +101,13 @@ void http_add_pacer(struct http *h, struct pacer *p)
 	h->pacers = p;
 }
 
-struct curl_slist *http_base_headers(void)
+struct curl_slist *http_base_headers(const char *accept)
 {
 	struct curl_slist *l = NULL;
+	char line[160];
+	snprintf(line, sizeof line, "Accept: %s", accept ? accept : "application/json");
 	l = curl_slist_append(l, "User-Agent: hrsync/" HRSYNC_VERSION);
-	l = curl_slist_append(l, "Accept: application/json");
+	l = curl_slist_append(l, line);
 	return l;
 }
 
@@ -119,6 +122,7 @@ void http_call_reset(struct http_call *c)
 	sb_free(&c->rbuf);
 	c->url = c->body = c->resp = c->content_type = c->retry_after = NULL;
 	c->headers = NULL;
+	c->body_type = NULL;
 	c->resp_len = c->body_len = 0;
 	c->status = 0;
 	c->outcome = CALL_PENDING;
@@ -145,15 +149,6 @@ void http_submit(struct http *h, struct http_call *c, int64_t delay_ms)
 		c->first_ms = now_ms();
 	h->active++;
 	enqueue(c->pacer, c);
-}
-
-void http_call_resubmit(struct http *h, struct http_call *c)
-{
-	free(c->resp);
-	c->resp = NULL;
-	c->resp_len = 0;
-	c->status = 0;
-	http_submit(h, c, 0);
 }
 
 bool http_busy(const struct http *h)
@@ -313,8 +308,7 @@ static struct http_call *eligible(struct pacer *p, int64_t now, int64_t *wait, s
 
 /*
  * Start (or fire, or fail) every queued call that may go now. A callback may queue new
- * calls or even run a nested loop (a connector's blocking list read from a retry timer):
- * no list pointer is kept across one — each call is found, unlinked, then run.
+ * calls: no list pointer is kept across one — each call is found, unlinked, then run.
  * Returns ms until the next could start.
  */
 static int64_t dispatch(struct http *h)
@@ -501,7 +495,21 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 	finish(h, c, p->stopped ? CALL_STOPPED : CALL_TRANSIENT);
 }
 
+static void run_turn(struct http *h, int max_wait_ms);
+
 void http_run(struct http *h, int max_wait_ms)
+{
+	if (h->depth) {
+		/* A blocking read from inside an answer's callback: a connector bug, never a platform's. */
+		fprintf(stderr, "hrsync: http_run re-entered from a callback (a blocking read in an answer's callback)\n");
+		abort();
+	}
+	h->depth++;
+	run_turn(h, max_wait_ms);
+	h->depth--;
+}
+
+static void run_turn(struct http *h, int max_wait_ms)
 {
 	for (struct pacer *p = h->pacers; p; p = p->next_pacer)
 		recover_rate(p, now_ms());

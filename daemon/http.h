@@ -66,6 +66,8 @@ struct http_call {
 	char *body;                  /* owned, may be NULL */
 	size_t body_len;
 	struct curl_slist *headers;  /* owned */
+	const char *body_type;       /* the body's media type (static), kept for a resend */
+	unsigned auth_gen;           /* the submitter's: which credentials the headers carry */
 	bool idempotent;
 	void (*done)(struct http_call *call);
 	void *arg;
@@ -100,18 +102,18 @@ void pacer_stop(struct pacer *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
 /* Queue a call (delay_ms > 0 holds it back that long). done() runs from http_run(). */
 void http_submit(struct http *h, struct http_call *call, int64_t delay_ms);
-/* Send a finished call again as it is (its headers may have been replaced). */
-void http_call_resubmit(struct http *h, struct http_call *call);
-/* One turn of the loop: start what may start, wait at most max_wait_ms, finish what finished. */
+/*
+ * One turn of the loop: start what may start, wait at most max_wait_ms, finish what
+ * finished. Never from a done() callback: a blocking read inside an answer's callback
+ * would run answers out of order; http_run aborts when it is re-entered.
+ */
 void http_run(struct http *h, int max_wait_ms);
 /* Submit and run the loop until this call is done (other calls progress meanwhile). */
 void http_call_sync(struct http *h, struct http_call *call);
 bool http_busy(const struct http *h);
 /* Free the call's request and answer buffers; the struct itself stays the caller's. */
 void http_call_reset(struct http_call *call);
-/* A header from the answer of the last attempt, if it was captured (Retry-After only). */
-
-/* For connectors: the standard headers every request carries (User-Agent, Accept). */
-struct curl_slist *http_base_headers(void);
+/* The headers every request carries: User-Agent, and Accept with the media type given. */
+struct curl_slist *http_base_headers(const char *accept);
 
 #endif

@@ -417,3 +417,17 @@ const struct jv *jv_path(const struct jv *v, const char *path)
 	}
 	return v;
 }
+
+const struct jv *jv_path_any(const struct jv *v, const char *paths)
+{
+	for (const char *p = paths; p && *p;) {
+		size_t n = strcspn(p, "|");
+		char *one = xstrndup(p, n);
+		const struct jv *r = jv_path(v, one);
+		free(one);
+		if (r)
+			return r;
+		p += n + (p[n] == '|');
+	}
+	return NULL;
+}

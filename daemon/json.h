@@ -68,5 +68,7 @@ struct jv *jv_parse(const char *text, size_t len, char *err, size_t errlen);
 
 /* Follow a dotted path with list indexes ("a.b", "list[0].c"); NULL when absent. */
 const struct jv *jv_path(const struct jv *v, const char *path);
+/* The first of several paths separated by '|' that is there ("data.items|items"). */
+const struct jv *jv_path_any(const struct jv *v, const char *paths);
 
 #endif

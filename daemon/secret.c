@@ -120,7 +120,7 @@ bool secret_load(struct secret *s, const struct ynode *node, const char *basedir
 
 bool secret_present(const struct secret *s)
 {
-	return s->value_ != NULL;
+	return s && s->value_ != NULL;
 }
 
 const char *secret_value(const struct secret *s)

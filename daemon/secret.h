@@ -28,7 +28,7 @@ bool secret_load(struct secret *s, const struct ynode *node, const char *basedir
 /* Load from a file path (a password_file); same permission rule. */
 bool secret_load_file(struct secret *s, const char *path, const char *what, struct diag *d,
 		      const struct ynode *at);
-bool secret_present(const struct secret *s);
+bool secret_present(const struct secret *s);   /* false for NULL */
 const char *secret_value(const struct secret *s);
 void secret_free(struct secret *s);
 

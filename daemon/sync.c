@@ -54,7 +54,7 @@ struct engine {
 	int inflight, max_inflight;
 	struct op **creates;           /* held back until prepare() */
 	size_t ncreates;
-	bool prepared;
+	bool readied, prepared;        /* the entity's prepare ran: before any op, before the creates */
 	struct op **terms;             /* terminations, run after the guard */
 	size_t nterms, capterms;
 	bool mapping_stopped;
@@ -163,9 +163,8 @@ static void op_free(struct op *op)
 	free(op->platform_id);
 	jv_free(op->extra);
 	free(op->message);
-	jv_free(op->answer);
-	http_call_reset(&op->call);
-	free(op->priv);
+	connector_op_release(op);
+	free(op->engine_ctx);
 	free(op);
 }
 
@@ -179,7 +178,7 @@ struct op_ctx {
 static void op_done(struct op *op)
 {
 	struct engine *e = op->engine;
-	struct op_ctx *x = op->priv;
+	struct op_ctx *x = op->engine_ctx;
 	const char *m = e->m->name;
 	e->inflight--;
 	/*
@@ -215,9 +214,8 @@ static void op_done(struct op *op)
 			/* First seen already gone: created, now terminated (SPEC §5 lifecycle). */
 			op->then_terminate = false;
 			op->action = ACT_TERMINATE;
-			op->step = op->attempt = 0;
 			e->inflight++;
-			op->ent->start(op);
+			connector_start(op);
 			return;
 		}
 		op_free(op);
@@ -251,8 +249,11 @@ static void pump(struct engine *e, int limit)
 	}
 }
 
+static void prepare_entity(struct engine *e, long pending);
+
 static void launch(struct engine *e, struct op *op)
 {
+	prepare_entity(e, 0);
 	pump(e, e->max_inflight - 1);
 	if (e->stop || e->conn->pacer.stopped) {
 		/* Nothing new goes out once the run is stopping; the record is retried next run. */
@@ -264,14 +265,19 @@ static void launch(struct engine *e, struct op *op)
 		return;
 	}
 	e->inflight++;
-	op->ent->start(op);
+	connector_start(op);
 }
 
+/*
+ * The connector reads what the mapping's ops need: once before the first op (pending 0),
+ * and once before the first create, with how many records are new.
+ */
 static void prepare_entity(struct engine *e, long pending)
 {
-	if (e->prepared)
+	if (pending > 0 ? e->prepared : e->readied)
 		return;
-	e->prepared = true;
+	e->readied = true;
+	e->prepared |= pending > 0;
 	char *err = NULL;
 	if (e->m->ent->prepare && !e->opts->dry_run && !e->m->ent->prepare(e->conn, e->m->ent, pending, &err)) {
 		stop_run(e, "connector %s cannot read what the platform holds: %s", e->conn->name, err ? err : "failed");
@@ -312,7 +318,7 @@ static bool load_lookup(struct engine *e, const char *resource, const char *matc
 	if (lookups_loaded(&e->lookups, resource, match))
 		return true;
 	char *err = NULL;
-	struct jv *items = e->conn->type->list(e->conn, resource, &err);
+	struct jv *items = connector_list(e->conn, resource, &err);
 	if (!items) {
 		stop_run(e, "connector %s: cannot read %s: %s", e->conn->name, resource, err ? err : "failed");
 		free(err);
@@ -440,7 +446,7 @@ static struct op *new_op(struct engine *e, enum op_action a, const char *key)
 	op->key = xstrdup(key);
 	op->done = op_done;
 	op->engine = e;
-	op->priv = xcalloc(1, sizeof(struct op_ctx));
+	op->engine_ctx = xcalloc(1, sizeof(struct op_ctx));
 	return op;
 }
 
@@ -684,7 +690,7 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 		goto out;
 	}
 	struct op *op = new_op(e, a, key);
-	struct op_ctx *ctx = op->priv;
+	struct op_ctx *ctx = op->engine_ctx;
 	memcpy(ctx->fp, fp, sizeof fp);
 	if (x->src_hash)
 		snprintf(ctx->src_hash, sizeof ctx->src_hash, "%s", x->src_hash);
@@ -827,7 +833,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->m = m;
 	e->conn = conn;
 	memset(&e->cnt, 0, sizeof e->cnt);
-	e->prepared = false;
+	e->readied = e->prepared = false;
 	e->ncreates = 0;
 	e->planned_terms = 0;
 	e->mapping_stopped = false;

@@ -49,14 +49,21 @@ static void check_utf8(const struct jv *v)
 	}
 }
 
+/* The kit's reading, then each connector's own envelope. */
 static void check_message(const char *body, size_t len)
 {
-	char *msg = platform_message(body, len);
-	if (!msg)
-		return;
-	FUZZ_CHECK(FUZZ_KNOWN_BUG(1) || utf8_valid(msg, strlen(msg)), "platform_message returned bytes that are not UTF-8");
-	FUZZ_CHECK(FUZZ_KNOWN_BUG(6) || !fuzz_has_ctrl_newline(msg), "platform_message returned several lines: \"%s\"", msg);
-	free(msg);
+	const char *const *names = connector_type_names();
+	for (size_t i = 0; i == 0 || names[i - 1]; i++) {
+		const struct connector_type *t = i ? connector_type_find(names[i - 1]) : NULL;
+		char *msg = platform_message(t, body, len);
+		if (!msg)
+			continue;
+		FUZZ_CHECK(FUZZ_KNOWN_BUG(1) || utf8_valid(msg, strlen(msg)),
+			   "platform_message returned bytes that are not UTF-8");
+		FUZZ_CHECK(FUZZ_KNOWN_BUG(6) || !fuzz_has_ctrl_newline(msg), "platform_message returned several lines: \"%s\"",
+			   msg);
+		free(msg);
+	}
 }
 
 static void check_id(const struct jv *v)

@@ -1,0 +1,527 @@
+/*
+ * kit — the record flows, markers, indexes and sub-resources (see kit.h); pagination is
+ * in pager.c. Everything here runs inside an op's steps: it sends requests, never waits
+ * for one.
+ */
+#define _GNU_SOURCE
+#include "kit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static const char *what(const struct op *op)
+{
+	return op->ent->what ? op->ent->what : "record";
+}
+
+/* ---- small things every flow reads ---- */
+
+const struct jv *kit_field(const struct jv *item, const char *name)
+{
+	const struct jv *v = jv_obj_get(item, name);
+	if (!v)
+		v = jv_obj_get(jv_obj_get(item, "attributes"), name);
+	if (v && v->t == JV_OBJ && jv_obj_get(v, "label"))
+		return jv_obj_get(v, "value");
+	return v;
+}
+
+const struct jv *kit_record(const struct jv *answer)
+{
+	const struct jv *d = jv_obj_get(answer, "data");
+	return d && d->t == JV_OBJ ? d : answer;
+}
+
+char *kit_answer_id(const struct jv *answer)
+{
+	char *id = jv_id_text(jv_obj_get(kit_record(answer), "id"));
+	return id ? id : jv_id_text(jv_obj_get(answer, "id"));
+}
+
+const char *kit_extra(const struct op *op, const char *k)
+{
+	return jv_obj_str(op->extra, k);
+}
+
+void kit_extra_set(struct op *op, const char *k, const char *id)
+{
+	if (!op->extra)
+		op->extra = jv_obj();
+	jv_obj_set(op->extra, k, id ? jv_str(id) : jv_null());
+}
+
+const char *kit_item(const struct op *op)
+{
+	return op->ent->item_of ? op->ent->item_of(op) : op->ent->item;
+}
+
+struct jv *kit_main_fields(const struct op *op, const struct jv *payload)
+{
+	struct jv *o = payload ? jv_copy(payload) : jv_obj();
+	for (size_t i = 0; op->ent->subres && op->ent->subres[i]; i++)
+		jv_free(jv_obj_take(o, op->ent->subres[i]->name));
+	return o;
+}
+
+struct jv *kit_body(struct op *op, const struct jv *payload, bool create, char **why)
+{
+	struct jv *f = kit_main_fields(op, payload);
+	const char *m = op->ent->marker;
+	if (m) {
+		char *t = marker_append(op, jv_obj_str(f, m));
+		jv_obj_set(f, m, jv_str(t));
+		free(t);
+	}
+	return op->ent->body ? op->ent->body(op, f, create, why) : f;
+}
+
+/* ---- markers ---- */
+
+char *marker_append(const struct op *op, const char *text)
+{
+	return text && *text ? xasprintf("%s [hrsync:%s#%s]", text, op->key, op->fp)
+			     : xasprintf("[hrsync:%s#%s]", op->key, op->fp);
+}
+
+char *marker_key(const char *text, char fp[17])
+{
+	const char *m = text ? strstr(text, "[hrsync:") : NULL;
+	if (!m)
+		return NULL;
+	const char *start = m + 8;
+	const char *end = strrchr(start, ']');
+	if (!end)
+		return NULL;
+	const char *hash = NULL;
+	for (const char *p = start; p < end; p++)
+		if (*p == '#')
+			hash = p; /* the last one: a key may hold '#' */
+	if (!hash)
+		return NULL;
+	size_t fl = (size_t)(end - hash - 1);
+	if (fl > 16)
+		fl = 16;
+	memcpy(fp, hash + 1, fl);
+	fp[fl] = '\0';
+	return xstrndup(start, (size_t)(hash - start));
+}
+
+/* ---- the record flows ---- */
+
+static void refind(struct op *op)
+{
+	if (op->ent->find)
+		op->ent->find(op);
+	else
+		op_finish(op, OPR_TRANSIENT, "creating the %s: the answer was lost, and there is no way to look for it", what(op));
+}
+
+static const struct step created = {.doing = "creating the %s", .ok = kit_written, .lost = refind, .creates = true};
+static const struct step updated = {.doing = "updating the %s", .ok = kit_written, .gone = kit_recreate};
+static const struct step adopted = {.doing = "updating the %s found on the platform", .ok = kit_written};
+static const struct step deleted = {.doing = "deleting the %s", .gone = kit_done};
+
+void kit_done(struct op *op)
+{
+	op_finish(op, OPR_OK, NULL);
+}
+
+void kit_written(struct op *op)
+{
+	op->main_done = true;
+	if (op->ent->then)
+		op->ent->then(op);
+	else
+		op_finish(op, OPR_OK, NULL);
+}
+
+/* Send body, or refuse the record when the entity's envelope could not be built. */
+static bool body_or_refuse(struct op *op, bool create, struct jv **out)
+{
+	char *why = NULL;
+	*out = kit_body(op, op->payload, create, &why);
+	if (*out)
+		return true;
+	op_finish(op, OPR_REFUSED, "%s", why ? why : "the record cannot be sent");
+	free(why);
+	return false;
+}
+
+static const char *update_method(const struct op *op)
+{
+	return op->ent->update_method ? op->ent->update_method : "PUT";
+}
+
+void kit_post_url(struct op *op, char *url)
+{
+	struct jv *b;
+	if (body_or_refuse(op, true, &b))
+		op_send_url(op, &created, "POST", url, b);
+	else
+		free(url);
+}
+
+void kit_post(struct op *op)
+{
+	kit_post_url(op, url_expand(op->ent->path, NULL, NULL, NULL));
+}
+
+void kit_absent(struct op *op)
+{
+	if (op->ent->create)
+		op->ent->create(op);
+	else
+		kit_post(op);
+}
+
+void kit_found(struct op *op, const char *id)
+{
+	char *copy = xstrdup(id);
+	free(op->platform_id);
+	op->platform_id = copy;
+	op->adopted = true;
+	log_rec(L_INFO, op->key, "adopt", "%s already on the platform as id %s (an earlier run or HR created it)", what(op),
+		copy);
+	if (op->ent->adopt)
+		op->ent->adopt(op);
+	else
+		kit_adopt_send(op);
+}
+
+void kit_adopt_send(struct op *op)
+{
+	struct jv *b;
+	if (body_or_refuse(op, false, &b))
+		op_send(op, &adopted, update_method(op), kit_item(op), b);
+}
+
+void kit_update_send(struct op *op)
+{
+	struct jv *b;
+	if (body_or_refuse(op, false, &b))
+		op_send(op, &updated, update_method(op), kit_item(op), b);
+}
+
+void kit_update(struct op *op)
+{
+	if (op->old) {
+		struct jv *now = kit_main_fields(op, op->payload), *was = kit_main_fields(op, op->old);
+		bool same = jv_equal(now, was);
+		jv_free(now);
+		jv_free(was);
+		if (same) {
+			jv_free(op->answer);
+			op->answer = NULL;
+			kit_written(op);
+			return;
+		}
+	}
+	kit_update_send(op);
+}
+
+void kit_recreate(struct op *op)
+{
+	log_rec(L_WARN, op->key, "update", "%s %s no longer exists on the platform; creating it again", what(op),
+		op->platform_id);
+	free(op->platform_id);
+	op->platform_id = NULL;
+	jv_free(op->extra);
+	op->extra = NULL;
+	jv_free(op->old);
+	op->old = NULL;
+	op->action = ACT_CREATE;
+	op->main_done = false;
+	op->kit.live = true; /* an index read before the deletion still holds it */
+	kit_start(op);
+}
+
+/* The old record is gone: from here on this is a create, and a kill now loses nothing. */
+static void replaced(struct op *op)
+{
+	free(op->kit.gone);
+	op->kit.gone = op->platform_id;
+	op->platform_id = NULL;
+	jv_free(op->extra);
+	op->extra = NULL;
+	op->main_done = false;
+	if (op->ent->find)
+		op->ent->find(op);
+	else
+		kit_absent(op);
+}
+
+static const struct step replace_deleted = {.doing = "deleting the %s before creating it again", .ok = replaced,
+					     .gone = replaced};
+
+void kit_replace(struct op *op)
+{
+	op_send(op, &replace_deleted, "DELETE", kit_item(op), NULL);
+}
+
+void kit_start(struct op *op)
+{
+	const struct conn_entity *e = op->ent;
+	switch (op->action) {
+	case ACT_CREATE:
+		if (e->find)
+			e->find(op);
+		else
+			kit_absent(op);
+		return;
+	case ACT_UPDATE:
+		(e->update ? e->update : kit_update)(op);
+		return;
+	case ACT_RESTORE:
+		(e->restore ? e->restore : e->update ? e->update : kit_update)(op);
+		return;
+	case ACT_TERMINATE:
+		if (e->terminate)
+			e->terminate(op);
+		else if (e->term == TERM_DELETE)
+			op_send(op, &deleted, "DELETE", kit_item(op), NULL);
+		else
+			op_finish(op, OPR_REFUSED, "a %s cannot be terminated on this platform", what(op));
+		return;
+	}
+}
+
+/* ---- records found by their marker ---- */
+
+static const struct step stale_deleted = {.doing = "deleting an outdated copy of the %s", .ok = kit_absent,
+					  .gone = kit_absent};
+
+void kit_marker_found(struct op *op, const char *id, const char *fp)
+{
+	if (streq(id, op->kit.gone)) {
+		kit_absent(op); /* deleted a moment ago by kit_replace: the listing was older */
+		return;
+	}
+	if (!streq(fp, op->fp)) {
+		op_send_url(op, &stale_deleted, "DELETE", url_expand(kit_item(op), id, NULL, NULL), NULL);
+		return;
+	}
+	free(op->platform_id);
+	op->platform_id = xstrdup(id);
+	op->adopted = true;
+	log_rec(L_INFO, op->key, "adopt", "%s already on the platform as id %s", what(op), id);
+	kit_written(op);
+}
+
+static bool marker_match(struct op *op, const struct jv *item)
+{
+	const struct jv *t = kit_field(item, op->ent->marker);
+	char fp[17];
+	char *key = marker_key(t && t->t == JV_STR ? t->u.str.s : NULL, fp);
+	bool mine = key && streq(key, op->key);
+	free(key);
+	return mine;
+}
+
+static void marker_hit(struct op *op, const struct jv *item)
+{
+	const struct jv *t = kit_field(item, op->ent->marker);
+	char fp[17];
+	free(marker_key(t->u.str.s, fp));
+	char *id = jv_id_text(kit_field(item, "id"));
+	if (!id) {
+		op_finish(op, OPR_TRANSIENT, "looking for the %s: a listed item carries no id", what(op));
+		return;
+	}
+	kit_marker_found(op, id, fp);
+	free(id);
+}
+
+static const struct search marker_search = {.match = marker_match, .found = marker_hit, .absent = kit_absent};
+
+void kit_marker_search(struct op *op, char *url)
+{
+	op_search(op, &marker_search, url);
+}
+
+void kit_marker_find(struct op *op, const struct nat_index *ix, char *url)
+{
+	enum nat_hit h = nat_marker(ix, op);
+	if (h == NAT_UNKNOWN && url) {
+		kit_marker_search(op, url);
+		return;
+	}
+	free(url);
+	if (h != NAT_ONE)
+		kit_absent(op);
+}
+
+/* ---- indexes ---- */
+
+static char *index_key(const struct nat_index *ix, const char *key)
+{
+	char *k = xstrdup(key);
+	for (char *p = k; ix->fold && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return k;
+}
+
+void nat_add(struct nat_index *ix, const char *key, const char *id)
+{
+	if (!key || !*key || !id)
+		return;
+	char *k = index_key(ix, key);
+	const char *had = NULL;
+	bool seen = strmap_get(&ix->map, k, &had) && had;
+	strmap_put(&ix->map, k, seen && !streq(had, id) ? "" : id);
+	free(k);
+}
+
+void nat_forget(struct nat_index *ix, const char *key)
+{
+	if (!key)
+		return;
+	char *k = index_key(ix, key);
+	if (strmap_get(&ix->map, k, NULL))
+		strmap_put(&ix->map, k, NULL);
+	free(k);
+}
+
+enum nat_hit nat_find(const struct nat_index *ix, const struct op *op, const char *key, const char **id)
+{
+	if (!ix->ready || (op && op->kit.live))
+		return NAT_UNKNOWN;
+	if (!key || !*key)
+		return NAT_NONE;
+	char *k = index_key(ix, key);
+	const char *v = NULL;
+	bool hit = strmap_get(&ix->map, k, &v) && v;
+	free(k);
+	if (!hit)
+		return NAT_NONE;
+	*id = v;
+	return *v ? NAT_ONE : NAT_MANY;
+}
+
+void nat_clear(struct nat_index *ix)
+{
+	strmap_clear(&ix->map);
+	ix->ready = false;
+}
+
+void nat_add_marker(struct nat_index *ix, const char *text, const char *id)
+{
+	char fp[17];
+	char *key = marker_key(text, fp);
+	if (key && id) {
+		char *v = xasprintf("%s %s", fp, id);
+		strmap_put(&ix->map, key, v);
+		free(v);
+	}
+	free(key);
+}
+
+enum nat_hit nat_marker(const struct nat_index *ix, struct op *op)
+{
+	const char *v = NULL;
+	enum nat_hit h = nat_find(ix, op, op->key, &v);
+	if (h != NAT_ONE)
+		return h;
+	const char *sp = strchr(v, ' ');
+	if (!sp)
+		return NAT_UNKNOWN;
+	char *fp = xstrndup(v, (size_t)(sp - v)), *id = xstrdup(sp + 1);
+	kit_marker_found(op, id, fp);
+	free(fp);
+	free(id);
+	return NAT_ONE;
+}
+
+/* ---- sub-resources ---- */
+
+static void sub_written(struct op *op)
+{
+	char *id = kit_answer_id(op->answer);
+	if (id)
+		kit_extra_set(op, op->kit.sub->id_key, id);
+	free(id);
+	op_finish(op, OPR_OK, NULL);
+}
+
+static void sub_refind(struct op *op)
+{
+	sub_find(op, op->kit.sub);
+}
+
+static void sub_repost(struct op *op)
+{
+	sub_post(op, op->kit.sub);
+}
+
+static const struct step sub_created = {.doing = "writing %s", .sub = true, .ok = sub_written, .lost = sub_refind,
+					.body = true};
+static const struct step sub_updated = {.doing = "writing %s", .sub = true, .ok = sub_written, .gone = sub_repost,
+					.body = true};
+
+void sub_post(struct op *op, const struct subres *s)
+{
+	op->kit.sub = s;
+	struct jv *g = jv_copy(jv_obj_get(op->payload, s->name));
+	if (s->body)
+		g = s->body(op, g);
+	op_send_url(op, &sub_created, "POST", url_expand(s->create, op->platform_id, NULL, NULL), g);
+}
+
+void sub_put(struct op *op, const struct subres *s, const char *sub_id, struct jv *body)
+{
+	op->kit.sub = s;
+	op_send_url(op, &sub_updated, "PUT", url_expand(s->item, op->platform_id, sub_id, NULL), body);
+}
+
+static void sub_listed(struct op *op)
+{
+	const struct subres *s = op->kit.sub;
+	const struct jv *want = jv_obj_get(op->payload, s->name);
+	const struct jv *list = jv_path_any(op->answer, s->items);
+	char *found = NULL;
+	for (size_t i = 0; list && list->t == JV_ARR && i < list->u.arr.n && !found; i++)
+		if (s->same(list->u.arr.v[i], want))
+			found = jv_id_text(jv_obj_get(list->u.arr.v[i], "id"));
+	if (found)
+		sub_put(op, s, found, jv_copy(want));
+	else
+		sub_post(op, s);
+	free(found);
+}
+
+static const struct step sub_looked = {.doing = "looking for %s", .sub = true, .ok = sub_listed, .body = true};
+
+void sub_find(struct op *op, const struct subres *s)
+{
+	op->kit.sub = s;
+	op_send_url(op, &sub_looked, "GET", url_expand(s->list, op->platform_id, NULL, NULL), NULL);
+}
+
+/* ---- indexes filled in prepare ---- */
+
+bool kit_index(struct connector *c, const struct conn_entity *e, const char *path, long pending,
+	       struct nat_index *ix, bool (*fn)(void *ud, const struct jv *item), void *ud, char **err)
+{
+	if (pending <= 0 || ix->ready)
+		return true;
+	long long pages = 0;
+	int worth = conn_worth_indexing(c, e->pager, path, pending, &pages, err);
+	if (worth <= 0)
+		return worth == 0; /* one lookup per new record is cheaper */
+	log_info("indexing %lld page(s) of %s before %ld creates", pages, e->name, pending);
+	strmap_clear(&ix->map);
+	struct list_stats st;
+	if (!conn_list(c, e->pager, path, fn, ud, &st, err))
+		return false;
+	if (st.total >= 0 && st.seen != st.total) {
+		/* Paging did not give every record: an index that may miss one is not trusted. */
+		log_warn("%s listed %lld of %lld %s; looking each new one up instead", c->name, st.seen, st.total, e->name);
+		strmap_clear(&ix->map);
+		return true;
+	}
+	ix->ready = true;
+	return true;
+}
