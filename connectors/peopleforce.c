@@ -46,23 +46,13 @@ static const char *emp_number(const struct op *op)
 	return n && *n ? n : op->key;
 }
 
-static bool emp_index_item(void *ud, const struct jv *item)
-{
-	struct pf *pf = ud;
-	char *id = jv_id_text(jv_obj_get(item, "id"));
-	nat_add(&pf->emp_by_number, jv_obj_str(item, "employee_number"), id);
-	nat_add(&pf->emp_by_email, jv_obj_str(item, "email"), id);
-	free(id);
-	return true;
-}
-
 static bool emp_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
 {
 	struct pf *pf = PF(c);
-	if (!kit_index(c, e, "/employees?status=all", pending, &pf->emp_by_number, emp_index_item, pf, err))
-		return false;
-	pf->emp_by_email.ready = pf->emp_by_number.ready;
-	return true;
+	pf->emp_by_email.fold = true;
+	return kit_index(c, e, "/employees?status=all", pending,
+			 (struct index_key[]){{&pf->emp_by_number, "employee_number"}, {&pf->emp_by_email, "email"}, {0}},
+			 err);
 }
 
 static void emp_email_listed(struct op *op)
@@ -73,20 +63,13 @@ static void emp_email_listed(struct op *op)
 		kit_absent(op);
 		return;
 	}
-	const struct jv *e = data->u.arr.v[0];
-	const char *other = jv_obj_str(e, "employee_number");
-	if (n > 1 || (other && *other && !streq(other, emp_number(op)))) {
+	const char *other = jv_obj_str(data->u.arr.v[0], "employee_number");
+	if (n > 1 || (other && *other && !streq(other, emp_number(op))))
 		op_finish(op, OPR_REFUSED,
 			  "the email is already used on the platform by employee number %s; fix the ERP or the platform",
 			  other && *other ? other : "(none)");
-		return;
-	}
-	char *id = jv_id_text(jv_obj_get(e, "id"));
-	if (id)
-		kit_found(op, id);
 	else
-		op_finish(op, OPR_TRANSIENT, "looking for the employee by email: the answer carries no id");
-	free(id);
+		kit_found_item(op, data->u.arr.v[0]);
 }
 
 static const struct step emp_by_email_step = {.doing = "looking for the employee by email", .ok = emp_email_listed,
@@ -109,17 +92,11 @@ static void emp_number_listed(struct op *op)
 		emp_by_email(op);
 		return;
 	}
-	if (n > 1) {
+	if (n > 1)
 		op_finish(op, OPR_REFUSED, "%zu employees have employee number %s on the platform; merge them first", n,
 			  emp_number(op));
-		return;
-	}
-	char *id = jv_id_text(jv_obj_get(data->u.arr.v[0], "id"));
-	if (id)
-		kit_found(op, id);
 	else
-		op_finish(op, OPR_TRANSIENT, "looking for the employee: the answer carries no id");
-	free(id);
+		kit_found_item(op, data->u.arr.v[0]);
 }
 
 static const struct step emp_by_number_step = {.doing = "looking for the employee by employee number",
@@ -237,18 +214,10 @@ static char *pf_find_by_key(struct connector *c, const struct conn_entity *e, co
 
 /* ================= absences (leave requests) ================= */
 
-static bool leave_index_item(void *ud, const struct jv *item)
-{
-	char *id = jv_id_text(jv_obj_get(item, "id"));
-	nat_add_marker(ud, jv_obj_str(item, "description"), id);
-	free(id);
-	return true;
-}
-
 static bool leave_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
 {
-	struct pf *pf = PF(c);
-	return kit_index(c, e, "/leave_requests", pending, &pf->leave_by_key, leave_index_item, &pf->leave_by_key, err);
+	struct nat_index *ix = &PF(c)->leave_by_key;
+	return kit_index(c, e, "/leave_requests", pending, (struct index_key[]){{ix, "description"}, {0}}, err);
 }
 
 /* The employee's leave requests, page after page, for our marker. */
@@ -262,25 +231,11 @@ static void leave_find(struct op *op)
 
 /* ================= assets ================= */
 
-static bool asset_index_item(void *ud, const struct jv *item)
-{
-	char *id = jv_id_text(jv_obj_get(item, "id"));
-	nat_add(ud, jv_obj_str(item, "code"), id);
-	free(id);
-	return true;
-}
-
 static bool asset_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
 {
 	struct nat_index *ix = &PF(c)->asset_by_code;
-	if (pending <= 0 || ix->ready)
-		return true;
 	/* PeopleForce cannot filter assets by code: read them all once. */
-	nat_clear(ix);
-	if (!conn_list(c, e->pager, "/assets", asset_index_item, ix, NULL, err))
-		return false;
-	ix->ready = true;
-	return true;
+	return pending <= 0 || ix->ready || kit_index_all(c, e, "/assets", (struct index_key[]){{ix, "code"}, {0}}, err);
 }
 
 static bool asset_code_match(struct op *op, const struct jv *item)
@@ -288,17 +243,7 @@ static bool asset_code_match(struct op *op, const struct jv *item)
 	return streq(jv_obj_str(item, "code"), jv_obj_str(op->payload, "code"));
 }
 
-static void asset_code_found(struct op *op, const struct jv *item)
-{
-	char *id = jv_id_text(jv_obj_get(item, "id"));
-	if (id)
-		kit_found(op, id);
-	else
-		op_finish(op, OPR_TRANSIENT, "looking for the asset: a listed item carries no id");
-	free(id);
-}
-
-static const struct search asset_search = {.match = asset_code_match, .found = asset_code_found,
+static const struct search asset_search = {.match = asset_code_match, .found = kit_found_item,
 					   .absent = kit_absent, .max_pages = 100000};
 
 static void asset_find(struct op *op)
@@ -394,27 +339,18 @@ static void asset_assignment(struct op *op)
 
 /* ================= pull: leave requests asked for on the platform ================= */
 
-struct pull_ctx {
-	bool (*cb)(void *ud, const char *platform_id, const struct jv *record);
-	void *ud;
-	long long max_updated;
+struct pf_pull {
+	struct pull_pass pass;
+	long long max_updated;    /* the cursor: the latest updated_at listed */
 };
 
-static bool pull_item(void *ud, const struct jv *item)
+static void note_updated(struct pull_pass *pp, const struct jv *item)
 {
-	struct pull_ctx *pc = ud;
+	struct pf_pull *pc = (struct pf_pull *)pp;
 	struct tm tm = {0};
 	const char *up = jv_obj_str(item, "updated_at");
 	if (up && strptime(up, "%Y-%m-%dT%H:%M:%S", &tm) && (long long)timegm(&tm) > pc->max_updated)
 		pc->max_updated = (long long)timegm(&tm);
-	/* What hrsync pushed from the ERP is the ERP's already: only what the platform owns comes back. */
-	char fp[17];
-	char *mine = marker_key(jv_obj_str(item, "description"), fp);
-	char *id = mine ? NULL : jv_id_text(jv_obj_get(item, "id"));
-	bool go = !id || pc->cb(pc->ud, id, item);
-	free(mine);
-	free(id);
-	return go;
 }
 
 static bool pf_pull(struct connector *c, const char *entity, const struct jv *filter, const char *cursor,
@@ -426,14 +362,14 @@ static bool pf_pull(struct connector *c, const char *entity, const struct jv *fi
 		*err = xasprintf("peopleforce pulls absences only, not %s", entity);
 		return false;
 	}
-	struct pull_ctx pc = {.cb = cb, .ud = ud};
+	struct pf_pull pc = {.pass = {.cb = cb, .ud = ud, .marker = "description", .each = note_updated}};
 	long long since = cursor ? atoll(cursor) : 0;
 	char gt[32];
 	/* An hour of look-back: clocks differ and updates land late; duplicates are harmless. */
 	snprintf(gt, sizeof gt, "%lld", since - 3600);
 	char *path = url_expand("/leave_requests", NULL, NULL, QUERY("updated_at[gt]", since > 0 ? gt : NULL));
 	*complete = since <= 0;
-	bool ok = conn_list(c, NULL, path, pull_item, &pc, NULL, err);
+	bool ok = conn_list(c, NULL, path, kit_pull_item, &pc.pass, NULL, err);
 	free(path);
 	if (!ok)
 		*complete = false;
@@ -447,17 +383,8 @@ static bool pf_pull(struct connector *c, const char *entity, const struct jv *fi
 static void pf_destroy(struct connector *c)
 {
 	struct pf *pf = PF(c);
-	nat_clear(&pf->emp_by_number);
-	nat_clear(&pf->emp_by_email);
-	nat_clear(&pf->leave_by_key);
-	nat_clear(&pf->asset_by_code);
-}
-
-static bool pf_init(struct connector *c, char **err)
-{
-	(void)err;
-	PF(c)->emp_by_email.fold = true;
-	return true;
+	nat_clear_all((struct nat_index *const[]){&pf->emp_by_number, &pf->emp_by_email, &pf->leave_by_key,
+						  &pf->asset_by_code, NULL});
 }
 
 static const struct id_field emp_ids[] = {
@@ -508,7 +435,6 @@ static const struct conn_entity pf_entities[] = {
 
 const struct connector_type peopleforce_connector = {
 	.name = "peopleforce",
-	.title = "PeopleForce",
 	.options = (const struct conn_option[]){
 		{"token", OPT_SECRET, true, "the PeopleForce API key, e.g. { credential: peopleforce-token }"},
 		{NULL, OPT_STRING, false, NULL},
@@ -521,7 +447,6 @@ const struct connector_type peopleforce_connector = {
 	/* PeopleForce documents a per-minute limit without the number; 60/min is a safe start. */
 	.default_rate = 1.0,
 	.priv_size = sizeof(struct pf),
-	.init = pf_init,
 	.destroy = pf_destroy,
 	.find_by_key = pf_find_by_key,
 	.pull = pf_pull,

@@ -314,20 +314,12 @@ static void emp_find(struct op *op)
 	}
 }
 
-static bool emp_index_item(void *ud, const struct jv *item)
-{
-	const struct jv *em = kit_field(item, "email");
-	char *id = jv_id_text(kit_field(item, "id"));
-	nat_add(ud, em && em->t == JV_STR ? em->u.str.s : NULL, id);
-	free(id);
-	return true;
-}
-
 static bool emp_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
 {
 	struct nat_index *ix = &PIO(c)->emp_by_email;
+	ix->fold = true;
 	char *path = url_expand("/v1/company/employees", NULL, NULL, QUERY("attributes[]", "email"));
-	bool ok = kit_index(c, e, path, pending, ix, emp_index_item, ix, err);
+	bool ok = kit_index(c, e, path, pending, (struct index_key[]){{ix, "email"}, {0}}, err);
 	free(path);
 	return ok;
 }
@@ -540,15 +532,6 @@ static void abs_find(struct op *op)
 	free(emp);
 }
 
-static bool abs_index_item(void *ud, const struct jv *item)
-{
-	const struct jv *c = kit_field(item, "comment");
-	char *id = jv_id_text(kit_field(item, "id"));
-	nat_add_marker(ud, c && c->t == JV_STR ? c->u.str.s : NULL, id);
-	free(id);
-	return true;
-}
-
 static bool abs_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
 {
 	struct pio *p = PIO(c);
@@ -564,21 +547,13 @@ static bool abs_prepare(struct connector *c, const struct conn_entity *e, long p
 	if (a < 0 || b < 0 || a + b >= pending)
 		return true; /* one search per new record is cheaper */
 	log_info("indexing %lld page(s) of Personio time-offs and absence periods before %ld creates", a + b, pending);
-	struct nat_index *ix[] = {&p->time_offs, &p->periods};
-	for (int i = 0; i < 2; i++) {
-		struct list_stats st;
-		nat_clear(ix[i]);
-		if (!conn_list(c, e->pager, abs_path(i ? 'h' : 'd'), abs_index_item, ix[i], &st, err))
-			return false;
-		if (st.total >= 0 && st.seen != st.total) {
-			log_warn("Personio listed %lld of %lld %s; looking each new absence up instead", st.seen, st.total,
-				 i ? "absence periods" : "time-offs");
-			nat_clear(&p->time_offs);
-			nat_clear(&p->periods);
-			return true;
-		}
+	if (!kit_index_all(c, e, abs_path('d'), (struct index_key[]){{&p->time_offs, "comment"}, {0}}, err) ||
+	    !kit_index_all(c, e, abs_path('h'), (struct index_key[]){{&p->periods, "comment"}, {0}}, err))
+		return false;
+	if (!p->time_offs.ready || !p->periods.ready) {
+		nat_clear(&p->time_offs);
+		nat_clear(&p->periods);
 	}
-	p->time_offs.ready = p->periods.ready = true;
 	return true;
 }
 
@@ -681,27 +656,6 @@ static void att_find(struct op *op)
 
 /* ================= pull: absences asked for on Personio, back to the ERP ================= */
 
-struct pull_ctx {
-	bool (*cb)(void *ud, const char *platform_id, const struct jv *record);
-	void *ud;
-	long long passed;
-};
-
-static bool pull_item(void *ud, const struct jv *item)
-{
-	struct pull_ctx *pc = ud;
-	/* What hrsync pushed from the ERP is the ERP's already: only what Personio owns comes back. */
-	const struct jv *c = kit_field(item, "comment");
-	char fp[17];
-	char *mine = marker_key(c && c->t == JV_STR ? c->u.str.s : NULL, fp);
-	char *id = mine ? NULL : jv_id_text(kit_field(item, "id"));
-	pc->passed += id != NULL;
-	bool go = !id || pc->cb(pc->ud, id, item);
-	free(mine);
-	free(id);
-	return go;
-}
-
 /* The date part "YYYY-MM-DD" of n days before/after the UTC date d (same format). */
 static void date_add(const char *d, int days, char out[16])
 {
@@ -750,9 +704,9 @@ static bool pio_pull(struct connector *c, const char *entity, const struct jv *f
 	}
 	char *path = url_expand(abs_path(hours ? 'h' : 'd'), NULL, NULL,
 				QUERY("updated_from", incremental ? from : NULL));
-	struct pull_ctx pc = {cb, ud, 0};
+	struct pull_pass pp = {.cb = cb, .ud = ud, .marker = "comment"};
 	struct list_stats st;
-	bool ok = conn_list(c, &absence_pages, path, pull_item, &pc, &st, err);
+	bool ok = conn_list(c, &absence_pages, path, kit_pull_item, &pp, &st, err);
 	free(path);
 	*complete = false;
 	if (!ok)
@@ -764,28 +718,19 @@ static bool pio_pull(struct connector *c, const char *entity, const struct jv *f
 	}
 	*complete = !incremental;
 	*next_cursor = xstrdup(today);
-	log_info("pulled %lld Personio %s (%lld listed%s)", pc.passed, hours ? "absence periods" : "time-offs", st.seen,
+	log_info("pulled %lld Personio %s (%lld listed%s)", pp.passed, hours ? "absence periods" : "time-offs", st.seen,
 		 incremental ? ", changed lately" : ", all of them");
 	return true;
 }
 
 /* ================= the connector ================= */
 
-static bool pio_init(struct connector *c, char **err)
-{
-	(void)err;
-	PIO(c)->emp_by_email.fold = true;
-	return true;
-}
-
 static void pio_destroy(struct connector *c)
 {
 	struct pio *p = PIO(c);
 	strmap_clear(&p->type_unit);
-	nat_clear(&p->emp_by_email);
 	strmap_clear(&p->emp_claimed);
-	nat_clear(&p->time_offs);
-	nat_clear(&p->periods);
+	nat_clear_all((struct nat_index *const[]){&p->emp_by_email, &p->time_offs, &p->periods, NULL});
 }
 
 static const struct conn_entity pio_entities[] = {
@@ -815,7 +760,6 @@ static const struct conn_entity pio_entities[] = {
 
 const struct connector_type personio_connector = {
 	.name = "personio",
-	.title = "Personio",
 	.options = (const struct conn_option[]){
 		{"client_id", OPT_SECRET, true, "the Personio API client id, e.g. { env: PERSONIO_CLIENT_ID }"},
 		{"client_secret", OPT_SECRET, true, "the Personio API client secret, e.g. { credential: personio-secret }"},
@@ -832,7 +776,6 @@ const struct connector_type personio_connector = {
 	 */
 	.default_rate = 150.0 / 60.0,
 	.priv_size = sizeof(struct pio),
-	.init = pio_init,
 	.destroy = pio_destroy,
 	.message = pio_message,
 	.list = pio_list,

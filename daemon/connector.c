@@ -368,6 +368,7 @@ static void send_prepared(struct op *op, const struct step *st, const char *meth
 {
 	struct connector *c = op->conn;
 	http_call_reset(&op->call);
+	op->kit.step = st;
 	if (!url) {
 		free(body);
 		char *d = doing_text(op, st->doing);
@@ -375,7 +376,6 @@ static void send_prepared(struct op *op, const struct step *st, const char *meth
 		free(d);
 		return;
 	}
-	op->kit.step = st;
 	op->call.pacer = &c->pacer;
 	op->call.method = method;
 	op->call.url = xasprintf("%s%s", c->cfg->base_url, url);

@@ -153,7 +153,6 @@ struct conn_auth {
 
 struct connector_type {
 	const char *name;
-	const char *title;                       /* "PeopleForce": in messages */
 	const struct conn_option *options;       /* type-specific config keys, {NULL} ends */
 	const struct conn_entity *entities;      /* {NULL} ends */
 	const char *const *resources;            /* lookup resources, NULL ends */

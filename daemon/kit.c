@@ -198,6 +198,16 @@ void kit_adopt_send(struct op *op)
 		op_send(op, &adopted, update_method(op), kit_item(op), b);
 }
 
+void kit_found_item(struct op *op, const struct jv *item)
+{
+	char *id = jv_id_text(kit_field(item, "id"));
+	if (id)
+		kit_found(op, id);
+	else
+		op_finish(op, OPR_TRANSIENT, "looking for the %s: a listed item carries no id", what(op));
+	free(id);
+}
+
 void kit_update_send(struct op *op)
 {
 	struct jv *b;
@@ -353,6 +363,24 @@ void kit_marker_find(struct op *op, const struct nat_index *ix, char *url)
 		kit_absent(op);
 }
 
+/* ---- pull ---- */
+
+bool kit_pull_item(void *ud, const struct jv *item)
+{
+	struct pull_pass *pp = ud;
+	if (pp->each)
+		pp->each(pp, item);
+	const struct jv *t = kit_field(item, pp->marker);
+	char fp[17];
+	char *mine = marker_key(t && t->t == JV_STR ? t->u.str.s : NULL, fp);
+	char *id = mine ? NULL : jv_id_text(kit_field(item, "id"));
+	pp->passed += id != NULL;
+	bool go = !id || pp->cb(pp->ud, id, item);
+	free(mine);
+	free(id);
+	return go;
+}
+
 /* ---- indexes ---- */
 
 static char *index_key(const struct nat_index *ix, const char *key)
@@ -372,16 +400,6 @@ void nat_add(struct nat_index *ix, const char *key, const char *id)
 	const char *had = NULL;
 	bool seen = strmap_get(&ix->map, k, &had) && had;
 	strmap_put(&ix->map, k, seen && !streq(had, id) ? "" : id);
-	free(k);
-}
-
-void nat_forget(struct nat_index *ix, const char *key)
-{
-	if (!key)
-		return;
-	char *k = index_key(ix, key);
-	if (strmap_get(&ix->map, k, NULL))
-		strmap_put(&ix->map, k, NULL);
 	free(k);
 }
 
@@ -405,6 +423,12 @@ void nat_clear(struct nat_index *ix)
 {
 	strmap_clear(&ix->map);
 	ix->ready = false;
+}
+
+void nat_clear_all(struct nat_index *const *ixs)
+{
+	for (size_t i = 0; ixs[i]; i++)
+		nat_clear(ixs[i]);
 }
 
 void nat_add_marker(struct nat_index *ix, const char *text, const char *id)
@@ -502,26 +526,56 @@ void sub_find(struct op *op, const struct subres *s)
 
 /* ---- indexes filled in prepare ---- */
 
-bool kit_index(struct connector *c, const struct conn_entity *e, const char *path, long pending,
-	       struct nat_index *ix, bool (*fn)(void *ud, const struct jv *item), void *ud, char **err)
+struct index_fill {
+	const struct conn_entity *e;
+	const struct index_key *keys;
+};
+
+static bool index_item(void *ud, const struct jv *item)
 {
-	if (pending <= 0 || ix->ready)
+	const struct index_fill *f = ud;
+	char *id = jv_id_text(kit_field(item, "id"));
+	for (const struct index_key *k = f->keys; k->ix; k++) {
+		const struct jv *v = kit_field(item, k->field);
+		const char *text = v && v->t == JV_STR ? v->u.str.s : NULL;
+		if (streq(k->field, f->e->marker))
+			nat_add_marker(k->ix, text, id);
+		else
+			nat_add(k->ix, text, id);
+	}
+	free(id);
+	return true;
+}
+
+bool kit_index_all(struct connector *c, const struct conn_entity *e, const char *path, const struct index_key *keys,
+		   char **err)
+{
+	for (const struct index_key *k = keys; k->ix; k++)
+		nat_clear(k->ix);
+	struct index_fill f = {e, keys};
+	struct list_stats st;
+	if (!conn_list(c, e->pager, path, index_item, &f, &st, err))
+		return false;
+	bool complete = st.total < 0 || st.seen == st.total;
+	if (!complete) /* paging did not give every record: an index that may miss one is not trusted */
+		log_warn("%s listed %lld of %lld %s; looking each new one up instead", c->name, st.seen, st.total, e->name);
+	for (const struct index_key *k = keys; k->ix; k++) {
+		if (!complete)
+			nat_clear(k->ix);
+		k->ix->ready = complete;
+	}
+	return true;
+}
+
+bool kit_index(struct connector *c, const struct conn_entity *e, const char *path, long pending,
+	       const struct index_key *keys, char **err)
+{
+	if (pending <= 0 || keys[0].ix->ready)
 		return true;
 	long long pages = 0;
 	int worth = conn_worth_indexing(c, e->pager, path, pending, &pages, err);
 	if (worth <= 0)
 		return worth == 0; /* one lookup per new record is cheaper */
 	log_info("indexing %lld page(s) of %s before %ld creates", pages, e->name, pending);
-	strmap_clear(&ix->map);
-	struct list_stats st;
-	if (!conn_list(c, e->pager, path, fn, ud, &st, err))
-		return false;
-	if (st.total >= 0 && st.seen != st.total) {
-		/* Paging did not give every record: an index that may miss one is not trusted. */
-		log_warn("%s listed %lld of %lld %s; looking each new one up instead", c->name, st.seen, st.total, e->name);
-		strmap_clear(&ix->map);
-		return true;
-	}
-	ix->ready = true;
-	return true;
+	return kit_index_all(c, e, path, keys, err);
 }

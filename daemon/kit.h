@@ -22,6 +22,8 @@ struct search;
 void kit_start(struct op *op);
 /* find found the record an interrupted run (or HR) made: adopt it (entity's adopt, or the update request). */
 void kit_found(struct op *op, const char *id);
+/* find's usual end with a listed item: its id is the record (kit_found); no id is a transient failure. */
+void kit_found_item(struct op *op, const struct jv *item);
 /* Nothing found: create it (entity's create, or POST `path`). */
 void kit_absent(struct op *op);
 /* The main record is written: the sub-resources (entity's then), or done. */
@@ -41,28 +43,60 @@ void kit_post_url(struct op *op, char *url);
 void kit_adopt_send(struct op *op);
 /* The default update: the update request, unless the main fields are as the platform accepted them. */
 void kit_update(struct op *op);
-/* The record in an answer: its "data" object, or the answer itself. Borrowed. */
-const struct jv *kit_record(const struct jv *answer);
 /* A find for a marker entity: the index when it can say, else a search of url (owned; NULL: create). */
 void kit_marker_find(struct op *op, const struct nat_index *ix, char *url);
-/* find's work done by prepare: index the listing at path when that is cheaper than one lookup
- * per create (conn_worth_indexing); fn adds a listed item. Trusted only when complete. */
-bool kit_index(struct connector *c, const struct conn_entity *e, const char *path, long pending,
-	       struct nat_index *ix, bool (*fn)(void *ud, const struct jv *item), void *ud, char **err);
+
+/* ---- reading and building records ---- */
+
 /* The main fields of the payload: without the groups sent as sub-resources. Caller frees. */
 struct jv *kit_main_fields(const struct op *op, const struct jv *payload);
-/* The wire body of the main fields (the entity's envelope, its marker); NULL + *why when refused. */
+/* The wire body of the main fields (the entity's marker, its envelope); NULL + *why when refused. */
 struct jv *kit_body(struct op *op, const struct jv *payload, bool create, char **why);
 /* The entity's item path for op (the entity's item, or item_of). */
 const char *kit_item(const struct op *op);
 /* A field of a listed or answered record: at its top, else under "attributes" (Personio v1,
  * JSON:API), a {"label", "value"} wrapper unwrapped. Borrowed; NULL when absent. */
 const struct jv *kit_field(const struct jv *item, const char *name);
+/* The record in an answer: its "data" object, or the answer itself. Borrowed. */
+const struct jv *kit_record(const struct jv *answer);
 /* The id in an answer to a create: data.id, else id. Caller frees. */
 char *kit_answer_id(const struct jv *answer);
-/* The sub-resource id kept in op->extra (NULL when none); extra_set(NULL) forgets it. */
+/* A sub-resource id kept in op->extra (NULL when none); kit_extra_set(NULL) forgets it. */
 const char *kit_extra(const struct op *op, const char *k);
 void kit_extra_set(struct op *op, const char *k, const char *id);
+
+/* ---- indexes of what a platform holds (filled in prepare) ---- */
+
+struct nat_index {
+	struct strmap map;      /* key -> id, "" when several records share the key */
+	bool ready;             /* filled from a complete listing */
+	bool fold;              /* keys compare without case (e-mails) */
+};
+enum nat_hit { NAT_UNKNOWN, NAT_NONE, NAT_ONE, NAT_MANY };
+void nat_add(struct nat_index *ix, const char *key, const char *id);
+/* NAT_UNKNOWN when the index is not ready, or op must look on the platform (a lost answer). */
+enum nat_hit nat_find(const struct nat_index *ix, const struct op *op, const char *key, const char **id);
+void nat_clear(struct nat_index *ix);
+/* nat_clear of several, NULL-terminated (a connector's destroy). */
+void nat_clear_all(struct nat_index *const *ixs);
+/* A listed record's marker into a marker index (key -> "fp id"). */
+void nat_add_marker(struct nat_index *ix, const char *text, const char *id);
+/* From a marker index: NAT_ONE when kit_marker_found took the op, NAT_NONE: none, NAT_UNKNOWN: search. */
+enum nat_hit nat_marker(const struct nat_index *ix, struct op *op);
+
+/* An index and the field of a listed record that keys it (its marker when the field is the entity's marker). */
+struct index_key {
+	struct nat_index *ix;
+	const char *field;
+};
+/* find's work done by prepare: read the listing at path into the indexes ({NULL} ends) when
+ * that is cheaper than one lookup per create (conn_worth_indexing). */
+bool kit_index(struct connector *c, const struct conn_entity *e, const char *path, long pending,
+	       const struct index_key *keys, char **err);
+/* The whole listing into the indexes, ready when it was complete (as many records as the
+ * platform counted; otherwise left empty and not ready). false + *err when it could not be read. */
+bool kit_index_all(struct connector *c, const struct conn_entity *e, const char *path, const struct index_key *keys,
+		   char **err);
 
 /* ---- markers: "[hrsync:KEY#FINGERPRINT]" in a free-text field ---- */
 
@@ -75,24 +109,17 @@ void kit_marker_found(struct op *op, const char *id, const char *fp);
 /* Search the listing at url (owned, built with url_expand) for op's marker; then kit_marker_found or kit_absent. */
 void kit_marker_search(struct op *op, char *url);
 
-/* ---- indexes of what a platform holds (filled in prepare) ---- */
+/* ---- pull: what the platform owns, not what hrsync pushed ---- */
 
-struct nat_index {
-	struct strmap map;      /* key -> id, "" when several records share the key */
-	bool ready;             /* filled from a complete listing */
-	bool fold;              /* keys compare without case (e-mails) */
+struct pull_pass {
+	bool (*cb)(void *ud, const char *platform_id, const struct jv *record);   /* the engine's */
+	void *ud;
+	const char *marker;      /* the field of hrsync's marker: a record that has one came from the ERP */
+	void (*each)(struct pull_pass *pp, const struct jv *item);   /* sees every listed item (NULL: none) */
+	long long passed;
 };
-enum nat_hit { NAT_UNKNOWN, NAT_NONE, NAT_ONE, NAT_MANY };
-void nat_add(struct nat_index *ix, const char *key, const char *id);
-/* Forget what the index says of key (a record deleted this run). */
-void nat_forget(struct nat_index *ix, const char *key);
-/* NAT_UNKNOWN when the index is not ready, or op must look on the platform (a lost answer). */
-enum nat_hit nat_find(const struct nat_index *ix, const struct op *op, const char *key, const char **id);
-void nat_clear(struct nat_index *ix);
-/* A listed record's marker into a marker index (key -> "fp id"). */
-void nat_add_marker(struct nat_index *ix, const char *text, const char *id);
-/* From a marker index: NAT_ONE when kit_marker_found took the op, NAT_NONE: none, NAT_UNKNOWN: search. */
-enum nat_hit nat_marker(const struct nat_index *ix, struct op *op);
+/* conn_list's fn for a pull (ud: a struct pull_pass): the platform's own records go to cb. */
+bool kit_pull_item(void *ud, const struct jv *item);
 
 /* ---- sub-resources: nested groups written by requests of their own ---- */
 

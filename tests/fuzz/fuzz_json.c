@@ -1,6 +1,7 @@
 /*
- * fuzz_json — platform answers: jv_parse(), jv_dumps(), jv_path(), jv_id_text() and
- * platform_message() (connector.h), on text a platform or a proxy could send.
+ * fuzz_json — platform answers: jv_parse(), jv_dumps(), jv_path(), jv_id_text(),
+ * platform_message() (connector.h, with each connector's envelope) and page_read() in every
+ * paging style (kit.h), on text a platform or a proxy could send.
  *
  * Input: the first line is a path for jv_path() ("data[0].id"); the rest is the body.
  * platform_message() also gets the whole input, as a body that is not JSON.
@@ -10,11 +11,13 @@
  *    and jv_copy(x) dumps to the same bytes;
  *  - jv_parse() rejects invalid UTF-8 (json.h): every string and key it returns is UTF-8;
  *  - jv_from_id(s) and jv_id_text() are inverse for non-empty ids;
- *  - platform_message() returns UTF-8 on one line (it ends up in one log line).
+ *  - platform_message() returns UTF-8 on one line (it ends up in one log line);
+ *  - page_read() gives a list or an error, and follows a next link only as a path under
+ *    base_url (the credentials go nowhere else).
  */
 #include "fuzz.h"
 
-#include "connector.h"
+#include "kit.h"
 #include "json.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -66,6 +69,39 @@ static void check_message(const char *body, size_t len)
 	}
 }
 
+/*
+ * A platform's page read in every paging style, twice (as page 1 and page 2): a list or an
+ * error, and a next link followed only as a path under base_url.
+ */
+static void check_pages(const struct jv *v)
+{
+	static const struct pager styles[] = {
+		{.style = PAGE_NUMBER, .param = "page", .first = 1, .pages = "metadata.pagination.pages|metadata.pages"},
+		{.style = PAGE_OFFSET, .param = "offset", .size_param = "limit", .size = 2, .total = "meta.total"},
+		{.style = PAGE_AS_OFFSET, .param = "offset", .first = 1, .size_param = "limit", .size = 2},
+		{.style = PAGE_CURSOR, .param = "after", .next = "next"},
+		{.style = PAGE_NEXT_LINK, .size_param = "page[size]", .size = 30, .items = "data|_data", .next = "links.next"},
+		{.style = PAGE_ONE},
+	};
+	for (size_t i = 0; i < sizeof styles / sizeof styles[0]; i++) {
+		struct page_state ps = {.base = "https://api.example.com/v1"};
+		for (int n = 0; n < 2; n++) {
+			const struct jv *items = NULL;
+			bool more = false;
+			char *err = NULL;
+			bool ok = page_read(&styles[i], &ps, v, &items, &more, &err);
+			FUZZ_CHECK(ok ? items && items->t == JV_ARR && !err : err != NULL, "page_read: a list or an error");
+			FUZZ_CHECK(!ok || !more || styles[i].style != PAGE_NEXT_LINK || (ps.next && ps.next[0] == '/'),
+				   "page_read follows a next link off the base URL: %s", ps.next ? ps.next : "(none)");
+			free(page_path(&styles[i], &ps, "/x?y=1"));
+			free(err);
+			if (!ok || !more)
+				break;
+		}
+		page_state_free(&ps);
+	}
+}
+
 static void check_id(const struct jv *v)
 {
 	char *id = jv_id_text(v);
@@ -111,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(jv_scalar_text(at));
 		}
 		check_id(v);
+		check_pages(v);
 		if (v->t == JV_OBJ)
 			for (size_t i = 0; i < v->u.obj.n; i++) {
 				const struct jv *x = jv_path(v, v->u.obj.k[i]);
