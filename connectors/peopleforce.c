@@ -192,7 +192,9 @@ static void emp_terminate(struct op *op)
 	op_send(op, &emp_terminated, "POST", "/employees/{id}/terminate", jv_copy(op->term));
 }
 
-static const struct step emp_activated = {.doing = "re-activating the employee", .ok = kit_update};
+static void emp_restore(struct op *op);
+/* Activating an active employee changes nothing: a lost answer is sent again. */
+static const struct step emp_activated = {.doing = "re-activating the employee", .ok = kit_update, .lost = emp_restore};
 
 static void emp_restore(struct op *op)
 {

@@ -8,6 +8,7 @@
 #include "connector.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,26 +167,40 @@ static void refuse_call(struct http_call *call, const char *why)
 
 static void token_fetch(struct connector *c);
 
+static struct connector *owner(const struct http_call *call)
+{
+	return (struct connector *)((char *)call->pacer - offsetof(struct connector, pacer));
+}
+
 /*
- * Send a call with the connector's credentials. With client credentials and no live
- * token, the call waits for the token, which is fetched without blocking (one request
- * through the same pacer); a refusal ends every waiting call as stopped.
+ * Just before a request goes out: the live token, or the request waits for the next one
+ * (fetched without blocking, one request through the same pacer). A request that waited
+ * in the queue past its token's renewal time goes with the new one.
  */
+static bool attach_token(struct http_call *call)
+{
+	struct connector *c = owner(call);
+	struct token *t = &c->token;
+	if (secret_present(&t->value) && now_ms() < t->renew_ms && !t->fetching) {
+		set_headers(c, call, secret_value(&t->value));
+		call->auth_gen = t->gen;
+		return true;
+	}
+	grow(&t->waiting, &t->capwaiting, t->nwaiting + 1, sizeof *t->waiting);
+	t->waiting[t->nwaiting++] = call;
+	if (!t->fetching)
+		token_fetch(c);
+	return false;
+}
+
+/* Send a call with the connector's credentials: a static key now, a token when it goes out. */
 static void conn_submit(struct connector *c, struct http_call *call, int64_t delay_ms)
 {
 	const struct conn_auth *a = &c->type->auth;
 	if (a->client_id) {
-		struct token *t = &c->token;
-		if (secret_present(&t->value) && now_ms() < t->renew_ms && !t->fetching) {
-			set_headers(c, call, secret_value(&t->value));
-			call->auth_gen = t->gen;
-			http_submit(c->http, call, delay_ms);
-			return;
-		}
-		grow(&t->waiting, &t->capwaiting, t->nwaiting + 1, sizeof *t->waiting);
-		t->waiting[t->nwaiting++] = call;
-		if (!t->fetching)
-			token_fetch(c);
+		set_headers(c, call, NULL);
+		call->before_send = attach_token;
+		http_submit(c->http, call, delay_ms);
 		return;
 	}
 	const struct secret *key = a->key ? conn_secret(c, a->key) : NULL;
@@ -324,25 +339,36 @@ static void token_fetch(struct connector *c)
 }
 
 /*
- * A 401: the token expired or was revoked. The request goes again once, with a new
- * token; requests that met the same 401 with the same token wait for that one fetch.
- * false: not renewable (a static key, or renewed for this request already).
+ * A 401: the token expired or was revoked. The request goes again with the next token;
+ * the first 401 to a token renews it, and the requests that meet the same 401 (they were
+ * in flight or queued with it) wait for that one renewal. A token refused before any
+ * request was accepted with it, three times in a row, means the platform will not take
+ * these credentials: the connector stops. false: not a token's 401 (a static key).
  */
-static bool renew_on_401(struct connector *c, struct http_call *call, bool *reauthed)
+#define FRESH_TOKENS_REFUSED 3
+
+static bool renew_on_401(struct connector *c, struct http_call *call)
 {
-	if (call->outcome != CALL_ANSWERED || call->status != 401 || !c->type->auth.client_id || *reauthed)
+	struct token *t = &c->token;
+	if (!c->type->auth.client_id || call->outcome != CALL_ANSWERED)
 		return false;
-	*reauthed = true;
-	if (call->auth_gen == c->token.gen && !c->token.fetching) {
-		secret_free(&c->token.value);
-		c->token.renew_ms = 0;
-		c->token.after_401 = true;
+	if (call->status != 401) {
+		if (call->auth_gen == t->gen && secret_present(&t->value))
+			t->refused_in_row = 0; /* this token works */
+		return false;
+	}
+	if (call->auth_gen == t->gen && !t->fetching) {
+		if (secret_present(&t->value) && ++t->refused_in_row >= FRESH_TOKENS_REFUSED)
+			return false;
+		secret_free(&t->value);
+		t->renew_ms = 0;
+		t->after_401 = true;
 	}
 	free(call->resp);
 	call->resp = NULL;
 	call->resp_len = 0;
 	call->status = 0;
-	conn_submit(c, call, 0);
+	http_submit(c->http, call, 0);
 	return true;
 }
 
@@ -469,7 +495,7 @@ static void after_call(struct http_call *call)
 	struct connector *c = op->conn;
 	const struct step *st = op->kit.step;
 	op->http_status = call->status;
-	if (renew_on_401(c, call, &op->kit.reauthed))
+	if (renew_on_401(c, call))
 		return;
 	if (call->outcome == CALL_ANSWERED && (call->status == 401 || call->status == 403)) {
 		char *m = platform_message(c->type, call->resp, call->resp_len);
@@ -583,8 +609,6 @@ struct jv *connector_list(struct connector *c, const char *resource, char **err)
 void connector_start(struct op *op)
 {
 	op->kit.step = NULL;
-	op->kit.live = false;
-	op->kit.reauthed = false;
 	op->attempt = 0;
 	kit_start(op);
 }
@@ -633,7 +657,6 @@ struct jv *conn_get(struct connector *c, const char *path, char **err)
 {
 	struct http_call call = {0};
 	struct jv *j = NULL;
-	bool reauthed = false;
 	int64_t delay = 0;
 	char perr[200] = "";
 	for (int attempt = 0; attempt < 4; attempt++) {
@@ -646,7 +669,7 @@ struct jv *conn_get(struct connector *c, const char *path, char **err)
 		conn_submit(c, &call, delay);
 		while (call.outcome == CALL_PENDING)
 			http_run(c->http, 100);
-		while (renew_on_401(c, &call, &reauthed))
+		while (renew_on_401(c, &call))
 			while (call.outcome == CALL_PENDING)
 				http_run(c->http, 100);
 		if (call.outcome != CALL_ANSWERED || call.status < 200 || call.status >= 300)

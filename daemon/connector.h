@@ -14,7 +14,8 @@
  *
  * One-way boundaries: blocking reads (conn_get, conn_list) happen in prepare, in lookup
  * lists, find_by_key and pull, never inside an answer's callback (http_run aborts when it
- * is re-entered). Tokens are fetched without blocking: a request waits for its token.
+ * is re-entered). Tokens are fetched without blocking and attached when a request goes
+ * out (not when it is queued): a request waits for its token.
  */
 #ifndef HRSYNC_CONNECTOR_H
 #define HRSYNC_CONNECTOR_H
@@ -210,6 +211,7 @@ struct token {
 	struct secret value;
 	int64_t renew_ms;            /* monotonic: renew from then on */
 	unsigned gen;                /* counts tokens: a 401 to an older one needs no new fetch */
+	int refused_in_row;          /* fresh tokens refused before any request was accepted */
 	bool fetching, after_401;
 	struct http_call call;       /* the token request */
 	struct http_call **waiting;
@@ -240,7 +242,6 @@ struct page_state {
 struct op_kit {
 	const struct step *step;        /* where the answer in flight goes */
 	void (*timer)(struct op *op);   /* op_retry_later's step */
-	bool reauthed;                  /* a 401 was answered with a new token once */
 	bool live;                      /* find on the platform, not in an index (the index may be stale) */
 	const struct subres *sub;       /* the sub-resource being written */
 	char *gone;                     /* the id kit_replace deleted: found again, it is not there */
@@ -293,7 +294,8 @@ void connector_free(struct connector *c);
 const struct secret *conn_secret(const struct connector *c, const char *option);
 /* Every item of a lookup list (blocking): the type's list, or "/resource" read whole. */
 struct jv *connector_list(struct connector *c, const char *resource, char **err);
-/* Run op (the engine's entry point): through its entity's table, from the start. */
+/* Run op (the engine's entry point): through its entity's table, from the start. An op run
+ * again (op->kit.live set) looks for its record on the platform, not in an index. */
 void connector_start(struct op *op);
 /* Free what the connector and the kit keep for op (the op itself stays the engine's). */
 void connector_op_release(struct op *op);

@@ -123,6 +123,7 @@ void http_call_reset(struct http_call *c)
 	c->url = c->body = c->resp = c->content_type = c->retry_after = NULL;
 	c->headers = NULL;
 	c->body_type = NULL;
+	c->before_send = NULL;
 	c->resp_len = c->body_len = 0;
 	c->status = 0;
 	c->outcome = CALL_PENDING;
@@ -329,6 +330,8 @@ static int64_t dispatch(struct http *h)
 			} else if (p->stopped) {
 				snprintf(c->err, sizeof c->err, "connector stopped: %s", p->stop_reason);
 				finish(h, c, CALL_STOPPED);
+			} else if (c->before_send && !c->before_send(c)) {
+				h->active--; /* taken back by its submitter: not ours until submitted again */
 			} else {
 				start(h, c);
 			}

@@ -68,6 +68,12 @@ struct http_call {
 	struct curl_slist *headers;  /* owned */
 	const char *body_type;       /* the body's media type (static), kept for a resend */
 	unsigned auth_gen;           /* the submitter's: which credentials the headers carry */
+	/*
+	 * Called just before the request goes out (after pacing, each attempt), to attach
+	 * credentials that may have changed while it waited. false: the call is not sent; the
+	 * hook took it back (it waits for a token) and will submit it again.
+	 */
+	bool (*before_send)(struct http_call *call);
 	bool idempotent;
 	void (*done)(struct http_call *call);
 	void *arg;

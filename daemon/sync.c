@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <wctype.h>
 
 #include "db.h"
@@ -34,6 +35,7 @@
 #include "version.h"
 
 #define CREATE_BUFFER 64
+#define RETRY_PAUSE_MS 5000   /* before the second pass over records that failed transiently */
 
 struct engine {
 	struct config *cfg;
@@ -55,6 +57,9 @@ struct engine {
 	struct op **creates;           /* held back until prepare() */
 	size_t ncreates;
 	bool readied, prepared;        /* the entity's prepare ran: before any op, before the creates */
+	struct op **again;             /* failed transiently: one more pass before the mapping ends */
+	size_t nagain, capagain;
+	bool second_pass;
 	struct op **terms;             /* terminations, run after the guard */
 	size_t nterms, capterms;
 	bool mapping_stopped;
@@ -224,6 +229,14 @@ static void op_done(struct op *op)
 	/* Not accepted. Keep what the platform already holds, so no later run creates it twice. */
 	if (op->main_done && op->platform_id && op->action == ACT_CREATE)
 		state_link_put(&e->st, m, op->key, op->platform_id, "active", NULL, NULL, op->extra, NULL, NULL, e->run_id);
+	if (op->result == OPR_TRANSIENT && !e->second_pass && !e->stop && !op->conn->pacer.stopped) {
+		/* A moment's error on the platform: once more before the mapping ends (retry_transients). */
+		log_rec(L_INFO, op->key, action_name(op->action), "transient: %s; tried again before the run ends",
+			op->message ? op->message : "failed");
+		grow(&e->again, &e->capagain, e->nagain + 1, sizeof *e->again);
+		e->again[e->nagain++] = op;
+		return;
+	}
 	const char *kind = op->result == OPR_REFUSED ? "refused" : "transient";
 	record_failure(e, op->key, kind, action_name(op->action), NULL, NULL,
 		       op->message ? op->message : "failed", op->http_status, x->fp[0] ? x->fp : NULL);
@@ -828,6 +841,56 @@ static void run_terminations(struct engine *e)
 	e->nterms = 0;
 }
 
+/* Let ms pass, turning the HTTP loop (answers still come in); a stop request ends the wait. */
+static void wait_ms(struct engine *e, int64_t ms)
+{
+	int64_t until = now_ms() + ms;
+	while (now_ms() < until && !e->stop) {
+		if (stop_requested(e)) {
+			stop_run(e, "asked to stop; finishing the requests in flight");
+			break;
+		}
+		if (http_busy(e->http))
+			http_run(e->http, 100);
+		else
+			nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+	}
+}
+
+/*
+ * The records of the mapping that failed transiently (a 5xx, a timeout, a lost answer
+ * that could not be settled) get one more pass before the mapping ends, after a pause for
+ * the platform to recover; the mappings that depend on this one run after it, so records
+ * deferred on them come along. What fails again waits for the next run, in failures.
+ */
+static void retry_transients(struct engine *e)
+{
+	if (!e->nagain)
+		return;
+	e->second_pass = true;
+	if (!e->stop && !e->conn->pacer.stopped) {
+		log_info("%zu record(s) failed transiently; trying them once more in %d s", e->nagain,
+			 RETRY_PAUSE_MS / 1000);
+		wait_ms(e, RETRY_PAUSE_MS);
+	}
+	for (size_t i = 0; i < e->nagain; i++) {
+		struct op *op = e->again[i];
+		if (e->stop || e->conn->pacer.stopped) {
+			e->inflight++;
+			op_done(op); /* recorded with its own reason */
+			continue;
+		}
+		op->result = OPR_OK;
+		free(op->message);
+		op->message = NULL;
+		op->kit.live = true; /* what the failed requests made is in no index */
+		launch(e, op);
+	}
+	e->nagain = 0;
+	pump(e, 0);
+	e->second_pass = false;
+}
+
 static void run_mapping(struct engine *e, struct mapping *m, struct connector *conn)
 {
 	e->m = m;
@@ -917,6 +980,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 		}
 	e->nterms = 0;
 	pump(e, 0);
+	retry_transients(e);
 out:
 	e->cnt.requests = conn->pacer.stats.requests - before.requests;
 	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
@@ -1144,6 +1208,7 @@ done:
 		connector_free(e.conns[i]);
 	free(e.conns);
 	free(e.creates);
+	free(e.again);
 	free(e.terms);
 	http_free(e.http);
 	strmap_clear(&e.lookups);

@@ -19,6 +19,7 @@ import collections
 import copy
 import gc
 import json
+import random
 import math
 import re
 import signal
@@ -38,8 +39,10 @@ MAX_BODY = 16 * 1024 * 1024
 FAULT_MODES = (
     "429", "500", "502", "503", "408", "timeout", "drop", "reset_midbody",
     "malformed", "truncated", "html200", "401", "commit_then_drop",
+    "5xx",               # one of 500, 502, 503, drawn for each request it fires on
+    "commit_then_500",   # the request is applied, then answered 500 (the platform acted)
 )
-FAULT_KEYS = {"mode", "every", "count", "method", "path", "retry_after", "delay_ms"}
+FAULT_KEYS = {"mode", "every", "count", "method", "path", "retry_after", "delay_ms", "ratio", "seed"}
 
 
 # --------------------------------------------------------------------------------------
@@ -329,6 +332,17 @@ class Sandbox:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ValueError("delay_ms must be a number >= 0")
             out["delay_ms"] = v
+        if rule.get("ratio") is not None:
+            v = rule["ratio"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+                raise ValueError("ratio must be a number in (0, 1]")
+            out["ratio"] = v
+        seed = rule.get("seed", 1)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError("seed must be an integer")
+        # `ratio` fires on that share of the matching requests, drawn from a seeded generator:
+        # the same requests in the same order meet the same faults.
+        out["rng"] = random.Random(seed)
         out["seen"] = 0
         out["fired"] = 0
         return out
@@ -344,10 +358,15 @@ class Sandbox:
             rule["seen"] += 1
             if "every" in rule and rule["seen"] % rule["every"] != 0:
                 continue
+            if "ratio" in rule and rule["rng"].random() >= rule["ratio"]:
+                continue
             if "count" in rule and rule["fired"] >= rule["count"]:
                 continue
             rule["fired"] += 1
-            return dict(rule)
+            fired = dict(rule)
+            if fired["mode"] == "5xx":
+                fired["mode"] = rule["rng"].choice(("500", "502", "503"))
+            return fired
         return None
 
     # ---- API request processing -----------------------------------------------------
@@ -455,7 +474,7 @@ class Sandbox:
             headers = {"Retry-After": str(wait)} if retry_header else {}
             data, ctype = encode_body(self.format_error(429, [{"message": "Too many requests"}]))
             headers["Content-Type"] = ctype
-        elif fault in (None, "timeout", "commit_then_drop"):
+        elif fault in (None, "timeout", "commit_then_drop", "commit_then_500"):
             if fault == "timeout" and interrupt.wait(rule.get("delay_ms", 60000) / 1000.0):
                 # sandbox was reset (or is shutting down) while this request slept
                 kind, status, headers, data = "drop", None, {}, b""
@@ -463,6 +482,10 @@ class Sandbox:
                 status, headers, data = self._process(req)
                 if fault == "commit_then_drop":
                     kind = "drop"
+                elif fault == "commit_then_500":
+                    status, headers = 500, {}
+                    data, ctype = encode_body(self.format_error(500, [{"message": "Internal server error"}]))
+                    headers["Content-Type"] = ctype
         else:
             kind, status, headers, body = self._fault_response(rule, req, retry_header)
             data, ctype = encode_body(body)
