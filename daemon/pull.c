@@ -23,6 +23,7 @@ struct puller {
 	const struct mapping *m;
 	char *table_q;          /* the quoted target table */
 	char **cols_q;          /* the quoted column of each field */
+	char *deleted_q;        /* the quoted deleted_column; NULL when none */
 	struct strmap seen;     /* platform ids listed this run */
 	bool stop;
 	char *why;
@@ -118,12 +119,10 @@ static bool inbound_write(struct puller *p, const struct jv *payload)
 		sb_printf(&cols, "%s%s", i ? ", " : "", p->cols_q[i]);
 		sb_printf(&vals, "%s$%zu", i ? ", " : "", i + 1);
 	}
-	if (m->deleted_column) {
-		char *dq = db_quote_ident(st->pg, m->deleted_column);
-		sb_printf(&set, ", %s = false", dq);
-		sb_printf(&cols, ", %s", dq);
+	if (p->deleted_q) {
+		sb_printf(&set, ", %s = false", p->deleted_q);
+		sb_printf(&cols, ", %s", p->deleted_q);
 		sb_puts(&vals, ", false");
-		free(dq);
 	}
 	key_where(p, payload, &where, params + n, owned + n, (int)n + 1);
 	char *upd = xasprintf("UPDATE %s SET %s WHERE %s", p->table_q, sb_str(&set), sb_str(&where));
@@ -254,14 +253,8 @@ static bool inbound_remove(struct puller *p, const struct jv *key)
 	char **owned = xcalloc(nk + 1, sizeof *owned);
 	struct sb where = {0};
 	key_where(p, key, &where, kp, owned, 1);
-	char *sql;
-	if (m->deleted_column) {
-		char *dq = db_quote_ident(st->pg, m->deleted_column);
-		sql = xasprintf("UPDATE %s SET %s = true WHERE %s", p->table_q, dq, sb_str(&where));
-		free(dq);
-	} else {
-		sql = xasprintf("DELETE FROM %s WHERE %s", p->table_q, sb_str(&where));
-	}
+	char *sql = p->deleted_q ? xasprintf("UPDATE %s SET %s = true WHERE %s", p->table_q, p->deleted_q, sb_str(&where))
+				 : xasprintf("DELETE FROM %s WHERE %s", p->table_q, sb_str(&where));
 	PGresult *r = state_exec(st, sql, (int)nk, kp);
 	bool ok = r != NULL;
 	PQclear(r);
@@ -327,6 +320,7 @@ bool pull_run(struct pull_env *pe, const struct mapping *m, char **why)
 	p.cols_q = xcalloc(m->nfields + 1, sizeof *p.cols_q);
 	for (size_t i = 0; i < m->nfields; i++)
 		p.cols_q[i] = db_quote_ident(pg, m->fields[i].name);
+	p.deleted_q = m->deleted_column ? db_quote_ident(pg, m->deleted_column) : NULL;
 
 	char *cursor = NULL;
 	double since_full;
@@ -348,6 +342,7 @@ bool pull_run(struct pull_env *pe, const struct mapping *m, char **why)
 	for (size_t i = 0; i < m->nfields; i++)
 		free(p.cols_q[i]);
 	free(p.cols_q);
+	free(p.deleted_q);
 	free(p.table_q);
 	strmap_clear(&p.seen);
 	if (p.why) {
