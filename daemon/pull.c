@@ -1,6 +1,8 @@
 /*
- * pull — see pull.h. Writes go through the state connection (read-write); the source
- * connection stays a read-only snapshot.
+ * pull — see pull.h. Every statement runs on the state connection (read-write) through
+ * state.c: the inbound table's rows here (the mapping's target, in the mirror), the
+ * state's own `pulled` and `pull_cursors` rows there, the two written in one transaction.
+ * The source connection stays a read-only snapshot. This module names no state table.
  */
 #define _GNU_SOURCE
 #include "pull.h"
@@ -21,40 +23,18 @@ struct puller {
 	const struct mapping *m;
 	char *table_q;          /* the quoted target table */
 	char **cols_q;          /* the quoted column of each field */
+	char *deleted_q;        /* the quoted deleted_column; NULL when none */
 	struct strmap seen;     /* platform ids listed this run */
 	bool stop;
 	char *why;
 };
 
-/* Run parameterised SQL on the state connection ("%1$s" = the quoted state schema). */
-static PGresult *sq(struct puller *p, const char *fmt, int n, const char *const *params)
+/* A statement on the state connection failed (state.c logged it): the pull stops, saying why once. */
+static void write_failed(struct puller *p)
 {
-	struct state *st = p->pe->st;
-	char *sql = NULL;
-	if (asprintf(&sql, fmt, st->schema_q) < 0)
-		return NULL;
-	PGresult *r = PQexecParams(st->pg, sql, n, NULL, params, NULL, NULL, 0);
-	free(sql);
-	ExecStatusType s = PQresultStatus(r);
-	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-		char *e = db_error(st->pg, r);
-		if (PQstatus(st->pg) != CONNECTION_OK)
-			st->broken = true;
-		if (!p->why)
-			p->why = xasprintf("writing the inbound table %s: %s", p->m->target_table, e);
-		log_error("pull %s: %s", p->m->name, e);
-		free(e);
-		PQclear(r);
-		return NULL;
-	}
-	return r;
-}
-
-static bool sq_ok(struct puller *p, const char *fmt, int n, const char *const *params)
-{
-	PGresult *r = sq(p, fmt, n, params);
-	PQclear(r);
-	return r != NULL;
+	const char *e = p->pe->st->err;
+	if (!p->why)
+		p->why = xasprintf("writing the inbound table %s: %s", p->m->target_table, e ? e : "unknown error");
 }
 
 /* A JSON value as the text a column takes: scalars as text, objects as JSON, null as NULL. */
@@ -123,9 +103,11 @@ static void key_where(struct puller *p, const struct jv *payload, struct sb *w, 
 	}
 }
 
-static bool upsert(struct puller *p, const char *pid, const struct jv *payload, const char *fp)
+/* The record's row in the inbound table: updated where its key is, inserted otherwise. */
+static bool inbound_write(struct puller *p, const struct jv *payload)
 {
 	const struct mapping *m = p->m;
+	struct state *st = p->pe->st;
 	size_t n = m->nfields, nk = m->ntarget_keys;
 	const char **params = xcalloc(n + nk + 2, sizeof *params);
 	char **owned = xcalloc(n + nk + 2, sizeof *owned);
@@ -137,58 +119,24 @@ static bool upsert(struct puller *p, const char *pid, const struct jv *payload, 
 		sb_printf(&cols, "%s%s", i ? ", " : "", p->cols_q[i]);
 		sb_printf(&vals, "%s$%zu", i ? ", " : "", i + 1);
 	}
-	if (m->deleted_column) {
-		char *dq = db_quote_ident(p->pe->st->pg, m->deleted_column);
-		sb_printf(&set, ", %s = false", dq);
-		sb_printf(&cols, ", %s", dq);
+	if (p->deleted_q) {
+		sb_printf(&set, ", %s = false", p->deleted_q);
+		sb_printf(&cols, ", %s", p->deleted_q);
 		sb_puts(&vals, ", false");
-		free(dq);
 	}
 	key_where(p, payload, &where, params + n, owned + n, (int)n + 1);
-	bool ok = sq_ok(p, "BEGIN", 0, NULL);
 	char *upd = xasprintf("UPDATE %s SET %s WHERE %s", p->table_q, sb_str(&set), sb_str(&where));
-	PGresult *r = ok ? PQexecParams(p->pe->st->pg, upd, (int)(n + nk), NULL, params, NULL, NULL, 0) : NULL;
-	free(upd);
-	if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
-		char *e = db_error(p->pe->st->pg, r);
-		p->why = xasprintf("writing the inbound table %s: %s", m->target_table, e);
-		free(e);
-		ok = false;
-	}
+	PGresult *r = state_exec(st, upd, (int)(n + nk), params);
+	bool ok = r != NULL;
 	if (ok && atol(PQcmdTuples(r)) == 0) {
 		char *ins = xasprintf("INSERT INTO %s (%s) VALUES (%s)", p->table_q, sb_str(&cols), sb_str(&vals));
-		PGresult *ri = PQexecParams(p->pe->st->pg, ins, (int)n, NULL, params, NULL, NULL, 0);
-		free(ins);
-		if (PQresultStatus(ri) != PGRES_COMMAND_OK) {
-			char *e = db_error(p->pe->st->pg, ri);
-			p->why = xasprintf("writing the inbound table %s: %s", m->target_table, e);
-			free(e);
-			ok = false;
-		}
+		PGresult *ri = state_exec(st, ins, (int)n, params);
+		ok = ri != NULL;
 		PQclear(ri);
+		free(ins);
 	}
 	PQclear(r);
-	if (ok) {
-		struct jv *k = jv_obj();
-		for (size_t i = 0; i < nk; i++)
-			jv_obj_set(k, m->target_keys[i], jv_copy(jv_obj_get(payload, m->target_keys[i])));
-		char *kj = jv_dumps(k);
-		jv_free(k);
-		char rid[32];
-		snprintf(rid, sizeof rid, "%lld", p->pe->run_id);
-		const char *pp[] = {m->name, pid, kj, fp, rid};
-		ok = sq_ok(p,
-			   "INSERT INTO %1$s.pulled (mapping, platform_id, target_key, fingerprint, run_id) "
-			   "VALUES ($1, $2, $3::jsonb, decode($4, 'hex'), $5) ON CONFLICT (mapping, platform_id) DO UPDATE "
-			   "SET target_key = EXCLUDED.target_key, fingerprint = EXCLUDED.fingerprint, deleted = false, "
-			   "updated_at = now(), run_id = EXCLUDED.run_id",
-			   5, pp);
-		free(kj);
-	}
-	if (ok)
-		ok = sq_ok(p, "COMMIT", 0, NULL);
-	else
-		PQclear(PQexec(p->pe->st->pg, "ROLLBACK"));
+	free(upd);
 	for (size_t i = 0; i < n + nk; i++)
 		free(owned[i]);
 	free(owned);
@@ -197,6 +145,36 @@ static bool upsert(struct puller *p, const char *pid, const struct jv *payload, 
 	sb_free(&cols);
 	sb_free(&vals);
 	sb_free(&where);
+	return ok;
+}
+
+/* The record's key columns as a JSON object, as `pulled` keeps them. Caller frees. */
+static char *target_key_json(const struct mapping *m, const struct jv *payload)
+{
+	struct jv *k = jv_obj();
+	for (size_t i = 0; i < m->ntarget_keys; i++)
+		jv_obj_set(k, m->target_keys[i], jv_copy(jv_obj_get(payload, m->target_keys[i])));
+	char *kj = jv_dumps(k);
+	jv_free(k);
+	return kj;
+}
+
+/* The inbound row and the state's `pulled` row, in one transaction: both are written or neither. */
+static bool upsert(struct puller *p, const char *pid, const struct jv *payload, const char *fp)
+{
+	struct state *st = p->pe->st;
+	bool ok = state_begin(st) && inbound_write(p, payload);
+	if (ok) {
+		char *kj = target_key_json(p->m, payload);
+		ok = state_pulled_put(st, p->m->name, pid, kj, fp, p->pe->run_id);
+		free(kj);
+	}
+	if (ok)
+		ok = state_commit(st);
+	else
+		state_rollback(st);
+	if (!ok)
+		write_failed(p);
 	return ok;
 }
 
@@ -209,17 +187,14 @@ static bool on_record(void *ud, const char *pid, const struct jv *rec)
 		return true;
 	strmap_put(&p->seen, pid, "");
 	c->rows++;
-	const char *params[] = {m->name, pid};
-	PGresult *r = sq(p, "SELECT encode(fingerprint, 'hex'), deleted FROM %1$s.pulled WHERE mapping = $1 AND platform_id = $2",
-			 2, params);
-	if (!r) {
+	char *old_fp = NULL;
+	bool was_deleted = false;
+	int known = state_pulled_get(p->pe->st, m->name, pid, &old_fp, &was_deleted);
+	if (known < 0) {
+		write_failed(p);
 		p->stop = true;
 		return false;
 	}
-	bool known = PQntuples(r) == 1;
-	char *old_fp = known && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
-	bool was_deleted = known && PQgetvalue(r, 0, 1)[0] == 't';
-	PQclear(r);
 	/* The filter admits new records; records pulled before keep being updated. */
 	if (!known && !matches_filter(m->filter, rec)) {
 		free(old_fp);
@@ -268,59 +243,61 @@ static bool on_record(void *ud, const char *pid, const struct jv *rec)
 	return !p->stop;
 }
 
+/* A record deleted on the platform: its inbound row marked (deleted_column) or deleted. */
+static bool inbound_remove(struct puller *p, const struct jv *key)
+{
+	const struct mapping *m = p->m;
+	struct state *st = p->pe->st;
+	size_t nk = m->ntarget_keys;
+	const char **kp = xcalloc(nk + 1, sizeof *kp);
+	char **owned = xcalloc(nk + 1, sizeof *owned);
+	struct sb where = {0};
+	key_where(p, key, &where, kp, owned, 1);
+	char *sql = p->deleted_q ? xasprintf("UPDATE %s SET %s = true WHERE %s", p->table_q, p->deleted_q, sb_str(&where))
+				 : xasprintf("DELETE FROM %s WHERE %s", p->table_q, sb_str(&where));
+	PGresult *r = state_exec(st, sql, (int)nk, kp);
+	bool ok = r != NULL;
+	PQclear(r);
+	free(sql);
+	for (size_t k = 0; k < nk; k++)
+		free(owned[k]);
+	free(owned);
+	free(kp);
+	sb_free(&where);
+	return ok;
+}
+
 /* After a full listing: what was pulled before and is gone from the platform. */
 static void mark_deleted(struct puller *p)
 {
 	const struct mapping *m = p->m;
-	const char *params[] = {m->name};
-	PGresult *r = sq(p, "SELECT platform_id, target_key::text FROM %1$s.pulled WHERE mapping = $1 AND NOT deleted", 1,
-			 params);
-	if (!r)
+	struct state *st = p->pe->st;
+	PGresult *r = state_pulled_live(st, m->name);
+	if (!r) {
+		write_failed(p);
 		return;
+	}
 	for (int i = 0; i < PQntuples(r) && !p->stop; i++) {
-		const char *pid = PQgetvalue(r, i, 0);
+		const char *pid = PQgetvalue(r, i, PULLED_PLATFORM_ID);
 		if (strmap_get(&p->seen, pid, NULL))
 			continue;
 		if (p->pe->opts->dry_run) {
 			p->pe->cnt->terminated++;
 			continue;
 		}
-		const char *kt = PQgetvalue(r, i, 1);
+		const char *kt = PQgetvalue(r, i, PULLED_TARGET_KEY);
 		struct jv *key = jv_parse(kt, strlen(kt), NULL, 0);
-		size_t nk = m->ntarget_keys;
-		const char **kp = xcalloc(nk + 1, sizeof *kp);
-		char **owned = xcalloc(nk + 1, sizeof *owned);
-		struct sb where = {0};
-		key_where(p, key, &where, kp, owned, 1);
-		char *sql;
-		if (m->deleted_column) {
-			char *dq = db_quote_ident(p->pe->st->pg, m->deleted_column);
-			sql = xasprintf("UPDATE %s SET %s = true WHERE %s", p->table_q, dq, sb_str(&where));
-			free(dq);
-		} else {
-			sql = xasprintf("DELETE FROM %s WHERE %s", p->table_q, sb_str(&where));
-		}
-		bool ok = sq_ok(p, "BEGIN", 0, NULL);
-		PGresult *w = ok ? PQexecParams(p->pe->st->pg, sql, (int)nk, NULL, kp, NULL, NULL, 0) : NULL;
-		ok = ok && PQresultStatus(w) == PGRES_COMMAND_OK;
-		PQclear(w);
-		const char *pp[] = {m->name, pid};
-		ok = ok && sq_ok(p, "UPDATE %1$s.pulled SET deleted = true, updated_at = now() WHERE mapping = $1 AND platform_id = $2",
-				 2, pp);
-		if (ok && sq_ok(p, "COMMIT", 0, NULL)) {
+		/* The inbound change and the `pulled` mark, in one transaction. */
+		bool ok = state_begin(st) && inbound_remove(p, key) && state_pulled_deleted(st, m->name, pid);
+		if (ok && state_commit(st)) {
 			p->pe->cnt->terminated++;
 			log_rec(L_INFO, pid, "pull", "deleted on the platform: %s in %s", m->deleted_column ? "marked" : "removed",
 				m->target_table);
 		} else {
-			PQclear(PQexec(p->pe->st->pg, "ROLLBACK"));
+			state_rollback(st);
+			write_failed(p);
 			p->stop = true;
 		}
-		free(sql);
-		for (size_t k = 0; k < nk; k++)
-			free(owned[k]);
-		free(owned);
-		free(kp);
-		sb_free(&where);
 		jv_free(key);
 	}
 	PQclear(r);
@@ -343,18 +320,13 @@ bool pull_run(struct pull_env *pe, const struct mapping *m, char **why)
 	p.cols_q = xcalloc(m->nfields + 1, sizeof *p.cols_q);
 	for (size_t i = 0; i < m->nfields; i++)
 		p.cols_q[i] = db_quote_ident(pg, m->fields[i].name);
+	p.deleted_q = m->deleted_column ? db_quote_ident(pg, m->deleted_column) : NULL;
 
-	const char *params[] = {m->name};
-	PGresult *r = sq(&p, "SELECT cursor, coalesce(extract(epoch FROM now() - last_full), 1e12) FROM %1$s.pull_cursors "
-			     "WHERE mapping = $1",
-			 1, params);
 	char *cursor = NULL;
-	bool full = true;
-	if (r && PQntuples(r) == 1) {
-		cursor = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
-		full = !cursor || atof(PQgetvalue(r, 0, 1)) > FULL_EVERY_SECONDS;
-	}
-	PQclear(r);
+	double since_full;
+	if (!state_pull_cursor_get(pe->st, m->name, &cursor, &since_full))
+		write_failed(&p);
+	bool full = !cursor || since_full > FULL_EVERY_SECONDS;
 	char *next = NULL, *err = NULL;
 	bool complete = false;
 	bool ok = c->type->pull(c, m->entity, m->filter, full ? NULL : cursor, on_record, &p, &next, &complete, &err);
@@ -362,20 +334,15 @@ bool pull_run(struct pull_env *pe, const struct mapping *m, char **why)
 		p.why = xasprintf("connector %s: %s", c->name, err ? err : "pull failed");
 	if (ok && !p.stop && complete)
 		mark_deleted(&p);
-	if (ok && !p.stop && !pe->opts->dry_run) {
-		const char *pp[] = {m->name, next, complete ? "t" : "f"};
-		sq_ok(&p,
-		      "INSERT INTO %1$s.pull_cursors (mapping, cursor, last_full) VALUES ($1, $2, CASE WHEN $3 THEN now() END) "
-		      "ON CONFLICT (mapping) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now(), "
-		      "last_full = CASE WHEN $3 THEN now() ELSE pull_cursors.last_full END",
-		      3, pp);
-	}
+	if (ok && !p.stop && !pe->opts->dry_run && !state_pull_cursor_put(pe->st, m->name, next, complete))
+		write_failed(&p);
 	free(err);
 	free(next);
 	free(cursor);
 	for (size_t i = 0; i < m->nfields; i++)
 		free(p.cols_q[i]);
 	free(p.cols_q);
+	free(p.deleted_q);
 	free(p.table_q);
 	strmap_clear(&p.seen);
 	if (p.why) {

@@ -10,6 +10,9 @@
  * the state's `pulled` table). A record that fails its mapping (an unmapped absence
  * type) is parked in `failures`, never guessed. Deleted on the platform: the target's
  * deleted_column is set, or the row is deleted.
+ *
+ * This module owns the SQL on the inbound table (the mapping's target, in the mirror);
+ * the state's bookkeeping (`pulled`, `pull_cursors`) is state.c's.
  */
 #ifndef HRSYNC_PULL_H
 #define HRSYNC_PULL_H

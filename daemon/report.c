@@ -1,13 +1,14 @@
 /*
  * report — `hrsync status`, `hrsync failures` and `hrsync retry`: what the state schema
- * (state.c: runs, run_mappings, failures) says, for a sysadmin without the logs and, with
- * --format json, for scripts (one JSON document on stdout).
+ * says (runs, their counts per mapping, failures), for a sysadmin without the logs and,
+ * with --format json, for scripts (one JSON document on stdout).
  *
- * These commands read the state through their own libpq connection, with parameterised
- * SQL and the schema name quoted once. status and failures only read (a read-only
- * session) and never take the run lock, so they work while a run is going on; retry
- * only sets failures.retry. A config whose mapping files have errors still lets them
- * read the state: a broken mapping is no reason to hide what happened.
+ * This module formats (tables, JSON) and sets exit codes; it names no state table:
+ * state.c reads and marks the state for it, on a connection of the command's own
+ * (state_connect_report). status and failures only read (a read-only session) and never
+ * take the run lock, so they work while a run is going on; retry only sets failures.retry.
+ * A config whose mapping files have errors still lets them read the state: a broken
+ * mapping is no reason to hide what happened.
  *
  * Exit status: status 0; failures 0 when none are listed, 1 when some are; retry 0, or 1
  * when a KEY named has no failure; 2 usage or configuration; 3 database unreachable.
@@ -20,15 +21,15 @@
 #include <time.h>
 
 #include "cli.h"
-#include "db.h"
 #include "json.h"
+#include "state.h"
 
-/* ---- shared: config, connection, queries ---- */
+/* ---- shared: config, connection, reading the state ---- */
 
 struct report {
 	struct config *cfg;
-	PGconn *pg;
-	char *schema_q;
+	struct state st;
+	const char **order;      /* the config's mapping names, the order the reports list mappings in */
 	bool json;
 };
 
@@ -64,75 +65,44 @@ static struct config *report_config(const struct globals *g, const char *cmd)
 static int report_open(struct report *r, const char *cmd, bool read_only)
 {
 	char *err = NULL;
-	r->pg = db_connect(r->cfg, cmd, &err);
-	if (!r->pg) {
+	if (!state_connect_report(&r->st, r->cfg, cmd, read_only, &err)) {
 		fprintf(stderr, "hrsync %s: %s\n", cmd, err);
 		free(err);
 		return 3;
 	}
-	r->schema_q = db_quote_ident(r->pg, r->cfg->state_schema);
-	if (read_only && !db_exec(r->pg, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", &err)) {
-		fprintf(stderr, "hrsync %s: %s\n", cmd, err);
-		free(err);
-		return 3;
-	}
+	r->order = xcalloc(r->cfg->nmaps + 1, sizeof *r->order);
+	for (size_t i = 0; i < r->cfg->nmaps; i++)
+		r->order[i] = r->cfg->maps[i]->name;
 	return 0;
 }
 
 static void report_close(struct report *r)
 {
-	PQfinish(r->pg);
-	free(r->schema_q);
+	state_close(&r->st);
+	free(r->order);
 	config_free(r->cfg);
 }
 
-/* Parameterised SQL where %1$s stands for the quoted schema. NULL after printing why. */
-static PGresult *query(struct report *r, const char *cmd, const char *sql_fmt, int n, const char *const *params)
+/* res, or NULL after saying why the state could not be read (state.c logs nothing for the reports). */
+static PGresult *checked(struct report *r, const char *cmd, PGresult *res)
 {
-	char *sql = NULL;
-	if (asprintf(&sql, sql_fmt, r->schema_q) < 0)
-		return NULL;
-	PGresult *res = PQexecParams(r->pg, sql, n, NULL, params, NULL, NULL, 0);
-	free(sql);
-	ExecStatusType st = PQresultStatus(res);
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		char *m = db_error(r->pg, res);
-		fprintf(stderr, "hrsync %s: state database: %s\n", cmd, m);
-		free(m);
-		PQclear(res);
-		return NULL;
-	}
+	if (!res)
+		fprintf(stderr, "hrsync %s: state database: %s\n", cmd, r->st.err ? r->st.err : "unknown error");
 	return res;
+}
+
+/* The same for an answer of 1 (yes), 0 (no) or -1 (error). */
+static int checked_yes_no(struct report *r, const char *cmd, int yes)
+{
+	if (yes < 0)
+		checked(r, cmd, NULL);
+	return yes;
 }
 
 /* Does the state schema hold hrsync's tables yet? -1 on error. */
 static int schema_ready(struct report *r, const char *cmd)
 {
-	const char *p[] = {r->cfg->state_schema};
-	PGresult *res = query(r, cmd, "SELECT to_regclass(format('%%I.failures', $1::text)) IS NOT NULL", 1, p);
-	if (!res)
-		return -1;
-	int yes = PQgetvalue(res, 0, 0)[0] == 't';
-	PQclear(res);
-	return yes;
-}
-
-/* The config's mapping names in run order, as a PostgreSQL array literal, for ORDER BY. */
-static char *mapping_order(const struct config *cfg)
-{
-	struct sb b = {0};
-	sb_putc(&b, '{');
-	for (size_t i = 0; i < cfg->nmaps; i++) {
-		sb_puts(&b, i ? ",\"" : "\"");
-		for (const char *p = cfg->maps[i]->name; p && *p; p++) {
-			if (*p == '"' || *p == '\\')
-				sb_putc(&b, '\\');
-			sb_putc(&b, *p);
-		}
-		sb_putc(&b, '"');
-	}
-	sb_putc(&b, '}');
-	return sb_steal(&b);
+	return checked_yes_no(r, cmd, state_created(&r->st));
 }
 
 static const char *val(const PGresult *res, int row, int col)
@@ -153,6 +123,22 @@ static struct jv *jcol(const PGresult *res, int row, int col, char kind)
 	case 'b': return jv_bool(v[0] == 't');
 	default: return jv_str(v);
 	}
+}
+
+/* A JSON member from a column: its name in the document, its column, its kind (see jcol). */
+struct jmember {
+	const char *name;
+	int col;
+	char kind;
+};
+
+/* Row row of res as a JSON object of these members. */
+static struct jv *jrow(const PGresult *res, int row, const struct jmember *m, size_t n)
+{
+	struct jv *o = jv_obj();
+	for (size_t k = 0; k < n; k++)
+		jv_obj_set(o, m[k].name, jcol(res, row, m[k].col, m[k].kind));
+	return o;
 }
 
 static void print_json(struct jv *doc)
@@ -252,17 +238,6 @@ static bool parse_format(const char *cmd, int argc, char **argv, int *i, bool *j
 
 /* ---- status ---- */
 
-static const char *const run_cols =
-	"SELECT id, command, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), to_json(started_at) #>> '{}', "
-	"to_json(finished_at) #>> '{}', round(extract(epoch FROM coalesce(finished_at, now()) - started_at)::numeric, 1), "
-	"status, exit_code, dry_run, host, pid, version, message, to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') ";
-
-enum { R_ID, R_CMD, R_START_TXT, R_START, R_END, R_SECS, R_STATUS, R_EXIT, R_DRY, R_HOST, R_PID, R_VERSION, R_MSG,
-       R_END_TXT };
-
-static const char *const count_names[] = {"source_rows", "created", "updated", "terminated", "unchanged",
-					  "skipped", "failed", "deferred", "requests", "throttled", "seconds"};
-
 /* What a run's status means, in words. */
 static const char *outcome_words(const char *status)
 {
@@ -279,208 +254,206 @@ static const char *outcome_words(const char *status)
 	return status;
 }
 
-static int status_body(struct report *r, int nruns)
+/* What status shows, read in one go. */
+struct status_data {
+	bool running;           /* a run holds the lock now */
+	PGresult *runs;         /* the latest runs (RUN_*), newest first */
+	PGresult *last;         /* the last completed run (RUN_*): zero or one row */
+	PGresult *counts;       /* the latest runs' counts per mapping (RC_*) */
+	PGresult *waiting;      /* the failures, grouped (FS_*) */
+};
+
+/* 1: read; 0: no state schema yet (only running is known); -1: error, said. */
+static int status_read(struct report *r, int nruns, struct status_data *d)
 {
 	const char *cmd = "status";
-	int rc = 3;
-	PGresult *runs = NULL, *maps = NULL, *wait = NULL, *lock = NULL, *last = NULL;
-	struct jv *doc = NULL;
-	char *order = mapping_order(r->cfg);
-	char nbuf[16];
-	snprintf(nbuf, sizeof nbuf, "%d", nruns);
-
-	const char *lp[] = {r->schema_q};
-	lock = query(r, cmd,
-		     "WITH k AS (SELECT hashtext('hrsync:' || $1)::bigint AS k) "
-		     "SELECT EXISTS (SELECT 1 FROM pg_locks l, k WHERE l.locktype = 'advisory' AND l.granted "
-		     "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-		     "AND l.classid = ((k.k >> 32) & 4294967295)::oid AND l.objid = (k.k & 4294967295)::oid)",
-		     1, lp);
-	if (!lock)
-		goto out;
-	bool running = PQgetvalue(lock, 0, 0)[0] == 't';
+	int running = checked_yes_no(r, cmd, state_running(&r->st));
+	if (running < 0)
+		return -1;
+	d->running = running;
 	int have = schema_ready(r, cmd);
-	if (have < 0)
-		goto out;
-	if (!have) {
-		if (r->json) {
-			doc = jv_obj();
-			jv_obj_set(doc, "state_schema", jv_str(r->cfg->state_schema));
-			jv_obj_set(doc, "running", jv_bool(running));
-			jv_obj_set(doc, "runs", jv_arr());
-			jv_obj_set(doc, "last_success", jv_null());
-			jv_obj_set(doc, "waiting", jv_arr());
-			print_json(doc);
-		} else {
-			printf("No run recorded yet: state schema %s does not exist (`hrsync run` or `hrsync db migrate` "
-			       "creates it).\n",
-			       r->cfg->state_schema);
-		}
-		rc = 0;
-		goto out;
-	}
-	const char *p1[] = {nbuf};
-	char *sql = xasprintf("%s FROM %%1$s.runs ORDER BY id DESC LIMIT $1", run_cols);
-	runs = query(r, cmd, sql, 1, p1);
-	free(sql);
-	sql = xasprintf("%s FROM %%1$s.runs WHERE status IN ('ok', 'failures') AND NOT dry_run ORDER BY id DESC LIMIT 1",
-			run_cols);
-	last = runs ? query(r, cmd, sql, 0, NULL) : NULL;
-	free(sql);
-	const char *p2[] = {nbuf, order};
-	maps = last ? query(r, cmd,
-			    "SELECT run_id, mapping, source_rows, created, updated, terminated, unchanged, skipped, failed, "
-			    "deferred, requests, throttled, round(seconds::numeric, 1) FROM %1$s.run_mappings "
-			    "WHERE run_id IN (SELECT id FROM %1$s.runs ORDER BY id DESC LIMIT $1) "
-			    "ORDER BY run_id DESC, array_position($2::text[], mapping) NULLS LAST, mapping",
-			    2, p2)
-		    : NULL;
-	const char *p3[] = {order};
-	wait = maps ? query(r, cmd,
-			    "SELECT mapping, kind, field, rule, count(*), count(*) FILTER (WHERE retry), "
-			    "to_char(min(first_seen), 'YYYY-MM-DD HH24:MI'), to_json(min(first_seen)) #>> '{}', "
-			    "to_json(max(last_seen)) #>> '{}', max(attempts), "
-			    "(array_agg(reason ORDER BY last_seen DESC, erp_key))[1], "
-			    "(array_agg(erp_key ORDER BY erp_key))[1] FROM %1$s.failures "
-			    "GROUP BY mapping, kind, field, rule "
-			    "ORDER BY array_position($1::text[], mapping) NULLS LAST, mapping, "
-			    "array_position(ARRAY['mapping', 'refused', 'transient', 'deferred'], kind), count(*) DESC, "
-			    "field NULLS LAST, rule NULLS LAST",
-			    1, p3)
-		    : NULL;
-	if (!wait)
-		goto out;
+	if (have <= 0)
+		return have;
+	size_t n = r->cfg->nmaps;
+	d->runs = checked(r, cmd, state_runs_latest(&r->st, nruns));
+	d->last = d->runs ? checked(r, cmd, state_run_last_completed(&r->st)) : NULL;
+	d->counts = d->last ? checked(r, cmd, state_run_counts(&r->st, nruns, r->order, n)) : NULL;
+	d->waiting = d->counts ? checked(r, cmd, state_failures_summary(&r->st, r->order, n)) : NULL;
+	return d->waiting ? 1 : -1;
+}
 
-	if (r->json) {
-		doc = jv_obj();
-		jv_obj_set(doc, "state_schema", jv_str(r->cfg->state_schema));
-		jv_obj_set(doc, "running", jv_bool(running));
-		struct jv *ra = jv_arr();
-		for (int i = 0; i < PQntuples(runs); i++) {
-			struct jv *o = jv_obj();
-			static const struct { const char *k; int col; char kind; } f[] = {
-				{"id", R_ID, 'i'}, {"command", R_CMD, 's'}, {"started_at", R_START, 's'},
-				{"finished_at", R_END, 's'}, {"seconds", R_SECS, 'n'}, {"status", R_STATUS, 's'},
-				{"exit_code", R_EXIT, 'i'}, {"dry_run", R_DRY, 'b'}, {"host", R_HOST, 's'},
-				{"pid", R_PID, 'i'}, {"version", R_VERSION, 's'}, {"message", R_MSG, 's'}};
-			for (size_t k = 0; k < ARRAY_LEN(f); k++)
-				jv_obj_set(o, f[k].k, jcol(runs, i, f[k].col, f[k].kind));
-			struct jv *ma = jv_arr();
-			for (int m = 0; m < PQntuples(maps); m++) {
-				if (!streq(val(maps, m, 0), val(runs, i, R_ID)))
-					continue;
-				struct jv *mo = jv_obj();
-				jv_obj_set(mo, "mapping", jcol(maps, m, 1, 's'));
-				for (int k = 0; k < 11; k++)
-					jv_obj_set(mo, count_names[k], jcol(maps, m, 2 + k, k == 10 ? 'n' : 'i'));
-				jv_arr_push(ma, mo);
-			}
-			jv_obj_set(o, "mappings", ma);
-			jv_arr_push(ra, o);
-		}
-		jv_obj_set(doc, "runs", ra);
-		if (PQntuples(last)) {
-			struct jv *lo = jv_obj();
-			jv_obj_set(lo, "id", jcol(last, 0, R_ID, 'i'));
-			jv_obj_set(lo, "finished_at", jcol(last, 0, R_END, 's'));
-			jv_obj_set(lo, "status", jcol(last, 0, R_STATUS, 's'));
-			jv_obj_set(doc, "last_success", lo);
-		} else {
-			jv_obj_set(doc, "last_success", jv_null());
-		}
-		struct jv *wa = jv_arr();
-		static const struct { const char *k; char kind; } wf[] = {
-			{"mapping", 's'}, {"kind", 's'}, {"field", 's'}, {"rule", 's'}, {"count", 'i'},
-			{"retry_asked", 'i'}, {NULL, 0}, {"first_seen", 's'}, {"last_seen", 's'}, {"max_attempts", 'i'},
-			{"example_reason", 's'}, {"example_key", 's'}};
-		for (int i = 0; i < PQntuples(wait); i++) {
-			struct jv *o = jv_obj();
-			for (size_t k = 0; k < ARRAY_LEN(wf); k++)
-				if (wf[k].k)
-					jv_obj_set(o, wf[k].k, jcol(wait, i, (int)k, wf[k].kind));
-			jv_arr_push(wa, o);
-		}
-		jv_obj_set(doc, "waiting", wa);
-		print_json(doc);
-		rc = 0;
-		goto out;
-	}
+static void status_data_free(struct status_data *d)
+{
+	PQclear(d->runs);
+	PQclear(d->last);
+	PQclear(d->counts);
+	PQclear(d->waiting);
+}
 
-	/* The table form. */
-	if (running)
-		printf("A run is in progress now.\n\n");
-	if (PQntuples(last))
-		printf("Last completed run: %s, finished %s (%s).\n\n", val(last, 0, R_ID), val(last, 0, R_END_TXT),
-		       outcome_words(val(last, 0, R_STATUS)));
-	else
-		printf("No run has completed yet.\n\n");
-	if (!PQntuples(runs))
-		printf("No run recorded yet.\n\n");
-	static const char *const mheads[] = {"MAPPING", "ROWS", "CREATED", "UPDATED", "TERMINATED", "UNCHANGED",
-					     "SKIPPED", "FAILED", "DEFERRED", "REQUESTS", "429S", "SECONDS"};
-	for (int i = 0; i < PQntuples(runs); i++) {
-		const char *st = val(runs, i, R_STATUS);
-		if (streq(st, "running") && !running)
-			st = "killed";   /* nobody holds the run lock: its process is gone */
-		const char *ex = val(runs, i, R_EXIT);
-		printf("Run %s  %s  %s  %s s  %s%s%s%s\n", val(runs, i, R_ID), val(runs, i, R_START_TXT),
-		       val(runs, i, R_CMD), val(runs, i, R_SECS), outcome_words(st), ex ? " (exit " : "", ex ? ex : "",
-		       ex ? ")" : "");
-		if (val(runs, i, R_MSG))
-			printf("  %s\n", val(runs, i, R_MSG));
-		struct table t = {12, mheads, " rrrrrrrrrrr", NULL, 0};
-		for (int m = 0; m < PQntuples(maps); m++) {
-			if (!streq(val(maps, m, 0), val(runs, i, R_ID)))
-				continue;
-			const char *row[12];
-			for (int k = 0; k < 12; k++)
-				row[k] = val(maps, m, 1 + k);
-			table_row(&t, row);
-		}
-		if (t.nrows)
-			table_print(&t, "  ");
-		table_free(&t);
-		printf("\n");
+/* Before the first run: the state schema does not exist. */
+static void status_print_empty(const struct report *r, bool running)
+{
+	if (!r->json) {
+		printf("No run recorded yet: state schema %s does not exist (`hrsync run` or `hrsync db migrate` "
+		       "creates it).\n",
+		       r->cfg->state_schema);
+		return;
 	}
+	struct jv *doc = jv_obj();
+	jv_obj_set(doc, "state_schema", jv_str(r->cfg->state_schema));
+	jv_obj_set(doc, "running", jv_bool(running));
+	jv_obj_set(doc, "runs", jv_arr());
+	jv_obj_set(doc, "last_success", jv_null());
+	jv_obj_set(doc, "waiting", jv_arr());
+	print_json(doc);
+	jv_free(doc);
+}
+
+static const char *const count_names[] = {"source_rows", "created", "updated", "terminated", "unchanged",
+					  "skipped", "failed", "deferred", "requests", "throttled", "seconds"};
+
+/* Run i of d->runs as JSON, with its counts per mapping. */
+static struct jv *run_json(const struct status_data *d, int i)
+{
+	static const struct jmember f[] = {
+		{"id", RUN_ID, 'i'}, {"command", RUN_COMMAND, 's'}, {"started_at", RUN_STARTED, 's'},
+		{"finished_at", RUN_FINISHED, 's'}, {"seconds", RUN_SECONDS, 'n'}, {"status", RUN_STATUS, 's'},
+		{"exit_code", RUN_EXIT_CODE, 'i'}, {"dry_run", RUN_DRY_RUN, 'b'}, {"host", RUN_HOST, 's'},
+		{"pid", RUN_PID, 'i'}, {"version", RUN_VERSION, 's'}, {"message", RUN_MESSAGE, 's'}};
+	struct jv *o = jrow(d->runs, i, f, ARRAY_LEN(f));
+	struct jv *ma = jv_arr();
+	for (int m = 0; m < PQntuples(d->counts); m++) {
+		if (!streq(val(d->counts, m, RC_RUN_ID), val(d->runs, i, RUN_ID)))
+			continue;
+		struct jv *mo = jv_obj();
+		jv_obj_set(mo, "mapping", jcol(d->counts, m, RC_MAPPING, 's'));
+		for (int k = 0; k < (int)ARRAY_LEN(count_names); k++) {
+			int col = RC_SOURCE_ROWS + k;
+			jv_obj_set(mo, count_names[k], jcol(d->counts, m, col, col == RC_SECONDS ? 'n' : 'i'));
+		}
+		jv_arr_push(ma, mo);
+	}
+	jv_obj_set(o, "mappings", ma);
+	return o;
+}
+
+static void status_print_json(const struct report *r, const struct status_data *d)
+{
+	struct jv *doc = jv_obj();
+	jv_obj_set(doc, "state_schema", jv_str(r->cfg->state_schema));
+	jv_obj_set(doc, "running", jv_bool(d->running));
+	struct jv *ra = jv_arr();
+	for (int i = 0; i < PQntuples(d->runs); i++)
+		jv_arr_push(ra, run_json(d, i));
+	jv_obj_set(doc, "runs", ra);
+	static const struct jmember lf[] = {
+		{"id", RUN_ID, 'i'}, {"finished_at", RUN_FINISHED, 's'}, {"status", RUN_STATUS, 's'}};
+	jv_obj_set(doc, "last_success", PQntuples(d->last) ? jrow(d->last, 0, lf, ARRAY_LEN(lf)) : jv_null());
+	static const struct jmember wf[] = {
+		{"mapping", FS_MAPPING, 's'}, {"kind", FS_KIND, 's'}, {"field", FS_FIELD, 's'}, {"rule", FS_RULE, 's'},
+		{"count", FS_COUNT, 'i'}, {"retry_asked", FS_RETRY_ASKED, 'i'}, {"first_seen", FS_FIRST_SEEN, 's'},
+		{"last_seen", FS_LAST_SEEN, 's'}, {"max_attempts", FS_MAX_ATTEMPTS, 'i'},
+		{"example_reason", FS_EXAMPLE_REASON, 's'}, {"example_key", FS_EXAMPLE_KEY, 's'}};
+	struct jv *wa = jv_arr();
+	for (int i = 0; i < PQntuples(d->waiting); i++)
+		jv_arr_push(wa, jrow(d->waiting, i, wf, ARRAY_LEN(wf)));
+	jv_obj_set(doc, "waiting", wa);
+	print_json(doc);
+	jv_free(doc);
+}
+
+/* Run i of d->runs: one line, its message, its counts per mapping as a table. */
+static void print_run(const struct status_data *d, int i)
+{
+	static const char *const heads[] = {"MAPPING", "ROWS", "CREATED", "UPDATED", "TERMINATED", "UNCHANGED",
+					    "SKIPPED", "FAILED", "DEFERRED", "REQUESTS", "429S", "SECONDS"};
+	const PGresult *runs = d->runs;
+	const char *st = val(runs, i, RUN_STATUS);
+	if (streq(st, "running") && !d->running)
+		st = "killed";   /* nobody holds the run lock: its process is gone */
+	const char *ex = val(runs, i, RUN_EXIT_CODE);
+	printf("Run %s  %s  %s  %s s  %s%s%s%s\n", val(runs, i, RUN_ID), val(runs, i, RUN_STARTED_TEXT),
+	       val(runs, i, RUN_COMMAND), val(runs, i, RUN_SECONDS), outcome_words(st), ex ? " (exit " : "", ex ? ex : "",
+	       ex ? ")" : "");
+	if (val(runs, i, RUN_MESSAGE))
+		printf("  %s\n", val(runs, i, RUN_MESSAGE));
+	struct table t = {12, heads, " rrrrrrrrrrr", NULL, 0};
+	for (int m = 0; m < PQntuples(d->counts); m++) {
+		if (!streq(val(d->counts, m, RC_RUN_ID), val(runs, i, RUN_ID)))
+			continue;
+		const char *row[12];
+		for (int k = 0; k < 12; k++)
+			row[k] = val(d->counts, m, RC_MAPPING + k);
+		table_row(&t, row);
+	}
+	if (t.nrows)
+		table_print(&t, "  ");
+	table_free(&t);
+	printf("\n");
+}
+
+/* What waits to be retried: the totals, then one line per mapping, kind, field and rule. */
+static void print_waiting(const PGresult *waiting)
+{
 	long total = 0, asked = 0;
-	for (int i = 0; i < PQntuples(wait); i++) {
-		total += atol(val(wait, i, 4));
-		asked += atol(val(wait, i, 5));
+	for (int i = 0; i < PQntuples(waiting); i++) {
+		total += atol(val(waiting, i, FS_COUNT));
+		asked += atol(val(waiting, i, FS_RETRY_ASKED));
 	}
 	if (!total) {
 		printf("Nothing waits to be retried.\n");
-	} else {
-		printf("Waiting: %ld record(s). Mapping errors, deferred and transient failures are tried again on every\n"
-		       "run; refused records only once their data changes, or after `hrsync retry` (asked for %ld).\n",
-		       total, asked);
-		static const char *const wheads[] = {"MAPPING", "KIND", "FIELD", "RECORDS", "SINCE", "EXAMPLE"};
-		struct table t = {6, wheads, "   r  ", NULL, 0};
-		for (int i = 0; i < PQntuples(wait); i++) {
-			struct sb field = {0}, ex = {0};
-			if (val(wait, i, 2))
-				sb_printf(&field, "%s%s%s", val(wait, i, 2), val(wait, i, 3) ? " " : "",
-					  val(wait, i, 3) ? val(wait, i, 3) : "");
-			sb_printf(&ex, "%s: %s", val(wait, i, 11), val(wait, i, 10));
-			const char *row[] = {val(wait, i, 0), val(wait, i, 1), sb_str(&field), val(wait, i, 4),
-					     val(wait, i, 6), sb_str(&ex)};
-			table_row(&t, row);
-			sb_free(&field);
-			sb_free(&ex);
-		}
-		table_print(&t, "  ");
-		table_free(&t);
-		printf("Each record: `hrsync failures [MAPPING]`.\n");
+		return;
 	}
-	rc = 0;
-out:
-	jv_free(doc);
-	PQclear(lock);
-	PQclear(runs);
-	PQclear(last);
-	PQclear(maps);
-	PQclear(wait);
-	free(order);
-	return rc;
+	printf("Waiting: %ld record(s). Mapping errors, deferred and transient failures are tried again on every\n"
+	       "run; refused records only once their data changes, or after `hrsync retry` (asked for %ld).\n",
+	       total, asked);
+	static const char *const heads[] = {"MAPPING", "KIND", "FIELD", "RECORDS", "SINCE", "EXAMPLE"};
+	struct table t = {6, heads, "   r  ", NULL, 0};
+	for (int i = 0; i < PQntuples(waiting); i++) {
+		const char *field = val(waiting, i, FS_FIELD), *rule = val(waiting, i, FS_RULE);
+		struct sb fr = {0}, ex = {0};
+		if (field)
+			sb_printf(&fr, "%s%s%s", field, rule ? " " : "", rule ? rule : "");
+		sb_printf(&ex, "%s: %s", val(waiting, i, FS_EXAMPLE_KEY), val(waiting, i, FS_EXAMPLE_REASON));
+		const char *row[] = {val(waiting, i, FS_MAPPING), val(waiting, i, FS_KIND), sb_str(&fr),
+				     val(waiting, i, FS_COUNT), val(waiting, i, FS_SINCE_TEXT), sb_str(&ex)};
+		table_row(&t, row);
+		sb_free(&fr);
+		sb_free(&ex);
+	}
+	table_print(&t, "  ");
+	table_free(&t);
+	printf("Each record: `hrsync failures [MAPPING]`.\n");
+}
+
+static void status_print_table(const struct status_data *d)
+{
+	if (d->running)
+		printf("A run is in progress now.\n\n");
+	if (PQntuples(d->last))
+		printf("Last completed run: %s, finished %s (%s).\n\n", val(d->last, 0, RUN_ID),
+		       val(d->last, 0, RUN_FINISHED_TEXT), outcome_words(val(d->last, 0, RUN_STATUS)));
+	else
+		printf("No run has completed yet.\n\n");
+	if (!PQntuples(d->runs))
+		printf("No run recorded yet.\n\n");
+	for (int i = 0; i < PQntuples(d->runs); i++)
+		print_run(d, i);
+	print_waiting(d->waiting);
+}
+
+static int status_body(struct report *r, int nruns)
+{
+	struct status_data d = {0};
+	int have = status_read(r, nruns, &d);
+	if (have == 0)
+		status_print_empty(r, d.running);
+	else if (have > 0 && r->json)
+		status_print_json(r, &d);
+	else if (have > 0)
+		status_print_table(&d);
+	status_data_free(&d);
+	return have < 0 ? 3 : 0;
 }
 
 int cmd_status(const struct globals *g, int argc, char **argv)
@@ -520,70 +493,68 @@ int cmd_status(const struct globals *g, int argc, char **argv)
 
 /* ---- failures ---- */
 
+static void failures_print_json(const struct report *r, const char *mapping, const PGresult *res)
+{
+	static const struct jmember f[] = {
+		{"mapping", FL_MAPPING, 's'}, {"key", FL_KEY, 's'}, {"kind", FL_KIND, 's'}, {"action", FL_ACTION, 's'},
+		{"field", FL_FIELD, 's'}, {"rule", FL_RULE, 's'}, {"reason", FL_REASON, 's'},
+		{"http_status", FL_HTTP_STATUS, 'i'}, {"attempts", FL_ATTEMPTS, 'i'}, {"first_seen", FL_FIRST_SEEN, 's'},
+		{"last_seen", FL_LAST_SEEN, 's'}, {"retry", FL_RETRY, 'b'}, {"run", FL_RUN_ID, 'i'}};
+	int n = res ? PQntuples(res) : 0;
+	struct jv *doc = jv_obj();
+	jv_obj_set(doc, "state_schema", jv_str(r->cfg->state_schema));
+	jv_obj_set(doc, "mapping", mapping ? jv_str(mapping) : jv_null());
+	jv_obj_set(doc, "count", jv_int(n));
+	struct jv *a = jv_arr();
+	for (int i = 0; i < n; i++)
+		jv_arr_push(a, jrow(res, i, f, ARRAY_LEN(f)));
+	jv_obj_set(doc, "failures", a);
+	print_json(doc);
+	jv_free(doc);
+}
+
+static void failures_print_table(const char *mapping, const PGresult *res)
+{
+	int n = res ? PQntuples(res) : 0;
+	if (!n) {
+		printf("No failed record%s%s.\n", mapping ? " in mapping " : "", mapping ? mapping : "");
+		return;
+	}
+	static const char *const heads[] = {"MAPPING", "KEY", "KIND", "ACTION", "FIELD", "RULE", "HTTP",
+					    "ATTEMPTS", "FIRST SEEN", "LAST SEEN", "REASON"};
+	struct table t = {11, heads, "      rr   ", NULL, 0};
+	for (int i = 0; i < n; i++) {
+		char kind[48];
+		snprintf(kind, sizeof kind, "%s%s", val(res, i, FL_KIND), val(res, i, FL_RETRY)[0] == 't' ? " (retry)" : "");
+		const char *row[] = {val(res, i, FL_MAPPING), val(res, i, FL_KEY), kind, val(res, i, FL_ACTION),
+				     val(res, i, FL_FIELD), val(res, i, FL_RULE), val(res, i, FL_HTTP_STATUS),
+				     val(res, i, FL_ATTEMPTS), val(res, i, FL_FIRST_SEEN_TEXT), val(res, i, FL_LAST_SEEN_TEXT),
+				     val(res, i, FL_REASON)};
+		table_row(&t, row);
+	}
+	table_print(&t, "");
+	table_free(&t);
+	printf("%d failed record(s).\n", n);
+}
+
 static int failures_body(struct report *r, const char *mapping)
 {
 	const char *cmd = "failures";
-	int rc = 3;
 	PGresult *res = NULL;
-	struct jv *doc = NULL;
-	char *order = mapping_order(r->cfg);
 	int have = schema_ready(r, cmd);
 	if (have < 0)
-		goto out;
+		return 3;
 	if (have) {
-		const char *p[] = {mapping, order};
-		res = query(r, cmd,
-			    "SELECT mapping, erp_key, kind, action, field, rule, reason, http_status, attempts, "
-			    "to_json(first_seen) #>> '{}', to_json(last_seen) #>> '{}', retry, run_id, "
-			    "to_char(first_seen, 'YYYY-MM-DD HH24:MI'), to_char(last_seen, 'YYYY-MM-DD HH24:MI') "
-			    "FROM %1$s.failures WHERE $1::text IS NULL OR mapping = $1 "
-			    "ORDER BY array_position($2::text[], mapping) NULLS LAST, mapping, erp_key",
-			    2, p);
+		res = checked(r, cmd, state_failures_list(&r->st, mapping, r->order, r->cfg->nmaps));
 		if (!res)
-			goto out;
+			return 3;
 	}
-	int n = res ? PQntuples(res) : 0;
-	if (r->json) {
-		static const struct { const char *k; char kind; } f[] = {
-			{"mapping", 's'}, {"key", 's'}, {"kind", 's'}, {"action", 's'}, {"field", 's'},
-			{"rule", 's'}, {"reason", 's'}, {"http_status", 'i'}, {"attempts", 'i'}, {"first_seen", 's'},
-			{"last_seen", 's'}, {"retry", 'b'}, {"run", 'i'}};
-		doc = jv_obj();
-		jv_obj_set(doc, "state_schema", jv_str(r->cfg->state_schema));
-		jv_obj_set(doc, "mapping", mapping ? jv_str(mapping) : jv_null());
-		jv_obj_set(doc, "count", jv_int(n));
-		struct jv *a = jv_arr();
-		for (int i = 0; i < n; i++) {
-			struct jv *o = jv_obj();
-			for (size_t k = 0; k < ARRAY_LEN(f); k++)
-				jv_obj_set(o, f[k].k, jcol(res, i, (int)k, f[k].kind));
-			jv_arr_push(a, o);
-		}
-		jv_obj_set(doc, "failures", a);
-		print_json(doc);
-	} else if (!n) {
-		printf("No failed record%s%s.\n", mapping ? " in mapping " : "", mapping ? mapping : "");
-	} else {
-		static const char *const heads[] = {"MAPPING", "KEY", "KIND", "ACTION", "FIELD", "RULE", "HTTP",
-						    "ATTEMPTS", "FIRST SEEN", "LAST SEEN", "REASON"};
-		struct table t = {11, heads, "      rr   ", NULL, 0};
-		for (int i = 0; i < n; i++) {
-			char kind[48];
-			snprintf(kind, sizeof kind, "%s%s", val(res, i, 2), val(res, i, 11)[0] == 't' ? " (retry)" : "");
-			const char *row[] = {val(res, i, 0), val(res, i, 1), kind, val(res, i, 3), val(res, i, 4),
-					     val(res, i, 5), val(res, i, 7), val(res, i, 8), val(res, i, 13),
-					     val(res, i, 14), val(res, i, 6)};
-			table_row(&t, row);
-		}
-		table_print(&t, "");
-		table_free(&t);
-		printf("%d failed record(s).\n", n);
-	}
-	rc = n ? 1 : 0;
-out:
-	jv_free(doc);
+	if (r->json)
+		failures_print_json(r, mapping, res);
+	else
+		failures_print_table(mapping, res);
+	int rc = res && PQntuples(res) ? 1 : 0;
 	PQclear(res);
-	free(order);
 	return rc;
 }
 
@@ -592,21 +563,13 @@ static bool known_mapping(struct report *r, const char *cmd, const char *name, b
 {
 	if (config_mapping(r->cfg, name))
 		return true;
-	const char *p[] = {name};
-	PGresult *res = schema_ready(r, cmd) == 1
-				? query(r, cmd, "SELECT 1 FROM %1$s.failures WHERE mapping = $1 LIMIT 1", 1, p)
-				: NULL;
-	bool found = res && PQntuples(res) > 0;
-	*unreachable = !res && PQstatus(r->pg) != CONNECTION_OK;
-	PQclear(res);
+	int have = schema_ready(r, cmd);
+	bool found = have == 1 && checked_yes_no(r, cmd, state_failures_of(&r->st, name)) == 1;
+	*unreachable = r->st.broken;
 	if (!found && !*unreachable) {
-		const char **names = xcalloc(r->cfg->nmaps + 1, sizeof *names);
-		for (size_t i = 0; i < r->cfg->nmaps; i++)
-			names[i] = r->cfg->maps[i]->name;
-		const char *s = diag_suggest(name, names, r->cfg->nmaps);
+		const char *s = diag_suggest(name, r->order, r->cfg->nmaps);
 		fprintf(stderr, "hrsync %s: no mapping named '%s'%s%s%s\n", cmd, name, s ? " (did you mean '" : "",
 			s ? s : "", s ? "'?)" : "");
-		free(names);
 	}
 	return found;
 }
@@ -642,50 +605,26 @@ int cmd_failures(const struct globals *g, int argc, char **argv)
 
 /* ---- retry ---- */
 
-/* keys as a PostgreSQL text[] literal: every element quoted, " and \ escaped. */
-static char *text_array(char **keys, int n)
-{
-	struct sb b = {0};
-	sb_putc(&b, '{');
-	for (int i = 0; i < n; i++) {
-		sb_puts(&b, i ? ",\"" : "\"");
-		for (const char *p = keys[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				sb_putc(&b, '\\');
-			sb_putc(&b, *p);
-		}
-		sb_putc(&b, '"');
-	}
-	sb_putc(&b, '}');
-	return sb_steal(&b);
-}
-
 static int retry_body(struct report *r, const char *mapping, char **keys, int nkeys)
 {
 	const char *cmd = "retry";
-	int rc = 3;
 	PGresult *res = NULL;
-	char *arr = nkeys ? text_array(keys, nkeys) : NULL;
 	int have = schema_ready(r, cmd);
 	if (have < 0)
-		goto out;
+		return 3;
 	if (have) {
-		const char *p[] = {mapping, arr};
-		res = query(r, cmd,
-			    "UPDATE %1$s.failures SET retry = true WHERE ($1::text IS NULL OR mapping = $1) "
-			    "AND ($2::text[] IS NULL OR erp_key = ANY ($2::text[])) RETURNING mapping, erp_key, kind",
-			    2, p);
+		res = checked(r, cmd, state_failures_retry(&r->st, mapping, (const char *const *)keys, (size_t)nkeys));
 		if (!res)
-			goto out;
+			return 3;
 	}
 	int n = res ? PQntuples(res) : 0, refused = 0;
 	for (int i = 0; i < n; i++)
-		refused += streq(PQgetvalue(res, i, 2), "refused");
+		refused += streq(PQgetvalue(res, i, FR_KIND), "refused");
 	int missing = 0;
 	for (int k = 0; k < nkeys; k++) {
 		bool found = false;
 		for (int i = 0; i < n && !found; i++)
-			found = streq(PQgetvalue(res, i, 1), keys[k]);
+			found = streq(PQgetvalue(res, i, FR_KEY), keys[k]);
 		if (!found) {
 			fprintf(stderr, "hrsync retry: %s %s has no failure recorded: nothing to retry\n", mapping, keys[k]);
 			missing++;
@@ -697,11 +636,8 @@ static int retry_body(struct report *r, const char *mapping, char **keys, int nk
 		printf("%d failed record(s) will be tried again on the next run: %d refused by the platform (sent again "
 		       "even if unchanged), %d others (tried on every run anyway).\n",
 		       n, refused, n - refused);
-	rc = missing ? 1 : 0;
-out:
 	PQclear(res);
-	free(arr);
-	return rc;
+	return missing ? 1 : 0;
 }
 
 int cmd_retry(const struct globals *g, int argc, char **argv)

@@ -1,5 +1,7 @@
 /*
- * source — see source.h.
+ * source — see source.h. The SQL on the mirror is this module's; every name of the
+ * state's tables and columns in its queries comes from state.c (state_join_sql and
+ * the functions beside it, the contract between the two modules).
  */
 #include "source.h"
 
@@ -7,12 +9,12 @@
 #include <string.h>
 
 #include "db.h"
+#include "state.h"
 
 #define BATCH 2000
-/* Columns after the mapping's own, in this order; then, in a hashed read, the ids of its
- * references. */
-enum { X_TERM, X_DUP, X_LINK_ID, X_LINK_STATUS, X_LINK_FP, X_LINK_EXTRA, X_FAIL_KIND, X_FAIL_FP, X_FAIL_RETRY,
-       X_OLD_HASH, X_N };
+/* Columns after the mapping's own: terminate.when, the number of rows with the key, then the
+ * state's (SJ_* of state.h, from X_STATE on); then, in a hashed read, the ids of its references. */
+enum { X_TERM, X_DUP, X_STATE, X_N = X_STATE + SJ_N };
 
 /*
  * A reference field the hash can follow: exactly "erp:{column}". Its target mapping's
@@ -49,10 +51,9 @@ static void ref_joins(PGconn *pg, const struct source *s, const struct mapping *
 		const struct mapping *t = config_ref_target(s->cfg, m, &f[i]);
 		char *tl = db_quote_literal(pg, t ? t->name : "");
 		char *col = db_quote_ident(pg, f[i].tpl.parts[1].path);
-		sb_printf(joins, " LEFT JOIN %s.links r%d ON r%d.mapping = %s AND r%d.erp_key = src.%s::text", s->state_q, *k,
-			  *k, tl, *k, col);
-		sb_printf(inputs, ", r%d.platform_id", *k);
-		(*k)++;
+		char *key_text = xasprintf("src.%s::text", col);
+		state_ref_join_sql(joins, inputs, (*k)++, s->state_q, tl, key_text);
+		free(key_text);
 		free(tl);
 		free(col);
 	}
@@ -158,26 +159,14 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	else
 		sb_printf(&q, "SELECT %s, src.\"__hrsync_term\" AS term, count(*) OVER (PARTITION BY src.%s) AS dup, ",
 			  sb_str(&cols), key);
-	if (f->no_state)
-		sb_puts(&q, "NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bool, "
-			    "NULL::text");
-	else if (hash)
-		sb_puts(&q, "NULL::text, l.status, NULL::text, NULL::text, f.kind, encode(f.fingerprint, 'hex'), f.retry, "
-			    "l.src_hash");
-	else
-		sb_puts(&q, "l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, f.kind, "
-			    "encode(f.fingerprint, 'hex'), f.retry, NULL::text");
+	enum state_join how = f->no_state ? STATE_JOIN_NONE : hash ? STATE_JOIN_HASHED : STATE_JOIN_FULL;
+	sb_puts(&q, state_join_cols(how));
 	sb_puts(&q, sb_str(&inputs));
 	sb_printf(&q, " FROM (%s) AS src", sb_str(&from));
-	/* The state's rows of this mapping as subqueries ordered by key (OFFSET 0: planned alone),
-	 * so an index on (mapping, erp_key) gives them in the source's order without a sort. */
-	if (!f->no_state)
-		sb_printf(&q, " LEFT JOIN (SELECT erp_key, %s FROM %s.links WHERE mapping = %s ORDER BY erp_key OFFSET 0) l "
-			      "ON l.erp_key = src.%s::text "
-			      "LEFT JOIN (SELECT erp_key, kind, fingerprint, retry FROM %s.failures WHERE mapping = %s "
-			      "ORDER BY erp_key OFFSET 0) f ON f.erp_key = src.%s::text",
-			  hash ? "src_hash, status" : "platform_id, status, fingerprint, extra", s->state_q, lit, key,
-			  s->state_q, lit, key);
+	/* What the state knew of each row, joined in key order (state.h says how). */
+	char *key_text = xasprintf("src.%s::text", key);
+	state_join_sql(&q, how, s->state_q, lit, key_text);
+	free(key_text);
 	sb_puts(&q, sb_str(&joins));
 	sb_printf(&q, " ORDER BY src.%s", key);
 	if (f->limit > 0)
@@ -304,7 +293,7 @@ static int find_detail(PGresult *details, const char *key)
 	int lo = 0, hi = PQntuples(details);
 	while (lo < hi) {
 		int mid = lo + (hi - lo) / 2;
-		int r = strcmp(PQgetvalue(details, mid, 0), key);
+		int r = strcmp(PQgetvalue(details, mid, LD_KEY), key);
 		if (r == 0)
 			return mid;
 		if (r < 0)
@@ -347,20 +336,20 @@ static PGresult *fetch_recv(struct cursor *c)
  */
 static bool hash_batch(struct cursor *c, char **err)
 {
-	int n = (int)c->m->ncols;
+	int n = (int)c->m->ncols, sj = n + X_STATE;
 	struct sb keys = {0};
 	int need = 0;
 	for (int i = 0; i < c->nrows; i++) {
 		hex64(c->hashes[i], row_hash(c, i));
-		const char *status = val(c->res, i, n + X_LINK_STATUS);
+		const char *status = val(c->res, i, sj + SJ_LINK_STATUS);
 		const char *t = val(c->res, i, n + X_TERM);
 		bool term = t && t[0] == 't';
-		bool clear = PQgetisnull(c->res, i, n + X_FAIL_KIND);
+		bool clear = PQgetisnull(c->res, i, sj + SJ_FAIL_KIND);
 		/* In step, so the engine need not map it: active, in scope, hash as stored, no failure
 		 * waiting; or out of scope and gone from the platform already. */
 		bool gone = status && !streq(status, "active") && term;
 		bool live = status && streq(status, "active") && !term;
-		c->same[i] = clear && (gone || (live && streq(val(c->res, i, n + X_OLD_HASH), c->hashes[i])));
+		c->same[i] = clear && (gone || (live && streq(val(c->res, i, sj + SJ_SRC_HASH), c->hashes[i])));
 		c->detail[i] = -1;
 		if (status && !c->same[i]) {
 			sb_putc(&keys, need++ ? ',' : '[');
@@ -376,20 +365,12 @@ static bool hash_batch(struct cursor *c, char **err)
 	sb_putc(&keys, ']');
 	if (c->pending)
 		c->next = fetch_recv(c);
-	char *sql = xasprintf("SELECT erp_key, platform_id, encode(fingerprint, 'hex'), extra::text FROM %s.links "
-			      "WHERE mapping = $1 AND erp_key IN (SELECT json_array_elements_text($2::json)) "
-			      "ORDER BY erp_key COLLATE \"C\"",
-			      c->src->state_q);
-	const char *params[] = {c->m->name, sb_str(&keys)};
-	c->details = PQexecParams(c->src->pg, sql, 2, NULL, params, NULL, NULL, 0);
-	free(sql);
+	c->details = state_link_details(c->src->pg, c->src->state_q, c->m->name, sb_str(&keys), err);
 	sb_free(&keys);
-	if (PQresultStatus(c->details) != PGRES_TUPLES_OK) {
-		*err = db_error(c->src->pg, c->details);
+	if (!c->details)
 		return false;
-	}
 	for (int i = 0; i < c->nrows; i++) {
-		if (c->same[i] || PQgetisnull(c->res, i, n + X_LINK_STATUS))
+		if (c->same[i] || PQgetisnull(c->res, i, sj + SJ_LINK_STATUS))
 			continue;
 		c->detail[i] = find_detail(c->details, PQgetvalue(c->res, i, 0));
 		/* Same snapshot, same key: never. But a linked record taken for a new one would be
@@ -457,25 +438,25 @@ int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err
 	r->lens = c->lens;
 	r->oids = c->oids;
 	r->record = NULL;
-	int b = (int)n;
+	int b = (int)n, sj = b + X_STATE;
 	const char *t = val(res, i, b + X_TERM);
 	x->terminate = t && t[0] == 't';
 	const char *d = val(res, i, b + X_DUP);
 	x->dup = d ? atol(d) : 1;
-	x->link_id = val(res, i, b + X_LINK_ID);
-	x->link_status = val(res, i, b + X_LINK_STATUS);
-	x->link_fp = val(res, i, b + X_LINK_FP);
-	x->link_extra = val(res, i, b + X_LINK_EXTRA);
-	x->fail_kind = val(res, i, b + X_FAIL_KIND);
-	x->fail_fp = val(res, i, b + X_FAIL_FP);
-	const char *fr = val(res, i, b + X_FAIL_RETRY);
+	x->link_id = val(res, i, sj + SJ_LINK_ID);
+	x->link_status = val(res, i, sj + SJ_LINK_STATUS);
+	x->link_fp = val(res, i, sj + SJ_LINK_FP);
+	x->link_extra = val(res, i, sj + SJ_LINK_EXTRA);
+	x->fail_kind = val(res, i, sj + SJ_FAIL_KIND);
+	x->fail_fp = val(res, i, sj + SJ_FAIL_FP);
+	const char *fr = val(res, i, sj + SJ_FAIL_RETRY);
 	x->fail_retry = fr && fr[0] == 't';
 	x->src_hash = c->hashed ? c->hashes[i] : NULL;
 	x->same = c->hashed && c->same[i];
 	if (c->hashed && c->detail[i] >= 0) {
-		x->link_id = val(c->details, c->detail[i], 1);
-		x->link_fp = val(c->details, c->detail[i], 2);
-		x->link_extra = val(c->details, c->detail[i], 3);
+		x->link_id = val(c->details, c->detail[i], LD_PLATFORM_ID);
+		x->link_fp = val(c->details, c->detail[i], LD_FP);
+		x->link_extra = val(c->details, c->detail[i], LD_EXTRA);
 	}
 	c->rows++;
 	return 1;
@@ -523,10 +504,11 @@ PGresult *source_missing(struct source *s, const struct mapping *m, char **err)
 		free(from);
 		return NULL;
 	}
-	char *sql = xasprintf("SELECT l.erp_key, l.platform_id, l.extra::text FROM %s.links l WHERE l.mapping = %s "
-			      "AND l.status = 'active' AND l.platform_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s AS s0 "
-			      "WHERE s0.%s::text = l.erp_key%s%s%s) ORDER BY l.erp_key",
-			      s->state_q, lit, from, key, m->where ? " AND (" : "", m->where ? m->where : "", m->where ? ")" : "");
+	/* The keys the source has now; state.c turns them into the links they leave out. */
+	char *present = xasprintf("SELECT s0.%s::text FROM %s AS s0%s%s%s", key, from, m->where ? " WHERE (" : "",
+				  m->where ? m->where : "", m->where ? ")" : "");
+	char *sql = state_links_missing_sql(s->state_q, lit, present);
+	free(present);
 	free(key);
 	free(lit);
 	free(from);

@@ -7,6 +7,9 @@
  * link and its last failure), joined in the same query: a no-change night costs one
  * pass over the mirror and no per-record round trip. The join is safe because a
  * mapping's own state is written only by this run, after the row has been read.
+ * This module owns the SQL on the mirror; the state's side of the join (its tables'
+ * and columns' names) comes from state.c, whose state_join_sql() and neighbours are
+ * the contract between the two. It never writes.
  *
  * Table and column names from mapping files are quoted as identifiers; `where`,
  * `terminate.when` and `query` are SQL by design and run in the read-only transaction.
@@ -24,7 +27,7 @@
 struct source {
 	PGconn *pg;
 	const struct config *cfg;
-	char *state_q;          /* the quoted state schema */
+	char *state_q;          /* the quoted state schema, for state.c's fragments */
 };
 
 /* What a row says beyond the mapping's columns. Pointers live until the next cursor_next(). */

@@ -14,13 +14,31 @@
 #include "sha256.h"
 #include "version.h"
 
-bool state_connect(struct state *s, const struct config *cfg, char **err)
+static bool connect_as(struct state *s, const struct config *cfg, const char *purpose, char **err)
 {
 	memset(s, 0, sizeof *s);
-	s->pg = db_connect(cfg, "state", err);
+	s->pg = db_connect(cfg, purpose, err);
 	if (!s->pg)
 		return false;
 	s->schema_q = db_quote_ident(s->pg, cfg->state_schema);
+	return true;
+}
+
+bool state_connect(struct state *s, const struct config *cfg, char **err)
+{
+	return connect_as(s, cfg, "state", err);
+}
+
+bool state_connect_report(struct state *s, const struct config *cfg, const char *purpose, bool read_only,
+			  char **err)
+{
+	if (!connect_as(s, cfg, purpose, err))
+		return false;
+	s->quiet = true;
+	if (read_only && !db_exec(s->pg, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", err)) {
+		state_close(s);
+		return false;
+	}
 	return true;
 }
 
@@ -37,24 +55,19 @@ static void set_err(struct state *s, const PGresult *r)
 	free(s->err);
 	s->err = db_error(s->pg, r);
 	if (PQstatus(s->pg) != CONNECTION_OK) {
-		if (!s->broken)
+		if (!s->broken && !s->quiet)
 			log_error("lost the connection to the state database: %s", s->err);
 		s->broken = true;
-	} else {
+	} else if (!s->quiet) {
 		log_error("state database: %s", s->err);
 	}
 }
 
-/* Run parameterised SQL where "%1$s" stands for the quoted schema. Returns the result or NULL. */
-static PGresult *q(struct state *s, const char *sql_fmt, int n, const char *const *params)
+PGresult *state_exec(struct state *s, const char *sql, int n, const char *const *params)
 {
 	if (s->broken)
 		return NULL;
-	char *sql = NULL;
-	if (asprintf(&sql, sql_fmt, s->schema_q) < 0)
-		return NULL;
 	PGresult *r = PQexecParams(s->pg, sql, n, NULL, params, NULL, NULL, 0);
-	free(sql);
 	ExecStatusType st = PQresultStatus(r);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		set_err(s, r);
@@ -64,11 +77,38 @@ static PGresult *q(struct state *s, const char *sql_fmt, int n, const char *cons
 	return r;
 }
 
+/* state_exec() of SQL on the state's tables, where "%1$s" stands for the quoted schema. */
+static PGresult *q(struct state *s, const char *sql_fmt, int n, const char *const *params)
+{
+	char *sql = NULL;
+	if (asprintf(&sql, sql_fmt, s->schema_q) < 0)
+		return NULL;
+	PGresult *r = state_exec(s, sql, n, params);
+	free(sql);
+	return r;
+}
+
 static bool q_ok(struct state *s, const char *sql_fmt, int n, const char *const *params)
 {
 	PGresult *r = q(s, sql_fmt, n, params);
 	PQclear(r);
 	return r != NULL;
+}
+
+bool state_begin(struct state *s)
+{
+	return q_ok(s, "BEGIN", 0, NULL);
+}
+
+bool state_commit(struct state *s)
+{
+	return q_ok(s, "COMMIT", 0, NULL);
+}
+
+/* (a failed rollback leaves the transaction to end with the connection: nothing to report) */
+void state_rollback(struct state *s)
+{
+	PQclear(PQexec(s->pg, "ROLLBACK"));
 }
 
 static const char *const migration_v1 =
@@ -435,6 +475,289 @@ bool state_failure_clear(struct state *s, const char *mapping, const char *key)
 {
 	const char *p[] = {mapping, key};
 	return q_ok(s, "DELETE FROM %1$s.failures WHERE mapping = $1 AND erp_key = $2", 2, p);
+}
+
+/* ---- the pull direction ---- */
+
+int state_pulled_get(struct state *s, const char *mapping, const char *platform_id, char **fp_hex, bool *deleted)
+{
+	const char *p[] = {mapping, platform_id};
+	PGresult *r = q(s, "SELECT encode(fingerprint, 'hex'), deleted FROM %1$s.pulled "
+			   "WHERE mapping = $1 AND platform_id = $2",
+			2, p);
+	if (!r)
+		return -1;
+	int known = PQntuples(r) == 1;
+	*fp_hex = known && !PQgetisnull(r, 0, 0) ? xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+	*deleted = known && PQgetvalue(r, 0, 1)[0] == 't';
+	PQclear(r);
+	return known;
+}
+
+bool state_pulled_put(struct state *s, const char *mapping, const char *platform_id, const char *target_key_json,
+		      const char *fp_hex, long long run)
+{
+	char rid[32];
+	snprintf(rid, sizeof rid, "%lld", run);
+	const char *p[] = {mapping, platform_id, target_key_json, fp_hex, rid};
+	return q_ok(s,
+		    "INSERT INTO %1$s.pulled (mapping, platform_id, target_key, fingerprint, run_id) "
+		    "VALUES ($1, $2, $3::jsonb, decode($4, 'hex'), $5) ON CONFLICT (mapping, platform_id) DO UPDATE "
+		    "SET target_key = EXCLUDED.target_key, fingerprint = EXCLUDED.fingerprint, deleted = false, "
+		    "updated_at = now(), run_id = EXCLUDED.run_id",
+		    5, p);
+}
+
+bool state_pulled_deleted(struct state *s, const char *mapping, const char *platform_id)
+{
+	const char *p[] = {mapping, platform_id};
+	return q_ok(s, "UPDATE %1$s.pulled SET deleted = true, updated_at = now() WHERE mapping = $1 AND platform_id = $2",
+		    2, p);
+}
+
+PGresult *state_pulled_live(struct state *s, const char *mapping)
+{
+	const char *p[] = {mapping};
+	return q(s, "SELECT platform_id, target_key::text FROM %1$s.pulled WHERE mapping = $1 AND NOT deleted", 1, p);
+}
+
+bool state_pull_cursor_get(struct state *s, const char *mapping, char **cursor, double *since_full)
+{
+	const char *p[] = {mapping};
+	PGresult *r = q(s, "SELECT cursor, coalesce(extract(epoch FROM now() - last_full), 1e12) FROM %1$s.pull_cursors "
+			   "WHERE mapping = $1",
+			1, p);
+	*cursor = NULL;
+	*since_full = 1e12;
+	if (r && PQntuples(r) == 1) {
+		*cursor = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
+		*since_full = atof(PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return r != NULL;
+}
+
+bool state_pull_cursor_put(struct state *s, const char *mapping, const char *cursor, bool full)
+{
+	const char *p[] = {mapping, cursor, full ? "t" : "f"};
+	return q_ok(s,
+		    "INSERT INTO %1$s.pull_cursors (mapping, cursor, last_full) VALUES ($1, $2, CASE WHEN $3 THEN now() END) "
+		    "ON CONFLICT (mapping) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now(), "
+		    "last_full = CASE WHEN $3 THEN now() ELSE pull_cursors.last_full END",
+		    3, p);
+}
+
+/* ---- the reports ---- */
+
+/* A yes/no query's answer: 1, 0, or -1 on error. */
+static int yes_no(struct state *s, const char *sql_fmt, int n, const char *const *params)
+{
+	PGresult *r = q(s, sql_fmt, n, params);
+	if (!r)
+		return -1;
+	int yes = PQntuples(r) > 0 && PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return yes;
+}
+
+int state_created(struct state *s)
+{
+	const char *p[] = {s->schema_q};
+	return yes_no(s, "SELECT to_regclass($1 || '.failures') IS NOT NULL", 1, p);
+}
+
+int state_running(struct state *s)
+{
+	const char *p[] = {s->schema_q};
+	/* pg_locks shows the key of state_lock() split in two 32-bit halves. */
+	return yes_no(s,
+		      "WITH k AS (SELECT hashtext('hrsync:' || $1)::bigint AS k) "
+		      "SELECT EXISTS (SELECT 1 FROM pg_locks l, k WHERE l.locktype = 'advisory' AND l.granted "
+		      "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+		      "AND l.classid = ((k.k >> 32) & 4294967295)::oid AND l.objid = (k.k & 4294967295)::oid)",
+		      1, p);
+}
+
+/* The columns RUN_* (state.h); FROM and what follows are the caller's. */
+#define RUN_COLS \
+	"SELECT id, command, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), to_json(started_at) #>> '{}', " \
+	"to_json(finished_at) #>> '{}', " \
+	"round(extract(epoch FROM coalesce(finished_at, now()) - started_at)::numeric, 1), status, exit_code, " \
+	"dry_run, host, pid, version, message, to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') "
+/* A completed run: what "last success" means, for status and the metrics alike. */
+#define RUN_COMPLETED "status IN ('ok', 'failures') AND NOT dry_run"
+
+PGresult *state_runs_latest(struct state *s, int n)
+{
+	char nbuf[16];
+	snprintf(nbuf, sizeof nbuf, "%d", n);
+	const char *p[] = {nbuf};
+	return q(s, RUN_COLS "FROM %1$s.runs ORDER BY id DESC LIMIT $1", 1, p);
+}
+
+PGresult *state_run_last_completed(struct state *s)
+{
+	return q(s, RUN_COLS "FROM %1$s.runs WHERE " RUN_COMPLETED " ORDER BY id DESC LIMIT 1", 0, NULL);
+}
+
+double state_last_success_time(struct state *s)
+{
+	PGresult *r = q(s, "SELECT extract(epoch FROM max(finished_at)) FROM %1$s.runs WHERE " RUN_COMPLETED, 0, NULL);
+	double t = 0;
+	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		parse_double(PQgetvalue(r, 0, 0), &t);
+	PQclear(r);
+	return t;
+}
+
+/* names as a PostgreSQL text[] literal: every element quoted, " and \ escaped, NULL as "". Caller frees. */
+static char *text_array(const char *const *names, size_t n)
+{
+	struct sb b = {0};
+	sb_putc(&b, '{');
+	for (size_t i = 0; i < n; i++) {
+		sb_puts(&b, i ? ",\"" : "\"");
+		for (const char *c = names[i]; c && *c; c++) {
+			if (*c == '"' || *c == '\\')
+				sb_putc(&b, '\\');
+			sb_putc(&b, *c);
+		}
+		sb_putc(&b, '"');
+	}
+	sb_putc(&b, '}');
+	return sb_steal(&b);
+}
+
+PGresult *state_run_counts(struct state *s, int n, const char *const *order, size_t norder)
+{
+	char nbuf[16];
+	snprintf(nbuf, sizeof nbuf, "%d", n);
+	char *arr = text_array(order, norder);
+	const char *p[] = {nbuf, arr};
+	PGresult *r = q(s,
+			"SELECT run_id, mapping, source_rows, created, updated, terminated, unchanged, skipped, failed, "
+			"deferred, requests, throttled, round(seconds::numeric, 1) FROM %1$s.run_mappings "
+			"WHERE run_id IN (SELECT id FROM %1$s.runs ORDER BY id DESC LIMIT $1) "
+			"ORDER BY run_id DESC, array_position($2::text[], mapping) NULLS LAST, mapping",
+			2, p);
+	free(arr);
+	return r;
+}
+
+PGresult *state_failures_summary(struct state *s, const char *const *order, size_t norder)
+{
+	char *arr = text_array(order, norder);
+	const char *p[] = {arr};
+	PGresult *r = q(s,
+			"SELECT mapping, kind, field, rule, count(*), count(*) FILTER (WHERE retry), "
+			"to_char(min(first_seen), 'YYYY-MM-DD HH24:MI'), to_json(min(first_seen)) #>> '{}', "
+			"to_json(max(last_seen)) #>> '{}', max(attempts), "
+			"(array_agg(reason ORDER BY last_seen DESC, erp_key))[1], "
+			"(array_agg(erp_key ORDER BY erp_key))[1] FROM %1$s.failures "
+			"GROUP BY mapping, kind, field, rule "
+			"ORDER BY array_position($1::text[], mapping) NULLS LAST, mapping, "
+			"array_position(ARRAY['mapping', 'refused', 'transient', 'deferred'], kind), count(*) DESC, "
+			"field NULLS LAST, rule NULLS LAST",
+			1, p);
+	free(arr);
+	return r;
+}
+
+PGresult *state_failures_list(struct state *s, const char *mapping, const char *const *order, size_t norder)
+{
+	char *arr = text_array(order, norder);
+	const char *p[] = {mapping, arr};
+	PGresult *r = q(s,
+			"SELECT mapping, erp_key, kind, action, field, rule, reason, http_status, attempts, "
+			"to_json(first_seen) #>> '{}', to_json(last_seen) #>> '{}', retry, run_id, "
+			"to_char(first_seen, 'YYYY-MM-DD HH24:MI'), to_char(last_seen, 'YYYY-MM-DD HH24:MI') "
+			"FROM %1$s.failures WHERE $1::text IS NULL OR mapping = $1 "
+			"ORDER BY array_position($2::text[], mapping) NULLS LAST, mapping, erp_key",
+			2, p);
+	free(arr);
+	return r;
+}
+
+int state_failures_of(struct state *s, const char *mapping)
+{
+	const char *p[] = {mapping};
+	return yes_no(s, "SELECT true FROM %1$s.failures WHERE mapping = $1 LIMIT 1", 1, p);
+}
+
+PGresult *state_failures_retry(struct state *s, const char *mapping, const char *const *keys, size_t nkeys)
+{
+	char *arr = nkeys ? text_array(keys, nkeys) : NULL;
+	const char *p[] = {mapping, arr};
+	PGresult *r = q(s,
+			"UPDATE %1$s.failures SET retry = true WHERE ($1::text IS NULL OR mapping = $1) "
+			"AND ($2::text[] IS NULL OR erp_key = ANY ($2::text[])) RETURNING mapping, erp_key, kind",
+			2, p);
+	free(arr);
+	return r;
+}
+
+/* ---- the no-change fast path: the state's side of source.c's query ---- */
+
+const char *state_join_cols(enum state_join how)
+{
+	switch (how) {
+	case STATE_JOIN_NONE:
+		return "NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::bool, NULL::text";
+	case STATE_JOIN_HASHED:
+		return "NULL::text, l.status, NULL::text, NULL::text, f.kind, encode(f.fingerprint, 'hex'), f.retry, "
+		       "l.src_hash";
+	default:
+		return "l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, f.kind, "
+		       "encode(f.fingerprint, 'hex'), f.retry, NULL::text";
+	}
+}
+
+void state_join_sql(struct sb *q, enum state_join how, const char *schema_q, const char *mapping_lit,
+		    const char *key_text)
+{
+	if (how == STATE_JOIN_NONE)
+		return;
+	/* OFFSET 0: each subquery planned alone, its rows in key order from an index. */
+	sb_printf(q, " LEFT JOIN (SELECT erp_key, %s FROM %s.links WHERE mapping = %s ORDER BY erp_key OFFSET 0) l "
+		     "ON l.erp_key = %s "
+		     "LEFT JOIN (SELECT erp_key, kind, fingerprint, retry FROM %s.failures WHERE mapping = %s "
+		     "ORDER BY erp_key OFFSET 0) f ON f.erp_key = %s",
+		  how == STATE_JOIN_HASHED ? "src_hash, status" : "platform_id, status, fingerprint, extra", schema_q,
+		  mapping_lit, key_text, schema_q, mapping_lit, key_text);
+}
+
+void state_ref_join_sql(struct sb *joins, struct sb *cols, int k, const char *schema_q, const char *target_lit,
+			const char *key_text)
+{
+	sb_printf(joins, " LEFT JOIN %s.links r%d ON r%d.mapping = %s AND r%d.erp_key = %s", schema_q, k, k, target_lit,
+		  k, key_text);
+	sb_printf(cols, ", r%d.platform_id", k);
+}
+
+PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mapping, const char *keys_json,
+			     char **err)
+{
+	char *sql = xasprintf("SELECT erp_key, platform_id, encode(fingerprint, 'hex'), extra::text FROM %s.links "
+			      "WHERE mapping = $1 AND erp_key IN (SELECT json_array_elements_text($2::json)) "
+			      "ORDER BY erp_key COLLATE \"C\"",
+			      schema_q);
+	const char *p[] = {mapping, keys_json};
+	PGresult *r = PQexecParams(pg, sql, 2, NULL, p, NULL, NULL, 0);
+	free(sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*err = db_error(pg, r);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+char *state_links_missing_sql(const char *schema_q, const char *mapping_lit, const char *present_keys_sql)
+{
+	return xasprintf("SELECT l.erp_key, l.platform_id, l.extra::text FROM %s.links l WHERE l.mapping = %s "
+			 "AND l.status = 'active' AND l.platform_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM (%s) "
+			 "AS present (erp_key) WHERE present.erp_key = l.erp_key) ORDER BY l.erp_key",
+			 schema_q, mapping_lit, present_keys_sql);
 }
 
 void nir_hash_hex(const char nir[16], char out[65])
