@@ -1,5 +1,5 @@
 /*
- * mapping_eval — one source row through a mapping's fields, in the order SPEC §5 fixes:
+ * mapping_eval — one source row through a mapping's fields, in the order mappings/README.md §2.5 documents:
  * value (from | value | template | ref | lookup) -> transform -> map -> format ->
  * default -> required, check, max_length. Null passes through transform, check and
  * format untouched. The first failing field is the record's reason; every failure is
@@ -89,7 +89,7 @@ static char *placeholder_text(struct ev *e, const struct tpl_part *p)
 	return xstrdup(e->row->vals[p->col]);
 }
 
-/* Render a template; NULL when any placeholder is null (SPEC §5). Caller frees. */
+/* Render a template; NULL when any placeholder is null (mappings/README.md, `template`). Caller frees. */
 static char *render(struct ev *e, const struct tpl *t)
 {
 	struct sb b = {0};

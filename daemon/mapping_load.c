@@ -87,7 +87,7 @@ static size_t add_col(struct mapping *m, const char *name)
 	return m->ncols++;
 }
 
-/* A YAML scalar as the JSON value it means (SPEC §5: scalars keep their type). */
+/* A YAML scalar as the JSON value it means (mappings/README.md §2.7: scalars keep their type). */
 static struct jv *scalar_jv(const struct ynode *n)
 {
 	switch (yscalar_kind(n)) {

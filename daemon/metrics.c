@@ -1,9 +1,9 @@
 /*
- * metrics — the Prometheus textfile of SPEC §9 (`metrics.textfile`), for node_exporter's
+ * metrics — the Prometheus textfile (`metrics.textfile`, docs/operations.md "Metrics"), for node_exporter's
  * textfile collector, rewritten after each run (`hrsync run` and the daemon):
  *
  *   hrsync_last_run_timestamp_seconds       gauge: when the last run ended
- *   hrsync_last_run_exit_code               gauge: its exit status (SPEC §3)
+ *   hrsync_last_run_exit_code               gauge: its exit status (README.md, "Command line")
  *   hrsync_last_success_timestamp_seconds   gauge: when the last run that completed (exit 0
  *                                           or 1) ended; kept across failed runs, 0 if none
  *   hrsync_run_duration_seconds             gauge: the last run's duration

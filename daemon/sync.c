@@ -10,7 +10,7 @@
  * cheapest way to find what an interrupted run may already have created.
  *
  * Terminations and deletions wait until the whole source has been read: the
- * mass-change guard (SPEC §7) counts them first.
+ * mass-change guard (README.md, "What hrsync guarantees") counts them first.
  */
 #define _GNU_SOURCE
 #include "sync.h"
@@ -346,7 +346,7 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 {
 	struct engine *e = ctx;
 	if (e->conn->type->native_refs) {
-		/* The platform resolves references itself (Troops): send the validated one, NIR normalised. */
+		/* A platform that resolves references itself (native_refs): send the validated one, NIR normalised. */
 		char *full = xasprintf("%s:%s", ref_scheme_name((enum ref_scheme)scheme), scheme == REF_SSN ? nir : id);
 		*out = jv_str(full);
 		free(full);
