@@ -1,10 +1,15 @@
 /*
- * config — hrsync.yaml (SPEC §4) and the mapping files it names, loaded, checked and
- * linked: each mapping to its connector and entity, dependencies ordered.
+ * config — hrsync.yaml (hrsync.yaml(5): docs/man/hrsync.yaml.5) and the mapping files it
+ * names, loaded, checked and linked: each mapping to its connector and entity,
+ * dependencies ordered.
  *
- * Every option is described once in a table (name, kind, help) that drives parsing,
- * validation and the "did you mean" of unknown keys. The config owns the connectors'
- * secrets; it never prints them.
+ * Each section's known keys are a list of names in config.c (top_keys, db_keys,
+ * common_conn_keys, guards' own), used to report an unknown key with its "did you mean";
+ * each option is then read and checked by its own code (load_database, load_connector...).
+ * Only a connector type's own keys (token, client_id, client_secret) come from a table: the
+ * type's conn_option list (connector.h: name, secret or string, required, help), which
+ * decides how each is read, names a missing required one with its help, and joins the
+ * known keys. The config owns the connectors' secrets; it never prints them.
  */
 #ifndef HRSYNC_CONFIG_H
 #define HRSYNC_CONFIG_H

@@ -47,7 +47,7 @@ static volatile sig_atomic_t g_stop, g_reload;
 static void on_stop(int sig)
 {
 	if (g_stop) {
-		/* Asked twice: go now. Safe at any instant (SPEC §7). */
+		/* Asked twice: go now. Safe at any instant (docs/design.md, "Nothing lost, nothing duplicated"). */
 		signal(sig, SIG_DFL);
 		raise(sig);
 	}

@@ -1,7 +1,7 @@
 /*
  * http — every request to a platform goes through here: one libcurl multi handle for
  * the whole process, and one pacer per connector that enforces its rate limit (token
- * bucket), its max_in_flight, the retry policy of SPEC §8 and its circuit breaker.
+ * bucket), its max_in_flight, the retry policy (docs/design.md, "Talking to platforms") and its circuit breaker.
  *
  * Retry policy: 429 waits for Retry-After (or backoff) and pauses the whole connector;
  * 5xx, 408 and transport errors are retried with full-jitter backoff, but only for

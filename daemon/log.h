@@ -1,7 +1,7 @@
 /*
  * log — every line hrsync writes to stderr.
  *
- * Formats (SPEC §9): text (a terminal), journal (<N> priority prefixes for journald,
+ * Formats (docs/operations.md, "Logs"): text (a terminal), journal (<N> priority prefixes for journald,
  * chosen by `auto` when $JOURNAL_STREAM is set) and json (one object per line).
  * Each line carries the run id, and where known the mapping, record key and action.
  * This module never sees secrets: callers pass only masked or non-sensitive text.

@@ -1,7 +1,7 @@
 /*
  * lookups — the per-run cache of a connector's reference lists (departments, positions,
- * leave types, ...) that `lookup:` fields resolve names against (SPEC §5: exact match after
- * trimming, ignoring case; cached per run).
+ * leave types, ...) that `lookup:` fields resolve names against (mappings/README.md, `lookup`:
+ * exact match after trimming, ignoring case; cached per run).
  *
  * In a strmap: "resource\x1fmatch\x1fname" -> the item's id as JSON, or "\x01" when several
  * items share the name; "resource\x1fmatch\x1f" marks the list as loaded, and

@@ -1,5 +1,5 @@
 /*
- * main — the command line of SPEC §3: global options, then one command.
+ * main — the command line (hrsync(1): docs/man/hrsync.1): global options, then one command.
  * Exit status: 0 in step, 1 records failed or deferred, 2 usage/config/mapping error,
  * 3 could not run or stopped early, 75 another run holds the lock.
  */

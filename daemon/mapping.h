@@ -1,5 +1,5 @@
 /*
- * mapping — the mapping files payroll teams edit (SPEC §5): loading and checking them
+ * mapping — the mapping files payroll teams edit (mappings/README.md): loading and checking them
  * (mapping_load.c), and turning one source row into the platform payload
  * (mapping_eval.c).
  *

@@ -1,5 +1,5 @@
 /*
- * mapping_eval — one source row through a mapping's fields, in the order SPEC §5 fixes:
+ * mapping_eval — one source row through a mapping's fields, in the order mappings/README.md §2.5 documents:
  * value (from | value | template | ref | lookup) -> transform -> map -> format ->
  * default -> required, check, max_length. Null passes through transform, check and
  * format untouched. The first failing field is the record's reason; every failure is
@@ -89,7 +89,7 @@ static char *placeholder_text(struct ev *e, const struct tpl_part *p)
 	return xstrdup(e->row->vals[p->col]);
 }
 
-/* Render a template; NULL when any placeholder is null (SPEC §5). Caller frees. */
+/* Render a template; NULL when any placeholder is null (mappings/README.md, `template`). Caller frees. */
 static char *render(struct ev *e, const struct tpl *t)
 {
 	struct sb b = {0};
@@ -611,159 +611,255 @@ static bool is_blank_string(const struct jv *v)
 	return true;
 }
 
+static void fail_encoding(struct ev *e, const struct field *f)
+{
+	fail(e, f, "encoding", "the value holds bytes that are not UTF-8 (a CP1251 export?); convert the mirror to UTF-8");
+}
+
+/*
+ * The steps of one field, in the order of eval_field. Each takes the value in *v (owned) and
+ * returns true with the new value there, or false after fail() (or a deferral) with *v freed
+ * or never set. The source steps start from *v == NULL, and may leave it NULL (read: null).
+ */
+
+/* from: a column of the row (push), or a dotted path in the platform record (pull). */
+static bool source_from(struct ev *e, const struct field *f, struct jv **v)
+{
+	if (e->row->record) {
+		const struct jv *x = jv_path(e->row->record, f->from);
+		*v = x ? jv_copy(x) : jv_null();
+	} else {
+		*v = column_value(e->row, f->col_idx);
+	}
+	return true;
+}
+
+static bool source_template(struct ev *e, const struct field *f, struct jv **v)
+{
+	char *s = render(e, &f->tpl);
+	*v = s ? jv_str(s) : jv_null();
+	free(s);
+	return true;
+}
+
+/* ref: render, validate (ref.h), then ask the engine for the platform's id. */
+static bool source_ref(struct ev *e, const struct field *f, struct jv **v)
+{
+	char *s = render(e, &f->tpl);
+	const char *colon = s ? strchr(s, ':') : NULL;
+	if (!s || (colon && !colon[1 + strspn(colon + 1, " ")])) {
+		/* A null column, or an empty one ('' is how many ERPs say "none"): no reference. */
+		free(s);
+		*v = jv_null();
+		return true;
+	}
+	if (!utf8_valid(s, strlen(s))) {
+		fail_encoding(e, f);
+		free(s);
+		return false;
+	}
+	enum ref_scheme scheme;
+	const char *id;
+	char nir[16], why[160];
+	if (!ref_parse(s, &scheme, &id, nir, why, sizeof why)) {
+		fail(e, f, "ref", "%s", why);
+		free(s);
+		return false;
+	}
+	if (e->out->err.path) {
+		/* The record already failed: spare the lookup. */
+		free(s);
+		return false;
+	}
+	char *reason = NULL;
+	enum ref_status st = e->env->resolve(e->env->ctx, f, (int)scheme, id, nir, v, &reason);
+	if (st == REF_INVALID) {
+		fail(e, f, "ref", "%s", reason ? reason : "unresolvable reference");
+		free(reason);
+		free(s);
+		return false;
+	}
+	if (st == REF_DEFERRED) {
+		if (!e->out->defer_reason) {
+			e->out->defer_reason = reason ? reason : xstrdup("reference not resolved yet");
+			e->out->defer_field = xstrdup(f->path);
+		} else {
+			free(reason);
+		}
+		free(s);
+		return false;
+	}
+	free(reason);
+	free(s);
+	return true;
+}
+
+/* lookup: the name in `from` through one of the connector's reference lists. */
+static bool source_lookup(struct ev *e, const struct field *f, struct jv **v)
+{
+	struct jv *name = e->row->record ? jv_copy(jv_path(e->row->record, f->from)) : column_value(e->row, f->col_idx);
+	char *text = jv_scalar_text(name);
+	jv_free(name);
+	if (text && !utf8_valid(text, strlen(text))) {
+		fail_encoding(e, f);
+		free(text);
+		return false;
+	}
+	if (!text || !text[strspn(text, " \t")]) {
+		free(text);
+		*v = jv_null();
+		return true;
+	}
+	struct jv *id = NULL;
+	if (!e->env->lookup(e->env->ctx, f->lookup_resource, f->lookup_match, text, &id)) {
+		/* A callback may explain why in *out (several items share the name). */
+		if (id && id->t == JV_STR)
+			fail(e, f, "lookup", "%s", id->u.str.s);
+		else
+			fail(e, f, "lookup", "no %s with %s '%s' on the platform", f->lookup_resource, f->lookup_match,
+			     text);
+		jv_free(id);
+		free(text);
+		return false;
+	}
+	free(text);
+	*v = id;
+	return true;
+}
+
+static bool field_source(struct ev *e, const struct field *f, struct jv **v)
+{
+	switch (f->src) {
+	case VS_NONE:
+		*v = jv_null();
+		return true;
+	case VS_FROM:
+		return source_from(e, f, v);
+	case VS_VALUE:
+		*v = jv_copy(f->value);
+		return true;
+	case VS_TEMPLATE:
+		return source_template(e, f, v);
+	case VS_REF:
+		return source_ref(e, f, v);
+	case VS_LOOKUP:
+		return source_lookup(e, f, v);
+	}
+	return true;
+}
+
+/* ref_back (pull): a platform id (not null) -> the ERP key of the mapping linked to it. */
+static bool follow_ref_back(struct ev *e, const struct field *f, struct jv **v)
+{
+	char *pid = jv_id_text(*v);
+	struct jv *key = NULL;
+	bool found = pid && e->env->ref_back && e->env->ref_back(e->env->ctx, f->ref_back, pid, &key);
+	if (!found) {
+		fail(e, f, "ref_back", "platform id %s is not linked to any record of mapping '%s'", pid ? pid : "?",
+		     f->ref_back);
+		free(pid);
+		jv_free(*v);
+		return false;
+	}
+	free(pid);
+	jv_free(*v);
+	*v = key;
+	return true;
+}
+
+/* map / map_file on a value that is not null; a code it does not list follows `unmapped`. */
+static bool apply_map(struct ev *e, const struct field *f, struct jv **v)
+{
+	char *k = jv_scalar_text(*v);
+	const struct map_entry *hit = NULL;
+	for (size_t i = 0; i < f->nmap; i++)
+		if (streq(f->map[i].key, k)) {
+			hit = &f->map[i];
+			break;
+		}
+	if (hit) {
+		jv_free(*v);
+		*v = jv_copy(hit->val);
+	} else if (f->unmapped == UNM_ERROR) {
+		fail(e, f, "map", "no entry for '%s' in its map (add it, or set unmapped: null or keep)", k);
+		free(k);
+		jv_free(*v);
+		return false;
+	} else if (f->unmapped == UNM_NULL) {
+		jv_free(*v);
+		*v = jv_null();
+	}
+	free(k);
+	return true;
+}
+
+/* check: email, nir (the first NIR accepted is kept for ssn: references) or regex, on a value not null. */
+static bool passes_check(struct ev *e, const struct field *f, const struct jv *v)
+{
+	char *t = jv_scalar_text(v);
+	bool ok = true;
+	if (f->check == VC_EMAIL) {
+		ok = check_email(t);
+		if (!ok)
+			fail(e, f, "check", "not a valid e-mail address");
+	} else if (f->check == VC_NIR) {
+		char norm[16];
+		enum nir_status st = nir_check(t, norm);
+		ok = st == NIR_OK;
+		if (!ok) {
+			fail(e, f, "check", "invalid NIR: %s", nir_status_text(st));
+		} else if (!e->out->has_nir) {
+			e->out->has_nir = true;
+			memcpy(e->out->nir, norm, 16);
+		}
+	} else if (f->check == VC_REGEX) {
+		ok = regexec(&f->re, t, 0, NULL, 0) == 0;
+		if (!ok)
+			fail(e, f, "check", "does not match the pattern of its check");
+	}
+	free(t);
+	return ok;
+}
+
+/* required, check and max_length, in that order: false after fail() on the first that does not hold. */
+static bool value_holds(struct ev *e, const struct field *f, const struct jv *v)
+{
+	if (f->required && (jv_is_null(v) || is_blank_string(v))) {
+		fail(e, f, "required", jv_is_null(v) ? "is required but missing (null)" : "is required but empty");
+		return false;
+	}
+	if (!jv_is_null(v) && f->check != VC_NONE && !passes_check(e, f, v))
+		return false;
+	if (f->max_length && v->t == JV_STR) {
+		size_t cps = utf8_len(v->u.str.s, v->u.str.len);
+		if (cps > (size_t)f->max_length) {
+			fail(e, f, "max_length", "is %zu characters long, more than max_length %ld", cps, f->max_length);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Returns the field's final value (never NULL: JV_NULL for null), or NULL when it failed/deferred. */
 static struct jv *eval_field(struct ev *e, const struct field *f)
 {
 	struct jv *v = NULL;
-	switch (f->src) {
-	case VS_NONE:
-		v = jv_null();
-		break;
-	case VS_FROM:
-		if (e->row->record) {
-			const struct jv *x = jv_path(e->row->record, f->from);
-			v = x ? jv_copy(x) : jv_null();
-		} else {
-			v = column_value(e->row, f->col_idx);
-		}
-		break;
-	case VS_VALUE:
-		v = jv_copy(f->value);
-		break;
-	case VS_TEMPLATE: {
-		char *s = render(e, &f->tpl);
-		v = s ? jv_str(s) : jv_null();
-		free(s);
-		break;
-	}
-	case VS_REF: {
-		char *s = render(e, &f->tpl);
-		const char *colon = s ? strchr(s, ':') : NULL;
-		if (!s || (colon && !colon[1 + strspn(colon + 1, " ")])) {
-			/* A null column, or an empty one ('' is how many ERPs say "none"): no reference. */
-			free(s);
-			v = jv_null();
-			break;
-		}
-		if (!utf8_valid(s, strlen(s))) {
-			fail(e, f, "encoding", "the value holds bytes that are not UTF-8 (a CP1251 export?); convert the mirror to UTF-8");
-			free(s);
-			return NULL;
-		}
-		enum ref_scheme scheme;
-		const char *id;
-		char nir[16], why[160];
-		if (!ref_parse(s, &scheme, &id, nir, why, sizeof why)) {
-			fail(e, f, "ref", "%s", why);
-			free(s);
-			return NULL;
-		}
-		if (e->out->err.path) {
-			/* The record already failed: spare the lookup. */
-			free(s);
-			return NULL;
-		}
-		char *reason = NULL;
-		enum ref_status st = e->env->resolve(e->env->ctx, f, (int)scheme, id, nir, &v, &reason);
-		if (st == REF_INVALID) {
-			fail(e, f, "ref", "%s", reason ? reason : "unresolvable reference");
-			free(reason);
-			free(s);
-			return NULL;
-		}
-		if (st == REF_DEFERRED) {
-			if (!e->out->defer_reason) {
-				e->out->defer_reason = reason ? reason : xstrdup("reference not resolved yet");
-				e->out->defer_field = xstrdup(f->path);
-			} else {
-				free(reason);
-			}
-			free(s);
-			return NULL;
-		}
-		free(reason);
-		free(s);
-		break;
-	}
-	case VS_LOOKUP: {
-		struct jv *name = e->row->record ? jv_copy(jv_path(e->row->record, f->from))
-						 : column_value(e->row, f->col_idx);
-		char *text = jv_scalar_text(name);
-		jv_free(name);
-		if (text && !utf8_valid(text, strlen(text))) {
-			fail(e, f, "encoding", "the value holds bytes that are not UTF-8 (a CP1251 export?); convert the mirror to UTF-8");
-			free(text);
-			return NULL;
-		}
-		if (!text || !text[strspn(text, " \t")]) {
-			free(text);
-			v = jv_null();
-			break;
-		}
-		struct jv *id = NULL;
-		if (!e->env->lookup(e->env->ctx, f->lookup_resource, f->lookup_match, text, &id)) {
-			/* A callback may explain why in *out (several items share the name). */
-			if (id && id->t == JV_STR)
-				fail(e, f, "lookup", "%s", id->u.str.s);
-			else
-				fail(e, f, "lookup", "no %s with %s '%s' on the platform", f->lookup_resource, f->lookup_match,
-				     text);
-			jv_free(id);
-			free(text);
-			return NULL;
-		}
-		free(text);
-		v = id;
-		break;
-	}
-	}
+	if (!field_source(e, f, &v))
+		return NULL;
 	if (!v)
 		v = jv_null();
 	if (v->t == JV_STR && !utf8_valid(v->u.str.s, v->u.str.len)) {
 		/* A SQL_ASCII mirror can hold raw CP1251 bytes from a 1C export. */
-		fail(e, f, "encoding", "the value holds bytes that are not UTF-8 (a CP1251 export?); convert the mirror to UTF-8");
+		fail_encoding(e, f);
 		jv_free(v);
 		return NULL;
 	}
-	if (f->ref_back && !jv_is_null(v)) {
-		char *pid = jv_id_text(v);
-		struct jv *key = NULL;
-		bool found = pid && e->env->ref_back && e->env->ref_back(e->env->ctx, f->ref_back, pid, &key);
-		if (!found) {
-			fail(e, f, "ref_back", "platform id %s is not linked to any record of mapping '%s'",
-			     pid ? pid : "?", f->ref_back);
-			free(pid);
-			jv_free(v);
-			return NULL;
-		}
-		free(pid);
-		jv_free(v);
-		v = key;
-	}
+	if (f->ref_back && !jv_is_null(v) && !follow_ref_back(e, f, &v))
+		return NULL;
 	for (size_t i = 0; i < f->nxf; i++)
 		v = apply_transform(f->xf[i], v);
-	if (f->has_map && !jv_is_null(v)) {
-		char *k = jv_scalar_text(v);
-		const struct map_entry *hit = NULL;
-		for (size_t i = 0; i < f->nmap; i++)
-			if (streq(f->map[i].key, k)) {
-				hit = &f->map[i];
-				break;
-			}
-		if (hit) {
-			jv_free(v);
-			v = jv_copy(hit->val);
-		} else if (f->unmapped == UNM_ERROR) {
-			fail(e, f, "map", "no entry for '%s' in its map (add it, or set unmapped: null or keep)", k);
-			free(k);
-			jv_free(v);
-			return NULL;
-		} else if (f->unmapped == UNM_NULL) {
-			jv_free(v);
-			v = jv_null();
-		}
-		free(k);
-	}
+	if (f->has_map && !jv_is_null(v) && !apply_map(e, f, &v))
+		return NULL;
 	char *why = NULL;
 	if (!format_value(f->fmt, &v, &why)) {
 		fail(e, f, "format", "%s", why);
@@ -775,46 +871,9 @@ static struct jv *eval_field(struct ev *e, const struct field *f)
 		jv_free(v);
 		v = jv_copy(f->def);
 	}
-	if (f->required && (jv_is_null(v) || is_blank_string(v))) {
-		fail(e, f, "required", jv_is_null(v) ? "is required but missing (null)" : "is required but empty");
+	if (!value_holds(e, f, v)) {
 		jv_free(v);
 		return NULL;
-	}
-	if (!jv_is_null(v) && f->check != VC_NONE) {
-		char *t = jv_scalar_text(v);
-		bool ok = true;
-		if (f->check == VC_EMAIL) {
-			ok = check_email(t);
-			if (!ok)
-				fail(e, f, "check", "not a valid e-mail address");
-		} else if (f->check == VC_NIR) {
-			char norm[16];
-			enum nir_status st = nir_check(t, norm);
-			ok = st == NIR_OK;
-			if (!ok) {
-				fail(e, f, "check", "invalid NIR: %s", nir_status_text(st));
-			} else if (!e->out->has_nir) {
-				e->out->has_nir = true;
-				memcpy(e->out->nir, norm, 16);
-			}
-		} else if (f->check == VC_REGEX) {
-			ok = regexec(&f->re, t, 0, NULL, 0) == 0;
-			if (!ok)
-				fail(e, f, "check", "does not match the pattern of its check");
-		}
-		free(t);
-		if (!ok) {
-			jv_free(v);
-			return NULL;
-		}
-	}
-	if (f->max_length && v->t == JV_STR) {
-		size_t cps = utf8_len(v->u.str.s, v->u.str.len);
-		if (cps > (size_t)f->max_length) {
-			fail(e, f, "max_length", "is %zu characters long, more than max_length %ld", cps, f->max_length);
-			jv_free(v);
-			return NULL;
-		}
 	}
 	return v;
 }

@@ -87,7 +87,7 @@ static size_t add_col(struct mapping *m, const char *name)
 	return m->ncols++;
 }
 
-/* A YAML scalar as the JSON value it means (SPEC §5: scalars keep their type). */
+/* A YAML scalar as the JSON value it means (mappings/README.md §2.7: scalars keep their type). */
 static struct jv *scalar_jv(const struct ynode *n)
 {
 	switch (yscalar_kind(n)) {
@@ -314,10 +314,325 @@ static void parse_fields(struct loader *L, const struct ynode *n, struct field *
 		parse_field(L, &(*out)[i], n->keys[i], n->vals[i], parent, pull, depth);
 }
 
+/* The index of w in names, or n when it is not there. */
+static size_t name_index(const char *w, const char *const *names, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (streq(w, names[i]))
+			break;
+	return i;
+}
+
+/* What a field's rules add up to, for the checks that need all of them (check_rules). */
+struct rule_tally {
+	int sources;                   /* value, template, ref and lookup rules; from is counted at the end */
+	int unknown;                   /* rules an error already explains: no "no value" on top */
+	const struct ynode *first_src; /* the first source rule read: where "several sources" points */
+};
+
+static void rule_from(struct loader *L, struct field *f, const struct ynode *v, bool pull)
+{
+	f->from = want_string(L, v, "from");
+	if (f->from && !*f->from)
+		ERR(v, "field '%s': 'from' names no column", f->path);
+	else if (f->from && !pull)
+		f->col_idx = (int)add_col(L->m, f->from);
+}
+
+/* value: one constant, typed as YAML types it. False when it is not one value. */
+static bool rule_value(struct loader *L, struct field *f, const struct ynode *v, struct rule_tally *t)
+{
+	if (v->type != YN_SCALAR) {
+		ERR(v, "field '%s': 'value' takes one value, found %s", f->path, ynode_type_name(v));
+		t->unknown++; /* explained: no "no value" on top */
+		return false;
+	}
+	f->value = scalar_jv(v);
+	f->src = VS_VALUE;
+	return true;
+}
+
+/* A ref names a scheme ref.h knows: erp:, ssn: or troops:. */
+static bool ref_scheme_known(const char *text)
+{
+	const char *c = strchr(text, ':');
+	return c && ((c - text == 3 && (!strncmp(text, "erp", 3) || !strncmp(text, "ssn", 3))) ||
+		     (c - text == 6 && !strncmp(text, "troops", 6)));
+}
+
+/* template or ref (rule r): text with placeholders. False when it is not a string. */
+static bool rule_template(struct loader *L, struct field *f, const char *r, const struct ynode *v, bool pull,
+			  struct rule_tally *t)
+{
+	char *text = want_string(L, v, r);
+	if (!text)
+		return false;
+	char what[160];
+	snprintf(what, sizeof what, "field '%s': %s", f->path, r);
+	if (!parse_tpl(L, v, text, &f->tpl, pull, what)) {
+		t->unknown++; /* already explained */
+	} else {
+		f->src = streq(r, "ref") ? VS_REF : VS_TEMPLATE;
+		if (f->src == VS_REF && !ref_scheme_known(text))
+			ERR(v, "field '%s': a ref starts with erp:, ssn: or troops: (found \"%s\")", f->path, text);
+	}
+	free(text);
+	return true;
+}
+
+/* lookup: { resource, match }. False when it is not a map. */
+static bool rule_lookup(struct loader *L, struct field *f, const struct ynode *v, struct rule_tally *t)
+{
+	static const char *const lk[] = {"resource", "match"};
+	if (v->type != YN_MAP) {
+		ERR(v, "field '%s': lookup takes { resource: NAME, match: name }", f->path);
+		return false;
+	}
+	char what[160];
+	snprintf(what, sizeof what, "field '%s': lookup", f->path);
+	check_keys(L, v, lk, 2, what);
+	f->lookup_resource = want_string(L, ymap_get(v, "resource"), "lookup resource");
+	f->lookup_match = ymap_get(v, "match") ? want_string(L, ymap_get(v, "match"), "lookup match") : xstrdup("name");
+	if (!f->lookup_resource)
+		ERR(v, "field '%s': lookup needs a resource (e.g. departments)", f->path);
+	f->src = VS_LOOKUP;
+	t->sources++;
+	return true;
+}
+
+/* transform: one name, or a list of names applied in order. */
+static void rule_transform(struct loader *L, struct field *f, const struct ynode *v)
+{
+	size_t cnt = v->type == YN_SEQ ? v->n : 1;
+	f->xf = xcalloc(cnt, sizeof *f->xf);
+	for (size_t j = 0; j < cnt; j++) {
+		const struct ynode *t = v->type == YN_SEQ ? v->vals[j] : v;
+		if (t->type != YN_SCALAR) {
+			ERR(t, "field '%s': a transform is a name such as trim, found %s", f->path, ynode_type_name(t));
+			continue;
+		}
+		size_t ti = name_index(t->str, transform_names, ARRAY_LEN(transform_names));
+		if (ti == ARRAY_LEN(transform_names)) {
+			ERR(t, "field '%s': unknown transform '%s'%s", f->path, t->str,
+			    did_you_mean(t->str, transform_names, ARRAY_LEN(transform_names)));
+			continue;
+		}
+		f->xf[f->nxf++] = (enum xform)ti;
+	}
+}
+
+/* map: code: value pairs written in the mapping file. */
+static void rule_map(struct loader *L, struct field *f, const struct ynode *v)
+{
+	if (v->type != YN_MAP) {
+		ERR(v, "field '%s': map takes code: value pairs, found %s", f->path, ynode_type_name(v));
+		return;
+	}
+	f->has_map = true;
+	for (size_t j = 0; j < v->n; j++) {
+		if (v->vals[j]->type != YN_SCALAR) {
+			ERR(v->vals[j], "field '%s': map value for '%s' must be a single value, found %s", f->path,
+			    v->keys[j]->str, ynode_type_name(v->vals[j]));
+			continue;
+		}
+		f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
+		f->map[f->nmap++] = (struct map_entry){xstrdup(v->keys[j]->str), scalar_jv(v->vals[j])};
+	}
+}
+
+static void rule_map_file(struct loader *L, struct field *f, const struct ynode *v)
+{
+	if (v->type != YN_SCALAR) {
+		ERR(v, "field '%s': map_file takes a file name", f->path);
+		return;
+	}
+	f->has_map = true;
+	load_map_file(L, f, v);
+}
+
+static void rule_unmapped(struct loader *L, struct field *f, const struct ynode *v)
+{
+	const char *u = v->type == YN_SCALAR ? v->str : "";
+	if (yscalar_kind(v) == YS_NULL)
+		u = "null";
+	size_t ui = name_index(u, unmapped_names, ARRAY_LEN(unmapped_names));
+	if (ui == ARRAY_LEN(unmapped_names))
+		ERR(v, "field '%s': unmapped is error, null or keep, found '%s'%s", f->path, u,
+		    did_you_mean(u, unmapped_names, ARRAY_LEN(unmapped_names)));
+	else
+		f->unmapped = (enum unmapped)ui;
+}
+
+static void rule_format(struct loader *L, struct field *f, const struct ynode *v)
+{
+	const char *s = v->type == YN_SCALAR ? v->str : "";
+	size_t fi = name_index(s, format_names, ARRAY_LEN(format_names));
+	if (fi == ARRAY_LEN(format_names))
+		ERR(v, "field '%s': unknown format '%s'%s; formats: string, int, number, bool, date, datetime, unix",
+		    f->path, s, did_you_mean(s, format_names, ARRAY_LEN(format_names)));
+	else
+		f->fmt = (enum vfmt)(fi + 1);
+}
+
+static void rule_default(struct loader *L, struct field *f, const struct ynode *v)
+{
+	if (v->type != YN_SCALAR) {
+		ERR(v, "field '%s': default takes one value, found %s", f->path, ynode_type_name(v));
+		return;
+	}
+	f->def = scalar_jv(v);
+}
+
+/* required or omit_null (rule r): true or false. */
+static void rule_flag(struct loader *L, struct field *f, const char *r, const struct ynode *v)
+{
+	bool b;
+	if (!yscalar_bool(v, &b)) {
+		ERR(v, "field '%s': %s is true or false, found %s", f->path, r, ynode_type_name(v));
+		return;
+	}
+	if (streq(r, "required"))
+		f->required = b;
+	else
+		f->omit_null = b;
+}
+
+/* check: email, nir (the mapping then keeps NIR hashes for ssn: references) or { regex }. */
+static void rule_check(struct loader *L, struct field *f, const struct ynode *v)
+{
+	if (v->type == YN_SCALAR && streq(v->str, "email")) {
+		f->check = VC_EMAIL;
+	} else if (v->type == YN_SCALAR && streq(v->str, "nir")) {
+		f->check = VC_NIR;
+		L->m->has_ssn_field = true;
+	} else if (v->type == YN_MAP && ymap_get(v, "regex") && v->n == 1) {
+		const struct ynode *re = ymap_get(v, "regex");
+		int rc = re->type == YN_SCALAR ? regcomp(&f->re, re->str, REG_EXTENDED | REG_NOSUB) : -1;
+		if (rc != 0) {
+			char buf[128] = "not a string";
+			if (rc > 0)
+				regerror(rc, &f->re, buf, sizeof buf);
+			ERR(re, "field '%s': check regex: %s", f->path, buf);
+		} else {
+			f->check = VC_REGEX;
+			f->has_re = true;
+		}
+	} else if (v->type == YN_MAP && ymap_get(v, "regex")) {
+		ERR(v, "field '%s': a check regex takes only regex: (no other keys)", f->path);
+	} else {
+		static const char *const checks[] = {"email", "nir", "regex"};
+		const char *s = v->type == YN_SCALAR ? v->str : "?";
+		ERR(v, "field '%s': check is email, nir or { regex: \"...\" }, found '%s'%s", f->path, s,
+		    did_you_mean(s, checks, 3));
+	}
+}
+
+static void rule_max_length(struct loader *L, struct field *f, const struct ynode *v)
+{
+	long long ml;
+	if (yscalar_kind(v) != YS_INT || !parse_ll(v->str, &ml) || ml <= 0) {
+		ERR(v, "field '%s': max_length is a positive whole number", f->path);
+		return;
+	}
+	f->max_length = (long)ml;
+}
+
+/*
+ * One known rule r of a field. Returns false when a source rule could not be read (it is then
+ * not the field's first source); the other rules return true, read or reported.
+ */
+static bool parse_rule(struct loader *L, struct field *f, const char *r, const struct ynode *v, bool pull,
+		       struct rule_tally *t)
+{
+	if (streq(r, "from"))
+		rule_from(L, f, v, pull);
+	else if (streq(r, "value"))
+		return rule_value(L, f, v, t);
+	else if (streq(r, "template") || streq(r, "ref"))
+		return rule_template(L, f, r, v, pull, t);
+	else if (streq(r, "lookup"))
+		return rule_lookup(L, f, v, t);
+	else if (streq(r, "transform"))
+		rule_transform(L, f, v);
+	else if (streq(r, "map"))
+		rule_map(L, f, v);
+	else if (streq(r, "map_file"))
+		rule_map_file(L, f, v);
+	else if (streq(r, "unmapped"))
+		rule_unmapped(L, f, v);
+	else if (streq(r, "format"))
+		rule_format(L, f, v);
+	else if (streq(r, "default"))
+		rule_default(L, f, v);
+	else if (streq(r, "required") || streq(r, "omit_null"))
+		rule_flag(L, f, r, v);
+	else if (streq(r, "check"))
+		rule_check(L, f, v);
+	else if (streq(r, "max_length"))
+		rule_max_length(L, f, v);
+	else if (streq(r, "ref_mapping"))
+		f->ref_mapping = want_string(L, v, "ref_mapping");
+	else if (streq(r, "ref_back"))
+		f->ref_back = want_string(L, v, "ref_back");
+	return true;
+}
+
+/* Every rule of the map n, in file order; unknown ones reported with a suggestion. */
+static void parse_rules(struct loader *L, struct field *f, const struct ynode *n, bool pull, struct rule_tally *t)
+{
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *k = n->keys[i];
+		const char *r = k->str;
+		if (!in_list(r, rule_keys, ARRAY_LEN(rule_keys))) {
+			ERR(k, "field '%s': unknown rule '%s'%s", f->path, r, did_you_mean(r, rule_keys, ARRAY_LEN(rule_keys)));
+			t->unknown++;
+			continue;
+		}
+		bool is_src = streq(r, "from") || streq(r, "value") || streq(r, "template") || streq(r, "ref") ||
+			      streq(r, "lookup");
+		if (is_src && !streq(r, "lookup") && !streq(r, "from"))
+			t->sources++;
+		if (parse_rule(L, f, r, n->vals[i], pull, t) && is_src && !t->first_src)
+			t->first_src = k;
+	}
+}
+
+/* What only a field's rules together can tell: one source, and the rules that need another. */
+static void check_rules(struct loader *L, struct field *f, const struct ynode *key, const struct ynode *n, bool pull,
+			struct rule_tally *t)
+{
+	const char *P = f->path;
+	if (f->from && f->src == VS_NONE)
+		f->src = VS_FROM;
+	if (f->from && f->src != VS_FROM && f->src != VS_LOOKUP)
+		t->sources++;
+	if (f->src == VS_LOOKUP && !f->from)
+		ERR(t->first_src ? t->first_src : key, "field '%s': lookup needs 'from:' to give the name to look up", P);
+	if (t->sources > 1)
+		ERR(t->first_src ? t->first_src : key,
+		    "field '%s': a field takes its value from one of from, value, template, ref or lookup, not several", P);
+	if (f->src == VS_NONE && !f->def && !t->unknown) /* a misspelt rule already explains it */
+		ERR(key, "field '%s': no value: give one of from, value, template, ref or lookup", P);
+	if (!f->has_map && ymap_get(n, "unmapped"))
+		WARN(ymap_get(n, "unmapped"), "field '%s': 'unmapped' does nothing without map or map_file", P);
+	if (ymap_get(n, "map") && ymap_get(n, "map_file"))
+		ERR(ymap_get(n, "map_file"), "field '%s': use map or map_file, not both", P);
+	if (f->ref_mapping && f->src != VS_REF)
+		ERR(ymap_get(n, "ref_mapping"), "field '%s': ref_mapping only goes with ref", P);
+	if (f->ref_back && !pull)
+		ERR(ymap_get(n, "ref_back"), "field '%s': ref_back is for pull mappings", P);
+	if (f->has_map && !ymap_get(n, "unmapped")) {
+		f->unmapped = UNM_ERROR;
+		WARN(ymap_get(n, "map") ? ymap_get(n, "map") : ymap_get(n, "map_file"),
+		     "field '%s': no rule for codes the map does not list; add unmapped: error, null or keep (error is assumed)",
+		     P);
+	}
+}
+
 static void parse_field(struct loader *L, struct field *f, const struct ynode *key, const struct ynode *n,
 			const char *parent, bool pull, int depth)
 {
-	struct mapping *m = L->m;
 	f->name = xstrdup(key->str);
 	f->path = parent ? xasprintf("%s.%s", parent, key->str) : xstrdup(key->str);
 	f->file = L->file;
@@ -346,220 +661,9 @@ static void parse_field(struct loader *L, struct field *f, const struct ynode *k
 		parse_fields(L, n, &f->kids, &f->nkids, f->path, pull, depth + 1);
 		return;
 	}
-	int sources = 0, unknown = 0;
-	const struct ynode *first_src = NULL;
-	for (size_t i = 0; i < n->n; i++) {
-		const struct ynode *k = n->keys[i], *v = n->vals[i];
-		const char *r = k->str;
-		if (!in_list(r, rule_keys, ARRAY_LEN(rule_keys))) {
-			ERR(k, "field '%s': unknown rule '%s'%s", P, r, did_you_mean(r, rule_keys, ARRAY_LEN(rule_keys)));
-			unknown++;
-			continue;
-		}
-		bool is_src = streq(r, "from") || streq(r, "value") || streq(r, "template") || streq(r, "ref") ||
-			      streq(r, "lookup");
-		if (is_src && !streq(r, "lookup") && !streq(r, "from"))
-			sources++;
-		if (streq(r, "from")) {
-			f->from = want_string(L, v, "from");
-			if (f->from && !*f->from) {
-				ERR(v, "field '%s': 'from' names no column", P);
-			} else if (f->from && !pull) {
-				f->col_idx = (int)add_col(m, f->from);
-			}
-		} else if (streq(r, "value")) {
-			if (v->type != YN_SCALAR) {
-				ERR(v, "field '%s': 'value' takes one value, found %s", P, ynode_type_name(v));
-				unknown++; /* explained: no "no value" on top */
-				continue;
-			}
-			f->value = scalar_jv(v);
-			f->src = VS_VALUE;
-		} else if (streq(r, "template") || streq(r, "ref")) {
-			char *t = want_string(L, v, r);
-			if (!t)
-				continue;
-			char what[160];
-			snprintf(what, sizeof what, "field '%s': %s", P, r);
-			if (!parse_tpl(L, v, t, &f->tpl, pull, what)) {
-				unknown++; /* already explained */
-			} else {
-				f->src = streq(r, "ref") ? VS_REF : VS_TEMPLATE;
-				if (f->src == VS_REF) {
-					const char *c = strchr(t, ':');
-					bool ok = c && ((c - t == 3 && (!strncmp(t, "erp", 3) || !strncmp(t, "ssn", 3))) ||
-							(c - t == 6 && !strncmp(t, "troops", 6)));
-					if (!ok)
-						ERR(v, "field '%s': a ref starts with erp:, ssn: or troops: (found \"%s\")", P, t);
-				}
-			}
-			free(t);
-		} else if (streq(r, "lookup")) {
-			if (v->type != YN_MAP) {
-				ERR(v, "field '%s': lookup takes { resource: NAME, match: name }", P);
-				continue;
-			}
-			static const char *const lk[] = {"resource", "match"};
-			char what[160];
-			snprintf(what, sizeof what, "field '%s': lookup", P);
-			check_keys(L, v, lk, 2, what);
-			f->lookup_resource = want_string(L, ymap_get(v, "resource"), "lookup resource");
-			f->lookup_match = ymap_get(v, "match") ? want_string(L, ymap_get(v, "match"), "lookup match")
-							       : xstrdup("name");
-			if (!f->lookup_resource)
-				ERR(v, "field '%s': lookup needs a resource (e.g. departments)", P);
-			f->src = VS_LOOKUP;
-			sources++;
-		} else if (streq(r, "transform")) {
-			const struct ynode *list = v;
-			size_t cnt = v->type == YN_SEQ ? v->n : 1;
-			f->xf = xcalloc(cnt, sizeof *f->xf);
-			for (size_t j = 0; j < cnt; j++) {
-				const struct ynode *t = v->type == YN_SEQ ? list->vals[j] : v;
-				if (t->type != YN_SCALAR) {
-					ERR(t, "field '%s': a transform is a name such as trim, found %s", P,
-					    ynode_type_name(t));
-					continue;
-				}
-				size_t ti;
-				for (ti = 0; ti < ARRAY_LEN(transform_names); ti++)
-					if (streq(t->str, transform_names[ti]))
-						break;
-				if (ti == ARRAY_LEN(transform_names)) {
-					ERR(t, "field '%s': unknown transform '%s'%s", P, t->str,
-					    did_you_mean(t->str, transform_names, ARRAY_LEN(transform_names)));
-					continue;
-				}
-				f->xf[f->nxf++] = (enum xform)ti;
-			}
-		} else if (streq(r, "map")) {
-			if (v->type != YN_MAP) {
-				ERR(v, "field '%s': map takes code: value pairs, found %s", P, ynode_type_name(v));
-				continue;
-			}
-			f->has_map = true;
-			for (size_t j = 0; j < v->n; j++) {
-				if (v->vals[j]->type != YN_SCALAR) {
-					ERR(v->vals[j], "field '%s': map value for '%s' must be a single value, found %s", P,
-					    v->keys[j]->str, ynode_type_name(v->vals[j]));
-					continue;
-				}
-				f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
-				f->map[f->nmap++] = (struct map_entry){xstrdup(v->keys[j]->str), scalar_jv(v->vals[j])};
-			}
-		} else if (streq(r, "map_file")) {
-			if (v->type != YN_SCALAR) {
-				ERR(v, "field '%s': map_file takes a file name", P);
-				continue;
-			}
-			f->has_map = true;
-			load_map_file(L, f, v);
-		} else if (streq(r, "unmapped")) {
-			const char *u = v->type == YN_SCALAR ? v->str : "";
-			if (yscalar_kind(v) == YS_NULL)
-				u = "null";
-			size_t ui;
-			for (ui = 0; ui < 3; ui++)
-				if (streq(u, unmapped_names[ui]))
-					break;
-			if (ui == 3)
-				ERR(v, "field '%s': unmapped is error, null or keep, found '%s'%s", P, u,
-				    did_you_mean(u, unmapped_names, 3));
-			else
-				f->unmapped = (enum unmapped)ui;
-		} else if (streq(r, "format")) {
-			const char *s = v->type == YN_SCALAR ? v->str : "";
-			size_t fi;
-			for (fi = 0; fi < ARRAY_LEN(format_names); fi++)
-				if (streq(s, format_names[fi]))
-					break;
-			if (fi == ARRAY_LEN(format_names))
-				ERR(v, "field '%s': unknown format '%s'%s; formats: string, int, number, bool, date, datetime, unix",
-				    P, s, did_you_mean(s, format_names, ARRAY_LEN(format_names)));
-			else
-				f->fmt = (enum vfmt)(fi + 1);
-		} else if (streq(r, "default")) {
-			if (v->type != YN_SCALAR) {
-				ERR(v, "field '%s': default takes one value, found %s", P, ynode_type_name(v));
-				continue;
-			}
-			f->def = scalar_jv(v);
-		} else if (streq(r, "required") || streq(r, "omit_null")) {
-			bool b;
-			if (!yscalar_bool(v, &b)) {
-				ERR(v, "field '%s': %s is true or false, found %s", P, r, ynode_type_name(v));
-				continue;
-			}
-			if (streq(r, "required"))
-				f->required = b;
-			else
-				f->omit_null = b;
-		} else if (streq(r, "check")) {
-			if (v->type == YN_SCALAR && streq(v->str, "email")) {
-				f->check = VC_EMAIL;
-			} else if (v->type == YN_SCALAR && streq(v->str, "nir")) {
-				f->check = VC_NIR;
-				m->has_ssn_field = true;
-			} else if (v->type == YN_MAP && ymap_get(v, "regex") && v->n == 1) {
-				const struct ynode *re = ymap_get(v, "regex");
-				int rc = re->type == YN_SCALAR ? regcomp(&f->re, re->str, REG_EXTENDED | REG_NOSUB) : -1;
-				if (rc != 0) {
-					char buf[128] = "not a string";
-					if (rc > 0)
-						regerror(rc, &f->re, buf, sizeof buf);
-					ERR(re, "field '%s': check regex: %s", P, buf);
-				} else {
-					f->check = VC_REGEX;
-					f->has_re = true;
-				}
-			} else if (v->type == YN_MAP && ymap_get(v, "regex")) {
-				ERR(v, "field '%s': a check regex takes only regex: (no other keys)", P);
-			} else {
-				static const char *const checks[] = {"email", "nir", "regex"};
-				const char *s = v->type == YN_SCALAR ? v->str : "?";
-				ERR(v, "field '%s': check is email, nir or { regex: \"...\" }, found '%s'%s", P, s,
-				    did_you_mean(s, checks, 3));
-			}
-		} else if (streq(r, "max_length")) {
-			long long ml;
-			if (yscalar_kind(v) != YS_INT || !parse_ll(v->str, &ml) || ml <= 0) {
-				ERR(v, "field '%s': max_length is a positive whole number", P);
-				continue;
-			}
-			f->max_length = (long)ml;
-		} else if (streq(r, "ref_mapping")) {
-			f->ref_mapping = want_string(L, v, "ref_mapping");
-		} else if (streq(r, "ref_back")) {
-			f->ref_back = want_string(L, v, "ref_back");
-		}
-		if (is_src && !first_src)
-			first_src = k;
-	}
-	if (f->from && f->src == VS_NONE)
-		f->src = VS_FROM;
-	if (f->from && f->src != VS_FROM && f->src != VS_LOOKUP)
-		sources++;
-	if (f->src == VS_LOOKUP && !f->from)
-		ERR(first_src ? first_src : key, "field '%s': lookup needs 'from:' to give the name to look up", P);
-	if (sources > 1)
-		ERR(first_src ? first_src : key,
-		    "field '%s': a field takes its value from one of from, value, template, ref or lookup, not several", P);
-	if (f->src == VS_NONE && !f->def && !unknown) /* a misspelt rule already explains it */
-		ERR(key, "field '%s': no value: give one of from, value, template, ref or lookup", P);
-	if (!f->has_map && ymap_get(n, "unmapped"))
-		WARN(ymap_get(n, "unmapped"), "field '%s': 'unmapped' does nothing without map or map_file", P);
-	if (ymap_get(n, "map") && ymap_get(n, "map_file"))
-		ERR(ymap_get(n, "map_file"), "field '%s': use map or map_file, not both", P);
-	if (f->ref_mapping && f->src != VS_REF)
-		ERR(ymap_get(n, "ref_mapping"), "field '%s': ref_mapping only goes with ref", P);
-	if (f->ref_back && !pull)
-		ERR(ymap_get(n, "ref_back"), "field '%s': ref_back is for pull mappings", P);
-	if (f->has_map && !ymap_get(n, "unmapped")) {
-		f->unmapped = UNM_ERROR;
-		WARN(ymap_get(n, "map") ? ymap_get(n, "map") : ymap_get(n, "map_file"),
-		     "field '%s': no rule for codes the map does not list; add unmapped: error, null or keep (error is assumed)",
-		     P);
-	}
+	struct rule_tally t = {0};
+	parse_rules(L, f, n, pull, &t);
+	check_rules(L, f, key, n, pull, &t);
 }
 
 static void parse_deps(struct loader *L, const struct ynode *n)

@@ -1,9 +1,9 @@
 /*
- * metrics — the Prometheus textfile of SPEC §9 (`metrics.textfile`), for node_exporter's
+ * metrics — the Prometheus textfile (`metrics.textfile`, docs/operations.md "Metrics"), for node_exporter's
  * textfile collector, rewritten after each run (`hrsync run` and the daemon):
  *
  *   hrsync_last_run_timestamp_seconds       gauge: when the last run ended
- *   hrsync_last_run_exit_code               gauge: its exit status (SPEC §3)
+ *   hrsync_last_run_exit_code               gauge: its exit status (README.md, "Command line")
  *   hrsync_last_success_timestamp_seconds   gauge: when the last run that completed (exit 0
  *                                           or 1) ended; kept across failed runs, 0 if none
  *   hrsync_run_duration_seconds             gauge: the last run's duration
@@ -25,7 +25,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +32,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "db.h"
+#include "state.h"
 #include "sync.h"
 
 /* What the previous file said that this one carries on. */
@@ -95,21 +94,12 @@ static double previous_value(const struct previous *p, const char *name)
 /* When the last completed run of the state ended; 0 when none or unreachable. */
 static double state_last_success(const struct config *cfg)
 {
+	struct state st;
 	char *err = NULL;
 	double t = 0;
-	PGconn *pg = db_connect(cfg, "metrics", &err);
-	char *sq = pg ? db_quote_ident(pg, cfg->state_schema) : NULL;
-	char *sql = sq ? xasprintf("SELECT extract(epoch FROM max(finished_at)) FROM %s.runs "
-				   "WHERE status IN ('ok', 'failures') AND NOT dry_run",
-				   sq)
-		       : NULL;
-	PGresult *r = sql ? PQexecParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0) : NULL;
-	if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-		parse_double(PQgetvalue(r, 0, 0), &t);
-	PQclear(r);
-	free(sql);
-	free(sq);
-	PQfinish(pg);
+	if (state_connect_report(&st, cfg, "metrics", true, &err))
+		t = state_last_success_time(&st);
+	state_close(&st);
 	free(err);
 	return t;
 }

@@ -1,6 +1,6 @@
 /*
- * pull — the pull direction (SPEC §5): platform records into an inbound table of the
- * mirror, so the ERP can book what the platform owns (approved absences, hires).
+ * pull — the pull direction (mappings/README.md §2.6, docs/design.md "Pull"): platform
+ * records into an inbound table of the mirror, so the ERP can book what the platform owns (approved absences, hires).
  *
  * Each run lists what changed since the mapping's cursor — and, about once a day, the
  * whole list, to learn what was deleted on the platform. The mapping's filter decides

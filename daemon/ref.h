@@ -1,6 +1,6 @@
 /*
- * ref — flexible references as Troops defines them (SPEC §6): "scheme:id" with
- * scheme erp (an ERP key), ssn (a NIR) or troops (a platform UUID).
+ * ref — flexible references (mappings/README.md, `ref`): "scheme:id" with scheme erp
+ * (an ERP key), ssn (a NIR) or troops (a platform UUID).
  */
 #ifndef HRSYNC_REF_H
 #define HRSYNC_REF_H

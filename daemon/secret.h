@@ -4,7 +4,7 @@
  * value by accident. secret_value() is called only where the value is put on the wire
  * (an Authorization header, a libpq password). secret_free() wipes the memory.
  *
- * Sources (SPEC §4): { credential: NAME } reads $CREDENTIALS_DIRECTORY/NAME,
+ * Sources (hrsync.yaml(5), `connectors`): { credential: NAME } reads $CREDENTIALS_DIRECTORY/NAME,
  * { file: PATH } reads a file that must not be readable by group or others,
  * { env: NAME } reads an environment variable. Inline strings are refused.
  */

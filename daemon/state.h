@@ -1,5 +1,5 @@
 /*
- * state — hrsync's own tables in the state schema (SPEC §7): runs and their per-mapping
+ * state — hrsync's own tables in the state schema (README, "What hrsync guarantees"): runs and their per-mapping
  * counts, the link between each ERP key and its platform id with the fingerprint of
  * the payload the platform last accepted, failures with reasons and attempts, what the
  * pull direction wrote and its cursors. Created and upgraded by state_migrate(); one run

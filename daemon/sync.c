@@ -10,7 +10,7 @@
  * cheapest way to find what an interrupted run may already have created.
  *
  * Terminations and deletions wait until the whole source has been read: the
- * mass-change guard (SPEC §7) counts them first.
+ * mass-change guard (README.md, "What hrsync guarantees") counts them first.
  */
 #define _GNU_SOURCE
 #include "sync.h"
@@ -216,7 +216,7 @@ static void op_done(struct op *op)
 		if (!ok && e->st.broken)
 			stop_run(e, "the state database is unreachable: %s", e->st.err ? e->st.err : "");
 		if (op->then_terminate && ok && !e->stop) {
-			/* First seen already gone: created, now terminated (SPEC §5 lifecycle). */
+			/* First seen already gone: created, now terminated (mappings/README.md §2.3, the lifecycle). */
 			op->then_terminate = false;
 			op->action = ACT_TERMINATE;
 			e->inflight++;
@@ -365,7 +365,7 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 {
 	struct engine *e = ctx;
 	if (e->conn->type->native_refs) {
-		/* The platform resolves references itself (Troops): send the validated one, NIR normalised. */
+		/* A platform that resolves references itself (native_refs): send the validated one, NIR normalised. */
 		char *full = xasprintf("%s:%s", ref_scheme_name((enum ref_scheme)scheme), scheme == REF_SSN ? nir : id);
 		*out = jv_str(full);
 		free(full);
@@ -552,18 +552,13 @@ static void preview_row(struct engine *e, const struct row *row, const struct sr
 	mapped_free(&tp);
 }
 
-static void process_row(struct engine *e, const struct row *row, const struct src_extra *x)
+/* A key several source rows share: none of them is sent (preview shows the row, saying why). */
+static void refuse_shared_key(struct engine *e, const struct row *row, const char *key, long dup)
 {
 	struct mapping *m = e->m;
-	const char *key = row->vals[0];
-	if (!key) {
-		log_warn("a source row has a NULL key (%s): skipped; give every row a key", m->key);
-		e->cnt.failed++;
-		return;
-	}
-	if (x->dup > 1 && e->opts->sink && e->opts->sink->preview) {
-		char reason[160];
-		snprintf(reason, sizeof reason, "%ld source rows share this key; none is sent until the ERP has one", x->dup);
+	char reason[160];
+	snprintf(reason, sizeof reason, "%ld source rows share this key; none is sent until the ERP has one", dup);
+	if (e->opts->sink && e->opts->sink->preview) {
 		struct jv *rowj = row_json(m, row);
 		struct preview_rec pr = {.mapping = m->name, .key = key, .row = rowj, .field = m->key, .rule = "key",
 					 .reason = reason};
@@ -571,52 +566,44 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 		jv_free(rowj);
 		return;
 	}
-	if (x->dup > 1) {
-		char reason[160];
-		snprintf(reason, sizeof reason, "%ld source rows share this key; none is sent until the ERP has one", x->dup);
-		record_failure(e, key, "mapping", NULL, m->key, "key", reason, 0, NULL);
-		e->cnt.failed++;
-		return;
-	}
-	const struct plan_sink *sink = e->opts->sink;
-	if (sink && sink->preview) {
-		preview_row(e, row, x, key);
-		return;
-	}
-	bool linked = x->link_id != NULL;
-	bool active = linked && streq(x->link_status, "active");
-	enum term_kind tk = m->ent->term;
+	record_failure(e, key, "mapping", NULL, m->key, "key", reason, 0, NULL);
+	e->cnt.failed++;
+}
 
-	/* The row and all it depends on hash as when the platform last accepted it: in step. */
-	if (x->same) {
+/*
+ * terminate.when holds and there is nothing to send: the record is gone from the platform
+ * already (unchanged), or was never sent and its termination is a deletion (skipped).
+ */
+static void settle_gone(struct engine *e, const struct src_extra *x, const char *key, bool linked)
+{
+	struct plan_rec pr = {.mapping = e->m->name, .key = key, .action = linked ? PA_UNCHANGED : PA_SKIP,
+			      .reason = linked ? NULL : "cancelled (terminate.when holds) before it was ever sent: nothing to delete"};
+	plan_out(e, &pr);
+	if (linked)
 		e->cnt.unchanged++;
-		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_UNCHANGED};
-		plan_out(e, &pr);
-		return;
-	}
+	else
+		e->cnt.skipped++;
+	if (x->fail_kind)
+		clear_failure(e, key);
+}
 
-	/* Gone already (unchanged), or never sent and gone before it was (skipped). */
-	if (x->terminate && ((linked && !active) || (!linked && tk == TERM_DELETE))) {
-		struct plan_rec pr = {.mapping = m->name, .key = key, .action = linked ? PA_UNCHANGED : PA_SKIP,
-				      .reason = linked ? NULL : "cancelled (terminate.when holds) before it was ever sent: nothing to delete"};
-		plan_out(e, &pr);
-		if (linked)
-			e->cnt.unchanged++;
-		else
-			e->cnt.skipped++;
-		if (x->fail_kind)
-			clear_failure(e, key);
-		return;
-	}
+/*
+ * Maps the row: the main fields into mp unless need_main is false (only a termination is due),
+ * then, when terminate.when holds, the terminate fields (into tp, or into mp when the main
+ * fields were not mapped). Returns mapping_eval's 0, or 1 (failed) / 2 (deferred) once the
+ * record is recorded as such.
+ */
+static int map_row(struct engine *e, const struct row *row, const struct src_extra *x, const char *key,
+		   bool need_main, bool linked, struct mapped *mp, struct mapped *tp)
+{
+	struct mapping *m = e->m;
 	struct eval_env env = {.ctx = e, .resolve = cb_resolve, .lookup = cb_lookup};
-	struct mapped mp = {0}, tp = {0};
 	int rc = 0;
-	bool need_main = !(x->terminate && active);
 	if (need_main)
-		rc = mapping_eval(m, m->fields, m->nfields, row, &env, &mp);
+		rc = mapping_eval(m, m->fields, m->nfields, row, &env, mp);
 	if (rc == 0 && x->terminate)
-		rc = mapping_eval(m, m->term_fields, m->nterm, row, &env, need_main ? &tp : &mp);
-	struct mapped *res = need_main && x->terminate && rc != 0 ? &tp : &mp;
+		rc = mapping_eval(m, m->term_fields, m->nterm, row, &env, need_main ? tp : mp);
+	struct mapped *res = need_main && x->terminate && rc != 0 ? tp : mp;
 	const char *act = x->terminate ? (need_main ? "create" : "terminate") : linked ? "update" : "create";
 	if (rc == 1) {
 		char reason[600];
@@ -627,111 +614,191 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 			snprintf(reason, sizeof reason, "%s", res->err.reason);
 		record_failure(e, key, "mapping", act, res->err.path, res->err.rule, reason, 0, NULL);
 		e->cnt.failed++;
-		goto out;
-	}
-	if (rc == 2) {
+	} else if (rc == 2) {
 		record_failure(e, key, "deferred", act, res->defer_field, "ref", res->defer_reason, 0, NULL);
 		e->cnt.deferred++;
-		goto out;
 	}
+	return rc;
+}
 
-	char fp[65] = "";
-	if (need_main)
-		fingerprint(mp.payload, fp);
+/* What a mapped record needs, and the payloads that carry it out (owned by the row's mapped results). */
+struct decision {
 	enum op_action a;
-	bool then_term = false;
+	bool then_term;        /* create, then terminate: first seen already gone */
+	char fp[65];           /* fingerprint of the main payload; "" when only a termination is due */
+	struct jv **payload;   /* the main fields' payload, or NULL when they were not mapped */
+	struct jv **term;      /* the terminate fields' payload, or NULL when no termination is due */
+};
+
+/*
+ * Sets d->a (and d->then_term) from the link and the fingerprint: create, terminate, restore
+ * or update. False when the record is in step: active, and the same fingerprint (no --full).
+ */
+static bool choose_action(struct engine *e, const struct src_extra *x, bool linked, bool active, struct decision *d)
+{
 	if (!linked) {
-		a = ACT_CREATE;
-		then_term = x->terminate;
+		d->a = ACT_CREATE;
+		d->then_term = x->terminate;
 	} else if (x->terminate) {
-		a = ACT_TERMINATE;
+		d->a = ACT_TERMINATE;
 	} else if (!active) {
 		/* Back in scope after leaving: re-hired, or an absence un-cancelled. */
-		a = tk == TERM_DELETE ? ACT_CREATE : ACT_RESTORE;
-	} else if (e->opts->full || !x->link_fp || !streq(x->link_fp, fp)) {
-		a = ACT_UPDATE;
+		d->a = e->m->ent->term == TERM_DELETE ? ACT_CREATE : ACT_RESTORE;
+	} else if (e->opts->full || !x->link_fp || !streq(x->link_fp, d->fp)) {
+		d->a = ACT_UPDATE;
 	} else {
-		e->cnt.unchanged++;
-		if (x->fail_kind)
-			clear_failure(e, key);
-		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_UNCHANGED};
-		plan_out(e, &pr);
-		log_rec(L_DEBUG, key, "skip", "unchanged");
-		if (!x->same && !x->fail_kind)
-			remember_hash(e, key, x->src_hash);
-		goto out;
+		return false;
 	}
-	/* A payload the platform refused is sent again only when it changed, or after `hrsync retry`. */
-	if (x->fail_kind && streq(x->fail_kind, "refused") && x->fail_fp && streq(x->fail_fp, fp) && !x->fail_retry &&
-	    a != ACT_TERMINATE) {
-		e->cnt.failed++;
-		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_SKIP,
-				      .reason = "the platform refused this same payload before; `hrsync retry` sends it again"};
-		plan_out(e, &pr);
-		log_rec(L_DEBUG, key, action_name(a), "refused before with the same payload: not sent again");
-		goto out;
+	return true;
+}
+
+/* Mapped to the payload the platform last accepted: in step; a new source hash is kept for the fast path. */
+static void in_step(struct engine *e, const struct src_extra *x, const char *key)
+{
+	e->cnt.unchanged++;
+	if (x->fail_kind)
+		clear_failure(e, key);
+	struct plan_rec pr = {.mapping = e->m->name, .key = key, .action = PA_UNCHANGED};
+	plan_out(e, &pr);
+	log_rec(L_DEBUG, key, "skip", "unchanged");
+	if (!x->same && !x->fail_kind)
+		remember_hash(e, key, x->src_hash);
+}
+
+/* A payload the platform refused is sent again only when it changed, or after `hrsync retry`. */
+static bool refused_before(const struct src_extra *x, const struct decision *d)
+{
+	return x->fail_kind && streq(x->fail_kind, "refused") && x->fail_fp && streq(x->fail_fp, d->fp) &&
+	       !x->fail_retry && d->a != ACT_TERMINATE;
+}
+
+static void skip_refused(struct engine *e, const char *key, const struct decision *d)
+{
+	e->cnt.failed++;
+	struct plan_rec pr = {.mapping = e->m->name, .key = key, .action = PA_SKIP,
+			      .reason = "the platform refused this same payload before; `hrsync retry` sends it again"};
+	plan_out(e, &pr);
+	log_rec(L_DEBUG, key, action_name(d->a), "refused before with the same payload: not sent again");
+}
+
+/* Dry run: the decision goes to the plan; a planned create lets later references to it resolve. */
+static void plan_decision(struct engine *e, const char *key, const struct decision *d)
+{
+	struct mapping *m = e->m;
+	struct plan_rec pr = {.mapping = m->name, .key = key, .then_terminate = d->then_term,
+			      .payload = d->payload ? *d->payload : NULL};
+	pr.term = d->term ? *d->term : NULL;
+	struct jv *old = NULL;
+	switch (d->a) {
+	case ACT_CREATE: {
+		pr.action = PA_CREATE;
+		e->cnt.created++;
+		char *pk = xasprintf("%s\x1f%s", m->name, key);
+		strmap_put(&e->planned, pk, "");
+		free(pk);
+		break;
 	}
-	if (e->opts->dry_run) {
-		struct plan_rec pr = {.mapping = m->name, .key = key, .then_terminate = then_term,
-				      .payload = need_main ? mp.payload : NULL};
-		pr.term = x->terminate ? (need_main ? tp.payload : mp.payload) : NULL;
-		struct jv *old = NULL;
-		switch (a) {
-		case ACT_CREATE: {
-			pr.action = PA_CREATE;
-			e->cnt.created++;
-			char *pk = xasprintf("%s\x1f%s", m->name, key);
-			strmap_put(&e->planned, pk, "");
-			free(pk);
-			break;
-		}
-		case ACT_TERMINATE:
-			pr.action = tk == TERM_DELETE ? PA_DELETE : PA_TERMINATE;
-			pr.payload = NULL;
-			e->cnt.terminated++;
-			e->planned_terms++;
-			break;
-		case ACT_UPDATE: pr.action = PA_UPDATE; e->cnt.updated++; break;
-		case ACT_RESTORE: pr.action = PA_RESTORE; e->cnt.updated++; break;
-		}
-		if ((a == ACT_UPDATE || a == ACT_RESTORE) && !e->no_state)
-			pr.old = old = state_link_payload(&e->st, m->name, key);
-		if (then_term)
-			e->cnt.terminated++;
-		plan_out(e, &pr);
-		jv_free(old);
-		goto out;
+	case ACT_TERMINATE:
+		pr.action = m->ent->term == TERM_DELETE ? PA_DELETE : PA_TERMINATE;
+		pr.payload = NULL;
+		e->cnt.terminated++;
+		e->planned_terms++;
+		break;
+	case ACT_UPDATE: pr.action = PA_UPDATE; e->cnt.updated++; break;
+	case ACT_RESTORE: pr.action = PA_RESTORE; e->cnt.updated++; break;
 	}
-	struct op *op = new_op(e, a, key);
+	if ((d->a == ACT_UPDATE || d->a == ACT_RESTORE) && !e->no_state)
+		pr.old = old = state_link_payload(&e->st, m->name, key);
+	if (d->then_term)
+		e->cnt.terminated++;
+	plan_out(e, &pr);
+	jv_free(old);
+}
+
+/* The decision as a connector op, which takes the payloads; mp gives the NIR a `check: nir` field accepted. */
+static void send_decision(struct engine *e, const struct src_extra *x, const char *key, const struct decision *d,
+			  const struct mapped *mp)
+{
+	struct op *op = new_op(e, d->a, key);
 	struct op_ctx *ctx = op->engine_ctx;
-	memcpy(ctx->fp, fp, sizeof fp);
+	memcpy(ctx->fp, d->fp, sizeof d->fp);
 	if (x->src_hash)
 		snprintf(ctx->src_hash, sizeof ctx->src_hash, "%s", x->src_hash);
-	memcpy(op->fp, fp, 16);
+	memcpy(op->fp, d->fp, 16);
 	op->fp[16] = '\0';
-	if (mp.has_nir) {
+	if (mp->has_nir) {
 		ctx->has_nir = true;
-		nir_hash_hex(mp.nir, ctx->nir_hash);
+		nir_hash_hex(mp->nir, ctx->nir_hash);
 	}
-	if (need_main) {
-		op->payload = mp.payload;
-		mp.payload = NULL;
+	if (d->payload) {
+		op->payload = *d->payload;
+		*d->payload = NULL;
 	}
-	if (x->terminate) {
-		op->term = need_main ? tp.payload : mp.payload;
-		if (need_main)
-			tp.payload = NULL;
-		else
-			mp.payload = NULL;
+	if (d->term) {
+		op->term = *d->term;
+		*d->term = NULL;
 	}
-	op->then_terminate = then_term;
+	op->then_terminate = d->then_term;
 	if (x->link_id)
 		op->platform_id = xstrdup(x->link_id);
 	if (x->link_extra)
 		op->extra = jv_parse(x->link_extra, strlen(x->link_extra), NULL, 0);
-	if (a == ACT_UPDATE || a == ACT_RESTORE)
-		op->old = state_link_payload(&e->st, m->name, key);
+	if (d->a == ACT_UPDATE || d->a == ACT_RESTORE)
+		op->old = state_link_payload(&e->st, e->m->name, key);
 	submit(e, op);
+}
+
+static void process_row(struct engine *e, const struct row *row, const struct src_extra *x)
+{
+	struct mapping *m = e->m;
+	const char *key = row->vals[0];
+	if (!key) {
+		log_warn("a source row has a NULL key (%s): skipped; give every row a key", m->key);
+		e->cnt.failed++;
+		return;
+	}
+	if (x->dup > 1) {
+		refuse_shared_key(e, row, key, x->dup);
+		return;
+	}
+	const struct plan_sink *sink = e->opts->sink;
+	if (sink && sink->preview) {
+		preview_row(e, row, x, key);
+		return;
+	}
+	bool linked = x->link_id != NULL;
+	bool active = linked && streq(x->link_status, "active");
+
+	/* The row and all it depends on hash as when the platform last accepted it: in step. */
+	if (x->same) {
+		e->cnt.unchanged++;
+		struct plan_rec pr = {.mapping = m->name, .key = key, .action = PA_UNCHANGED};
+		plan_out(e, &pr);
+		return;
+	}
+
+	/* Gone already (unchanged), or never sent and gone before it was (skipped). */
+	if (x->terminate && ((linked && !active) || (!linked && m->ent->term == TERM_DELETE))) {
+		settle_gone(e, x, key, linked);
+		return;
+	}
+	struct mapped mp = {0}, tp = {0};
+	bool need_main = !(x->terminate && active);
+	if (map_row(e, row, x, key, need_main, linked, &mp, &tp) != 0)
+		goto out;
+
+	struct decision d = {.payload = need_main ? &mp.payload : NULL,
+			     .term = x->terminate ? (need_main ? &tp.payload : &mp.payload) : NULL};
+	if (need_main)
+		fingerprint(mp.payload, d.fp);
+	if (!choose_action(e, x, linked, active, &d))
+		in_step(e, x, key);
+	else if (refused_before(x, &d))
+		skip_refused(e, key, &d);
+	else if (e->opts->dry_run)
+		plan_decision(e, key, &d);
+	else
+		send_decision(e, x, key, &d, &mp);
 out:
 	mapped_free(&mp);
 	mapped_free(&tp);

@@ -77,7 +77,7 @@ struct run_result {
 };
 void run_result_free(struct run_result *r);
 
-/* Returns the exit status of SPEC §3; fills res when not NULL (free with run_result_free). */
+/* Returns the exit status (README.md, "Command line"); fills res when not NULL (free with run_result_free). */
 int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result *res);
 
 /* `hrsync db migrate` */

@@ -103,7 +103,7 @@ def writes(reqs):
 
 def retry_delays(reqs):
     """For each request answered 429: seconds until the same request (method, path, query,
-    body) was sent again. SPEC §8: the throttled request waits Retry-After, else >= 1 s."""
+    body) was sent again. docs/design.md: the throttled request waits Retry-After, else >= 1 s."""
     out = []
     for i, r in enumerate(reqs):
         if r["status"] != 429:

@@ -152,7 +152,7 @@ def test_bad_values_fail_their_record_and_the_run_goes_on(world, tmp_path):
             assert w in f["reason"], (key, w, f["reason"])
         line = log_line(r.err, key)
         assert f"field '{field}'" in line and rule in line and "mapping" in line, line
-    # NIRs never in the log unmasked (SPEC §6), not even the one that failed.
+    # NIRs never in the log unmasked (README.md, "What hrsync guarantees"), not even the one that failed.
     flat = r.err.replace(" ", "")
     for n in (WRONG_KEY_NIR, CORSICA_NIR, SPACED_NIR):
         assert n.replace(" ", "") not in flat, f"NIR {n} in the log"

@@ -314,7 +314,7 @@ def assert_recorded(world):
 
 
 def assert_backoff(world, faulted):
-    """Each faulted idempotent request went out again, not before 1 s (SPEC §8: backoff >= 1 s).
+    """Each faulted idempotent request went out again, not before 1 s (docs/design.md: backoff >= 1 s).
     A connection closed before any byte of answer ('drop') on a reused keep-alive connection
     is sent again at once by libcurl itself, as for any stale connection; a 'timeout' is
     logged by the sandbox when it finally answers, after the client gave up and tried
@@ -371,7 +371,7 @@ def test_429_without_retry_after_backs_off_at_least_a_second(world):
     assert r.rc == 1, r.err[-3000:]
     assert len(faulted) == 5
     assert sum(r.summary(m)["429s"] for m in ("employees", "absences", "assets")) == 5
-    # Without Retry-After, the throttled request waits at least a second (SPEC §8: backoff >= 1 s).
+    # Without Retry-After, the throttled request waits at least a second (docs/design.md: backoff >= 1 s).
     delays = retry_delays(world.sandbox.requests())
     assert len(delays) == 5 and min(delays) >= 0.95, delays
     assert_consistent(world)
@@ -614,7 +614,7 @@ def test_database_gone_at_start_names_it_and_touches_nothing(world):
     assert_consistent(world)
 
 
-# ---------------------------------------------------------------- mass-change guard (SPEC §7)
+# ---------------------------------------------------------------- mass-change guard (README.md)
 
 def _active_employees(world):
     exp = expected(world)
@@ -697,8 +697,9 @@ def test_source_that_becomes_empty_stops_the_run(world):
 
 
 def test_records_gone_from_the_source_are_deleted_under_the_guard(tmp_path, world):
-    """source.on_missing: terminate (SPEC §5): absences deleted from the ERP are deleted on the
-    platform; a mass disappearance trips the guard like any deletion; --force goes through."""
+    """source.on_missing: terminate (mappings/README.md §2.2): absences deleted from the ERP are
+    deleted on the platform; a mass disappearance trips the guard like any deletion; --force
+    goes through."""
     src = os.path.join(os.path.dirname(__file__), "..", "..", "mappings", "peopleforce")
     d = tmp_path / "maps"
     d.mkdir()

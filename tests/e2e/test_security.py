@@ -105,7 +105,7 @@ def test_debug_output_and_state_hold_no_secret(world, tmp_path):
 
 
 def test_personio_client_secret_and_bearer_tokens_never_show(pworld):
-    """Client credentials (SPEC §4): neither the client secret nor any bearer token the
+    """Client credentials (mappings/personio/README.md): neither the client secret nor any bearer token the
     platform issued appears in the output of a debug run, its JSON variant, a run whose
     token expires in the middle (renewed on 401), a run with a refused secret, or the state."""
     bearer = re.compile(r"papi-[0-9a-f]{16,}")  # what the Personio sandbox issues

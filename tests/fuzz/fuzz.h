@@ -49,9 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} while (0)
 
 /*
- * Bugs found and reported but not fixed yet (tests/fuzz/README.md lists them). A build
- * with -DFUZZ_SKIP_KNOWN steps around them, so a long campaign finds the next bug
- * instead of the same one again; the normal build and the replay always check them.
+ * Bugs found and reported (tests/fuzz/README.md lists them). A build with
+ * -DFUZZ_SKIP_KNOWN steps around them, so a long campaign finds the next bug instead of
+ * the same one again; the normal build and the replay always check them. All eight below
+ * are fixed (59b04e4): their FUZZ_KNOWN_BUG(n) guards in the harnesses can go.
  *   1 jv_parse() accepts strings that are not UTF-8 (overlong, surrogates, > U+10FFFF)
  *   2 link_mappings() memcpy(NULL, ..., 0) with no mapping (a build flag: -fno-sanitize=nonnull-attribute)
  *   3 format datetime/unix accept UTC offsets beyond +-23:59 ("+99:99" gives "+100:39")

@@ -4,8 +4,8 @@
     python3 tests/sandbox/peopleforce.py --port 0 --api-key K \
         --seed tests/fixtures/peopleforce/seed.json
 
-Behaviour follows /work/shared/vendor-specs (README §3, peopleforce-openapi.json) and the
-hrsync brief; see tests/sandbox/README.md.
+Behaviour follows PeopleForce's published API v3 documentation (its OpenAPI document) where
+it speaks, and what hrsync's tests need where it is silent; tests/sandbox/README.md describes it.
 """
 
 import datetime

@@ -5,9 +5,9 @@
         --seed tests/fixtures/personio/seed.json
 
 Base URL: http://127.0.0.1:PORT (paths /v1/... and /v2/... as on https://api.personio.de).
-Behaviour follows /work/shared/vendor-specs/personio (personio-personnel-data-api-oa3.yaml,
-v2-unofficial/auth.yaml, common-components-v2.json) and the research notes in
-/work/shared/vendor-specs/README.md §2 and §7; see tests/sandbox/README.md.
+Behaviour follows Personio's published API documents (the personnel data API v1 OpenAPI file,
+the v2 authentication endpoint and common components) and its published rate limits;
+tests/sandbox/README.md describes it.
 
 What it reproduces on purpose:
   * client-credentials tokens (POST /v2/auth/token, x-www-form-urlencoded), expiring after

@@ -1,6 +1,6 @@
 """Tests for the PeopleForce sandbox (tests/sandbox/peopleforce.py). Stdlib clients only.
 
-Run: cd /work/main && /usr/bin/python3 -m pytest -q tests/sandbox
+Run, from the repository's root: /usr/bin/python3 -m pytest -q tests/sandbox
 """
 
 import http.client

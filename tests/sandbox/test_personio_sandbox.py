@@ -1,6 +1,6 @@
 """Tests for the Personio sandbox (tests/sandbox/personio.py). Stdlib clients only.
 
-Run: cd /work/main && /usr/bin/python3 -m pytest -q tests/sandbox/test_personio_sandbox.py
+Run, from the repository's root: /usr/bin/python3 -m pytest -q tests/sandbox/test_personio_sandbox.py
 """
 
 import json

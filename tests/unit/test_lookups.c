@@ -1,5 +1,5 @@
 /*
- * test_lookups — the per-run cache of reference lists behind `lookup:` fields (SPEC §5:
+ * test_lookups — the per-run cache of reference lists behind `lookup:` fields (mappings/README.md:
  * names match exactly after trimming, ignoring case; a name two items share is refused).
  */
 #include <setjmp.h>

@@ -1,7 +1,7 @@
 /*
- * test_mapping — the mapping engine end to end (SPEC §5, §6): small mapping files written to a
- * temporary directory, loaded with mapping_load(), evaluated with mapping_eval() on rows built
- * here, references and lookups answered from small tables. Then mapping_load()'s diagnostics:
+ * test_mapping — the mapping engine end to end, as mappings/README.md describes it: small
+ * mapping files written to a temporary directory, loaded with mapping_load(), evaluated with
+ * mapping_eval() on rows built here, references and lookups answered from small tables. Then mapping_load()'s diagnostics:
  * file:line:col, the text, the "did you mean", and every problem reported, not only the first.
  */
 #define _GNU_SOURCE
@@ -1768,7 +1768,7 @@ T(load_template_error_is_one_error)
 
 T(load_unknown_rule_is_one_error)
 {
-	/* SPEC §5's example: one typo, one message */
+	/* The example of diag.h and mappings/README.md §5.1: one typo, one message */
 	const char *line = "  hired_on: { fromm: hire_date, format: date }";
 	char *text = ks(xasprintf(HEAD "%s\n", line));
 	struct diag *d;

@@ -1,6 +1,6 @@
 /*
- * test_nir — the French NIR: nir_check, nir_key, nir_mask (SPEC §6: key = 97 - number mod 97,
- * Corsica 2A/2B count as 19/18; NIRs never appear unmasked).
+ * test_nir — the French NIR: nir_check, nir_key, nir_mask (mappings/README.md §4.3: key = 97 -
+ * number mod 97, Corsica 2A/2B count as 19/18; NIRs never appear unmasked).
  *
  * Worked keys (computed by hand, checked with a calculator):
  *   body 1 85 05 78 006 084 -> 1850578006084 mod 97 = 6  -> key 97 - 6  = 91

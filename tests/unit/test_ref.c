@@ -1,5 +1,5 @@
 /*
- * test_ref — flexible references (SPEC §6): erp:, ssn: and troops:, and uuid_valid.
+ * test_ref — flexible references (mappings/README.md, `ref`): erp:, ssn: and troops:, and uuid_valid.
  */
 #include <setjmp.h>
 #include <stdarg.h>

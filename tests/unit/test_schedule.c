@@ -1,5 +1,5 @@
 /*
- * test_schedule — the daemon's `schedule:` (SPEC §4): "HH:MM" and 5-field cron
+ * test_schedule — the daemon's `schedule:` (hrsync.yaml(5)): "HH:MM" and 5-field cron
  * expressions, parsed with clear errors, and the next run time in a time zone, across
  * daylight-saving changes (the ISC cron rule documented in schedule.h). Also the
  * daemon's other self-contained part, the sd_notify datagrams of notify.c.

@@ -1,6 +1,7 @@
 /*
  * test_throttle — token bucket, full-jitter backoff, Retry-After, rate and duration parsing
- * (SPEC §4 rate_limit/timeout, §8 throttling). Times are injected, so every value is exact.
+ * (hrsync.yaml(5): rate_limit, timeout; docs/design.md: "Talking to platforms"). Times are
+ * injected, so every value is exact.
  */
 #include <setjmp.h>
 #include <stdarg.h>
