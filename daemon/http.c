@@ -163,13 +163,22 @@ static void finish(struct http *h, struct http_call *c, enum call_outcome o)
 	c->outcome = o;
 	c->elapsed_ms = now_ms() - c->first_ms;
 	c->first_ms = 0;
+	/*
+	 * The breaker counts reads and writes apart. A read fails here only after its own
+	 * retries, so a few in a row mean the platform is down. A write that may have acted
+	 * (a POST) is not retried here but looked for by its connector, and a read in between
+	 * must not hide that writes keep failing; one failing now and then (a flaky platform)
+	 * must not stop the run either: more of them in a row are needed.
+	 */
+	int *row = c->idempotent ? &p->failed_reads : &p->failed_writes;
+	int limit = c->idempotent ? p->breaker_threshold : p->breaker_threshold + 3;
 	if (o == CALL_TRANSIENT) {
 		p->stats.failures++;
-		if (++p->consecutive_failures >= p->breaker_threshold)
-			pacer_stop(p, "%d requests in a row failed; last: %s %s: %s", p->consecutive_failures,
-				   c->method, c->url, c->err[0] ? c->err : "no answer");
+		if (++*row >= limit)
+			pacer_stop(p, "%d requests in a row failed; last: %s %s: %s", *row, c->method, c->url,
+				   c->err[0] ? c->err : "no answer");
 	} else if (o == CALL_ANSWERED) {
-		p->consecutive_failures = 0;
+		*row = 0;
 	}
 	h->active--;
 	c->done(c);

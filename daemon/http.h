@@ -45,13 +45,13 @@ struct pacer {
 	long timeout_ms;
 	int max_attempts;        /* attempts for 5xx/408/transport on idempotent calls */
 	int max_throttled;       /* 429s one call may absorb before it counts as failed */
-	int breaker_threshold;   /* calls failing in a row before the connector stops */
+	int breaker_threshold;   /* reads failing in a row before the connector stops (writes: 3 more) */
 	int64_t pause_until;     /* a 429 with a long Retry-After (a quota window) pauses the whole connector */
 	double base_rate;        /* the configured rate; the bucket's may be lower after 429s */
 	int64_t last_429_ms, last_adapt_ms;
 	int64_t acc_second;      /* accepted answers: this second's count and the last one's */
 	long acc_cur, acc_prev;
-	int consecutive_failures;
+	int failed_reads, failed_writes;   /* in a row */
 	bool stopped;
 	char stop_reason[256];
 	struct pacer_stats stats;

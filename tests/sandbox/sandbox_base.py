@@ -363,7 +363,7 @@ class Sandbox:
             if "count" in rule and rule["fired"] >= rule["count"]:
                 continue
             rule["fired"] += 1
-            fired = dict(rule)
+            fired = {k: v for k, v in rule.items() if k != "rng"}
             if fired["mode"] == "5xx":
                 fired["mode"] = rule["rng"].choice(("500", "502", "503"))
             return fired
@@ -522,7 +522,7 @@ class Sandbox:
         a("GET", r"/requests", self._admin_requests)
         a("GET", r"/store", lambda req: (200, {}, self.store_snapshot()))
         a("POST", r"/reset", self._admin_reset)
-        a("GET", r"/faults", lambda req: (200, {}, {"faults": self.faults}))
+        a("GET", r"/faults", lambda req: (200, {}, {"faults": self._faults_shown()}))
         a("POST", r"/faults", self._admin_add_faults)
         a("DELETE", r"/faults", self._admin_clear_faults)
         a("GET", r"/config", lambda req: (200, {}, self.config))
@@ -557,7 +557,11 @@ class Sandbox:
         except ValueError as e:
             raise AdminError(400, str(e))
         self.faults.extend(checked)
-        return 200, {}, {"ok": True, "faults": self.faults}
+        return 200, {}, {"ok": True, "faults": self._faults_shown()}
+
+    def _faults_shown(self):
+        """The rules as JSON: without their random generators."""
+        return [{k: v for k, v in r.items() if k != "rng"} for r in self.faults]
 
     def _admin_clear_faults(self, req):
         self.faults = []
