@@ -181,7 +181,9 @@ static bool attach_token(struct http_call *call)
 {
 	struct connector *c = owner(call);
 	struct token *t = &c->token;
-	if (secret_present(&t->value) && now_ms() < t->renew_ms && !t->fetching) {
+	/* A token that lives less than the wait for a new one is used for a second anyway. */
+	int64_t now = now_ms();
+	if (secret_present(&t->value) && (now < t->renew_ms || now < t->got_ms + 1000) && !t->fetching) {
 		set_headers(c, call, secret_value(&t->value));
 		call->auth_gen = t->gen;
 		return true;
@@ -254,7 +256,8 @@ static bool token_take(struct connector *c, const struct http_call *call, char *
 		snprintf(t->value.origin, sizeof t->value.origin, "%s access token", c->name);
 		/* Renew a minute early; a token that lives less than 4 minutes at 3/4 of its life. */
 		double margin = secs > 240 ? 60 : secs / 4;
-		t->renew_ms = now_ms() + (int64_t)((secs - margin) * 1000);
+		t->got_ms = now_ms();
+		t->renew_ms = t->got_ms + (int64_t)((secs - margin) * 1000);
 		t->gen++;
 		log_debug("connector %s: new access token, valid %.0f s", c->name, secs);
 	} else {

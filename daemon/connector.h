@@ -209,7 +209,7 @@ struct conn_cfg {
 /* A client-credentials token and the requests waiting for it (connector.c). */
 struct token {
 	struct secret value;
-	int64_t renew_ms;            /* monotonic: renew from then on */
+	int64_t renew_ms, got_ms;    /* monotonic: renew from then on; when it came */
 	unsigned gen;                /* counts tokens: a 401 to an older one needs no new fetch */
 	int refused_in_row;          /* fresh tokens refused before any request was accepted */
 	bool fetching, after_401;
