@@ -599,11 +599,15 @@ static int map_row(struct engine *e, const struct row *row, const struct src_ext
 	struct mapping *m = e->m;
 	struct eval_env env = {.ctx = e, .resolve = cb_resolve, .lookup = cb_lookup};
 	int rc = 0;
+	bool term_failed = false;
 	if (need_main)
 		rc = mapping_eval(m, m->fields, m->nfields, row, &env, mp);
-	if (rc == 0 && x->terminate)
+	if (rc == 0 && x->terminate) {
 		rc = mapping_eval(m, m->term_fields, m->nterm, row, &env, need_main ? tp : mp);
-	struct mapped *res = need_main && x->terminate && rc != 0 ? tp : mp;
+		term_failed = rc != 0;
+	}
+	/* The result that failed: the terminate fields' only when they were mapped and failed. */
+	struct mapped *res = need_main && term_failed ? tp : mp;
 	const char *act = x->terminate ? (need_main ? "create" : "terminate") : linked ? "update" : "create";
 	if (rc == 1) {
 		char reason[600];

@@ -207,6 +207,21 @@ def test_bad_values_fail_their_record_and_the_run_goes_on(world, tmp_path):
     assert emps["000002"]["last_name"] == "Réparé"
 
 
+def test_a_record_first_seen_gone_whose_fields_fail_names_the_field(world):
+    """An employee who left before hrsync ever saw them is created, then terminated; when a
+    main field fails its rule, the failure names that field and rule (it once read
+    "(null)", taken from the terminate fields that were never mapped)."""
+    key = world.sql("SELECT personnel_number FROM erp.employees WHERE dismissal_date IS NULL "
+                    "ORDER BY personnel_number LIMIT 1")[0][0]
+    world.sql("UPDATE erp.employees SET dismissal_date = hire_date + 30, last_name = NULL "
+              "WHERE personnel_number = %s", (key,))
+    r = world.run("run", "--mapping", "employees", check_rc=1)
+    f = failures(world)[key]
+    assert (f["kind"], f["action"], f["field"], f["rule"]) == ("mapping", "create", "last_name", "required"), f
+    assert f["reason"] != "(null)" and "required" in f["reason"], f
+    assert "field 'last_name' required" in log_line(r.err, key)
+
+
 # ---------------------------------------------------------------- not UTF-8
 
 CP1251_IVANOV = r"E'\xc8\xe2\xe0\xed\xee\xe2'"      # "Иванов" in CP1251
