@@ -4,7 +4,8 @@
  * Auth: X-API-KEY. Lists are page-numbered with a server-fixed page size; the metadata
  * comes flat ({page, pages, count, items}) or nested under "pagination": both are read.
  * Answers come wrapped in "data" or bare (the vendor's own spec says both): both are read.
- * Ids are integers, except asset ids which the spec types as strings.
+ * Ids are integers, except asset and assignment ids which the spec types as strings (the
+ * entity table declares each shape: an answer with another is refused).
  *
  * Entities (the table at the end):
  *   employees  found by employee number, then e-mail. Terminate: POST .../terminate (a
@@ -135,7 +136,7 @@ static bool same_start(const struct jv *listed, const struct jv *want)
 
 static const struct subres position = {
 	.name = "position", .id_key = "position_id", .what = "the employee's position",
-	.create = "/employees/{id}/positions", .item = "/employees/{id}/positions/{sub}",
+	.create = "/employees/{id}/positions", .item = "/employees/{id}/positions/{sub}", .ids = ID_DIGITS,
 	.list = "/employees/{id}/positions", .items = "data", .same = same_start,
 };
 
@@ -211,6 +212,13 @@ static char *pf_find_by_key(struct connector *c, const struct conn_entity *e, co
 	const struct jv *data = jv_obj_get(j, "data");
 	char *id = data && data->t == JV_ARR && data->u.arr.n == 1 ? jv_id_text(jv_obj_get(data->u.arr.v[0], "id")) : NULL;
 	jv_free(j);
+	if (id && !id_valid(e->ids, id)) {
+		char *shown = id_shown(id);
+		*err = xasprintf("PeopleForce answered the id %s, which is not an employee id (digits); not used", shown);
+		free(shown);
+		free(id);
+		id = NULL;
+	}
 	return id;
 }
 
@@ -286,7 +294,7 @@ static struct jv *assignment_body(struct op *op, struct jv *group)
 
 static const struct subres assignment = {
 	.name = "assignment", .id_key = "assignment_id", .what = "the asset's assignment",
-	.create = "/asset_assignments", .item = "/asset_assignments/{sub}", .list = "/assets/{id}",
+	.create = "/asset_assignments", .item = "/asset_assignments/{sub}", .ids = ID_TOKEN, .list = "/assets/{id}",
 	.items = "data.asset_assignments|asset_assignments", .same = same_holder, .body = assignment_body,
 };
 
@@ -364,7 +372,7 @@ static bool pf_pull(struct connector *c, const char *entity, const struct jv *fi
 		*err = xasprintf("peopleforce pulls absences only, not %s", entity);
 		return false;
 	}
-	struct pf_pull pc = {.pass = {.cb = cb, .ud = ud, .marker = "description", .each = note_updated}};
+	struct pf_pull pc = {.pass = {.cb = cb, .ud = ud, .marker = "description", .ids = ID_DIGITS, .each = note_updated}};
 	long long since = cursor ? atoll(cursor) : 0;
 	char gt[32];
 	/* An hour of look-back: clocks differ and updates land late; duplicates are harmless. */
@@ -402,7 +410,7 @@ static const struct id_field asset_ids[] = {
 static const struct conn_entity pf_entities[] = {
 	{
 		.name = "employees", .what = "employee", .term = TERM_KEEP,
-		.path = "/employees", .item = "/employees/{id}",
+		.path = "/employees", .item = "/employees/{id}", .ids = ID_DIGITS,
 		.subres = (const struct subres *const[]){&position, NULL},
 		.prepare = emp_prepare, .find = emp_find, .then = emp_position,
 		.terminate = emp_terminate, .restore = emp_restore,
@@ -417,7 +425,7 @@ static const struct conn_entity pf_entities[] = {
 	},
 	{
 		.name = "absences", .what = "leave request", .term = TERM_DELETE,
-		.path = "/leave_requests", .item = "/leave_requests/{id}", .marker = "description",
+		.path = "/leave_requests", .item = "/leave_requests/{id}", .ids = ID_DIGITS, .marker = "description",
 		.prepare = leave_prepare, .find = leave_find, .update = kit_replace, /* PeopleForce cannot edit one */
 		.required = NAMES("employee_id", "leave_type_id", "starts_on", "ends_on"), .id_fields = leave_ids,
 		.fields = NAMES("employee_id", "leave_type_id", "starts_on", "ends_on", "description",
@@ -425,7 +433,7 @@ static const struct conn_entity pf_entities[] = {
 	},
 	{
 		.name = "assets", .what = "asset", .term = TERM_NONE,
-		.path = "/assets", .item = "/assets/{id}",
+		.path = "/assets", .item = "/assets/{id}", .ids = ID_TOKEN, /* strings, says the vendor's spec */
 		.subres = (const struct subres *const[]){&assignment, NULL},
 		.prepare = asset_prepare, .find = asset_find, .then = asset_assignment,
 		.required = NAMES("name", "code", "asset_category_id", "location_id"), .id_fields = asset_ids,

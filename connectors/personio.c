@@ -704,7 +704,7 @@ static bool pio_pull(struct connector *c, const char *entity, const struct jv *f
 	}
 	char *path = url_expand(abs_path(hours ? 'h' : 'd'), NULL, NULL,
 				QUERY("updated_from", incremental ? from : NULL));
-	struct pull_pass pp = {.cb = cb, .ud = ud, .marker = "comment"};
+	struct pull_pass pp = {.cb = cb, .ud = ud, .marker = "comment", .ids = hours ? ID_UUID : ID_DIGITS};
 	struct list_stats st;
 	bool ok = conn_list(c, &absence_pages, path, kit_pull_item, &pp, &st, err);
 	free(path);
@@ -736,7 +736,8 @@ static void pio_destroy(struct connector *c)
 static const struct conn_entity pio_entities[] = {
 	{
 		.name = "employees", .what = "employee", .term = TERM_KEEP,
-		.path = "/v1/company/employees", .item = "/v1/company/employees/{id}", .update_method = "PATCH",
+		.path = "/v1/company/employees", .item = "/v1/company/employees/{id}", .ids = ID_DIGITS,
+		.update_method = "PATCH",
 		.pager = &employee_pages, .nested = NAMES("custom_attributes"), .body = emp_body,
 		.prepare = emp_prepare, .find = emp_find, .adopt = emp_adopt, .update = emp_update,
 		.terminate = emp_terminate, .then = emp_written,
@@ -744,6 +745,7 @@ static const struct conn_entity pio_entities[] = {
 	},
 	{
 		.name = "absences", .what = "absence", .term = TERM_DELETE, .item_of = abs_item,
+		.ids = ID_DIGITS | ID_UUID, /* time-offs, absence periods */
 		.marker = "comment", .pager = &absence_pages, .created_id = abs_created_id,
 		.prepare = abs_prepare, .find = abs_find, .create = abs_post, .update = kit_replace,
 		.required = NAMES("employee_id", "time_off_type_id", "start_date", "end_date"),
@@ -751,7 +753,7 @@ static const struct conn_entity pio_entities[] = {
 	},
 	{
 		.name = "attendances", .what = "attendance period", .term = TERM_DELETE,
-		.item = "/v2/attendance-periods/{id}", .update_method = "PATCH", .marker = "comment",
+		.item = "/v2/attendance-periods/{id}", .ids = ID_UUID, .update_method = "PATCH", .marker = "comment",
 		.pager = &v2_pages, .body = att_body, .find = att_find, .create = att_post,
 		.required = NAMES("person_id", "start"),
 	},

@@ -17,7 +17,7 @@ static const char *const top_keys[] = {"database", "schedule", "timezone", "conn
 				       "guards", "logging", "metrics"};
 static const char *const db_keys[] = {"conninfo", "password_file", "state_schema"};
 static const char *const common_conn_keys[] = {"type", "base_url", "rate_limit", "max_in_flight", "timeout",
-					       "allow_insecure_http"};
+					       "max_wait", "allow_insecure_http"};
 
 #define ERR(n, ...) diag_error(d, (n) ? (n)->file : c->path, (n) ? (n)->line : 0, (n) ? (n)->col : 0, __VA_ARGS__)
 #define WARN(n, ...) diag_warn(d, (n) ? (n)->file : c->path, (n) ? (n)->line : 0, (n) ? (n)->col : 0, __VA_ARGS__)
@@ -194,6 +194,12 @@ static void load_connector(struct config *c, struct diag *d, struct conn_cfg *cc
 				ERR(v, "%s: expected a duration such as 30s or 500ms (at least 100ms)", what);
 			else
 				cc->timeout_ms = (long)ms;
+		} else if (streq(k, "max_wait")) {
+			int64_t ms;
+			if (v->type != YN_SCALAR || !parse_duration_ms(v->str, &ms) || ms < 1000 || ms > 86400000)
+				ERR(v, "%s: expected a duration such as 15m or 90s (from 1s to 24h)", what);
+			else
+				cc->max_wait_ms = (long)ms;
 		} else if (streq(k, "allow_insecure_http")) {
 			if (!yscalar_bool(v, &cc->allow_insecure_http))
 				ERR(v, "%s: expected true or false", what);

@@ -87,7 +87,7 @@ struct connector *connector_new(const struct conn_cfg *cfg, struct http *http, c
 	c->name = cfg->name;
 	c->http = http;
 	double rate = cfg->rate > 0 ? cfg->rate : cfg->type->default_rate;
-	pacer_init(&c->pacer, cfg->name, rate, cfg->max_in_flight, cfg->timeout_ms);
+	pacer_init(&c->pacer, cfg->name, rate, cfg->max_in_flight, cfg->timeout_ms, cfg->max_wait_ms);
 	http_add_pacer(http, &c->pacer);
 	if (c->type->priv_size)
 		c->priv = xcalloc(1, c->type->priv_size);
@@ -250,10 +250,9 @@ static bool token_take(struct connector *c, const struct http_call *call, char *
 		      : ttl && (ttl->t == JV_NUM || ttl->t == JV_STR) ? atof(ttl->u.str.s) : 86400.0;
 	bool ok = tok && *tok;
 	if (ok) {
-		secret_free(&t->value);
-		t->value.len_ = strlen(tok);
-		t->value.value_ = xstrdup(tok);
-		snprintf(t->value.origin, sizeof t->value.origin, "%s access token", c->name);
+		char origin[160];
+		snprintf(origin, sizeof origin, "%s access token", c->name);
+		secret_set(&t->value, tok, origin); /* redacted from what the platform says from now on */
 		/* Renew a minute early; a token that lives less than 4 minutes at 3/4 of its life. */
 		double margin = secs > 240 ? 60 : secs / 4;
 		t->got_ms = now_ms();
@@ -475,15 +474,30 @@ static void parse_answer(struct op *op)
 	}
 }
 
+bool op_id_ok(struct op *op, unsigned shapes, const char *what, const char *doing, const char *id)
+{
+	if (id_valid(shapes, id))
+		return true;
+	char *shown = id_shown(id);
+	op_finish(op, OPR_REFUSED,
+		  "%s: the platform answered the id %s, which is not a %s %s id (%s); it was neither stored nor used in a request",
+		  doing, shown, op->conn->type->name, what, id_shape_name(shapes));
+	free(shown);
+	return false;
+}
+
 /* The answer to a create: the new id, or a transient failure when it carries none. */
 static bool take_created_id(struct op *op, const struct step *st)
 {
 	char *(*id_of)(const struct jv *) = op->ent->created_id ? op->ent->created_id : kit_answer_id;
 	char *id = op->answer ? id_of(op->answer) : NULL;
-	if (!id) {
-		char *d = doing_text(op, st->doing);
+	char *d = doing_text(op, st->doing);
+	if (!id)
 		op_finish(op, OPR_TRANSIENT, "%s: %s", d, op->answer ? "the answer carries no id" : "empty answer");
-		free(d);
+	bool ok = id && op_id_ok(op, op->ent->ids, op->ent->what ? op->ent->what : "record", d, id);
+	free(d);
+	if (!ok) {
+		free(id);
 		return false;
 	}
 	free(op->platform_id);
@@ -563,6 +577,8 @@ void op_finish(struct op *op, enum op_result r, const char *fmt, ...)
 		sb_vprintf(&b, fmt, ap);
 		va_end(ap);
 		op->message = sb_steal(&b);
+		/* Connectors quote the platform (its meta errors, a number it lists): no secret goes to failures. */
+		secret_redact(op->message);
 	}
 	op->done(op);
 }
@@ -609,11 +625,44 @@ struct jv *connector_list(struct connector *c, const char *resource, char **err)
 	return items;
 }
 
+/*
+ * A linked id that is not of the entity's shape (stored before ids were checked, or by
+ * hand) is never put in a path. An update looks for the record on the platform instead,
+ * as after a 404; a termination or a restore is refused. Either way the connector goes on
+ * with the next record: one bad link is not a platform failure.
+ */
+static bool stored_id_ok(struct op *op)
+{
+	if (!op->platform_id || id_valid(op->ent->ids, op->platform_id))
+		return true;
+	const char *what = op->ent->what ? op->ent->what : "record";
+	char *shown = id_shown(op->platform_id);
+	bool go_on = op->action == ACT_UPDATE;
+	if (go_on) {
+		log_rec(L_WARN, op->key, "update",
+			"the %s id stored for it, %s, is not a %s %s id (%s); looking for the record on the platform instead",
+			what, shown, op->conn->type->name, what, id_shape_name(op->ent->ids));
+		free(op->platform_id);
+		op->platform_id = NULL;
+		jv_free(op->extra);
+		op->extra = NULL;
+		op->action = ACT_CREATE;
+		op->kit.live = true;
+	} else {
+		op_finish(op, OPR_REFUSED,
+			  "the %s id stored for it, %s, is not a %s %s id (%s); nothing was sent to it",
+			  what, shown, op->conn->type->name, what, id_shape_name(op->ent->ids));
+	}
+	free(shown);
+	return go_on;
+}
+
 void connector_start(struct op *op)
 {
 	op->kit.step = NULL;
 	op->attempt = 0;
-	kit_start(op);
+	if (stored_id_ok(op))
+		kit_start(op);
 }
 
 void connector_op_release(struct op *op)
@@ -635,6 +684,28 @@ void connector_op_release(struct op *op)
 static void blocking_done(struct http_call *call)
 {
 	(void)call;
+}
+
+/*
+ * Turn the loop until call is answered. A stop request (SIGTERM) ends it at once as
+ * stopped, wherever it waits: in the pacer's queue (a Retry-After, a backoff), in flight
+ * (a platform that answers slowly), or for a token.
+ */
+static void conn_wait(struct connector *c, struct http_call *call)
+{
+	while (call->outcome == CALL_PENDING) {
+		if (http_stop_requested(c->http)) {
+			struct token *t = &c->token;
+			for (size_t i = 0; i < t->nwaiting; i++)
+				if (t->waiting[i] == call) {
+					memmove(&t->waiting[i], &t->waiting[i + 1], (--t->nwaiting - i) * sizeof *t->waiting);
+					break;
+				}
+			http_cancel(c->http, call, "asked to stop");
+			return;
+		}
+		http_run(c->http, 100);
+	}
 }
 
 /* The failure of a finished GET as a message; NULL when it succeeded. */
@@ -670,11 +741,9 @@ struct jv *conn_get(struct connector *c, const char *path, char **err)
 		call.idempotent = true;
 		call.done = blocking_done;
 		conn_submit(c, &call, delay);
-		while (call.outcome == CALL_PENDING)
-			http_run(c->http, 100);
+		conn_wait(c, &call);
 		while (renew_on_401(c, &call))
-			while (call.outcome == CALL_PENDING)
-				http_run(c->http, 100);
+			conn_wait(c, &call);
 		if (call.outcome != CALL_ANSWERED || call.status < 200 || call.status >= 300)
 			break;
 		/* A 2xx that is not JSON (a proxy's HTML page, a cut answer) proves nothing: a GET may go again. */
@@ -774,5 +843,8 @@ char *platform_message(const struct connector_type *t, const char *body, size_t 
 	for (size_t i = 0; i < b.len; i++)
 		if ((unsigned char)b.s[i] < 0x20)
 			b.s[i] = ' ';
+	/* Nor show a key it echoes ("X-API-KEY: …" quoted back in a 422). */
+	secret_redact(b.s);
+	b.len = b.s ? strlen(b.s) : 0;
 	return b.len ? sb_steal(&b) : (sb_free(&b), NULL);
 }

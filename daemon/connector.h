@@ -95,6 +95,9 @@ struct conn_entity {
 	const char *what;                  /* "employee", "leave request": in messages and logs */
 	const char *path;                  /* the collection: creates go here */
 	const char *item;                  /* one record: "/employees/{id}" */
+	/* The shape of its ids (url.h enum id_shape, or-ed; 0: ID_TOKEN). An answer carrying an id
+	 * of another shape refuses the record: the id is never stored nor put in a path. */
+	unsigned ids;
 	const char *update_method;         /* NULL: PUT */
 	const char *marker;                /* no natural key: the free-text field carrying "[hrsync:KEY#FP]" */
 	const struct pager *pager;         /* how its lists page (NULL: the type's) */
@@ -199,6 +202,7 @@ struct conn_cfg {
 	double rate;            /* requests per second; 0: the type's default */
 	int max_in_flight;
 	long timeout_ms;
+	long max_wait_ms;       /* the longest Retry-After honoured; longer stops the connector */
 	bool allow_insecure_http;
 	struct secret *secrets; /* indexed like type->options */
 	char **strings;
@@ -318,6 +322,12 @@ void op_send_form(struct op *op, const struct step *st, const char *method, cons
 void op_finish(struct op *op, enum op_result r, const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* Finish from a non-2xx answer: a 4xx refuses the record with the platform's message, doing says what failed. */
 void op_fail_answer(struct op *op, const char *doing);
+/*
+ * An id the platform answered (created, listed, found): true when it has the shape the
+ * connector declares (url.h id_valid); otherwise op is refused ("doing: the platform answered
+ * the id '../x', which is not a NAME what id (shape)") and the id goes nowhere.
+ */
+bool op_id_ok(struct op *op, unsigned shapes, const char *what, const char *doing, const char *id);
 /* Run step again after a backoff delay (op->attempt counts). false when attempts are spent. */
 bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts);
 

@@ -12,12 +12,17 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "secret.h"
 #include "version.h"
 
 #define MAX_BODY (64L * 1024 * 1024)
+#define TOO_LARGE "the answer is larger than the 64 MiB hrsync accepts"
+/* libcurl 7.88 refuses a header line over CURL_MAX_HTTP_HEADER (100 KB) and says "Out of memory". */
+#define HEADER_TOO_LONG "the answer has a header line longer than the 100 KB libcurl accepts (libcurl: out of memory)"
 
 struct http {
 	CURLM *multi;
+	volatile sig_atomic_t *stop;   /* set by a signal handler: the run is asked to stop */
 	struct pacer *pacers;
 	int running;
 	int active;          /* calls submitted and not yet done */
@@ -54,7 +59,8 @@ void http_free(struct http *h)
 	free(h);
 }
 
-void pacer_init(struct pacer *p, const char *name, double rate, int max_in_flight, long timeout_ms)
+void pacer_init(struct pacer *p, const char *name, double rate, int max_in_flight, long timeout_ms,
+		long max_wait_ms)
 {
 	memset(p, 0, sizeof *p);
 	p->name = xstrdup(name);
@@ -72,6 +78,7 @@ void pacer_init(struct pacer *p, const char *name, double rate, int max_in_fligh
 	p->base_rate = rate;
 	p->max_in_flight = max_in_flight > 0 ? max_in_flight : 4;
 	p->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+	p->max_wait_ms = max_wait_ms > 0 ? max_wait_ms : PACER_MAX_WAIT_MS;
 	p->max_attempts = 5;
 	p->max_throttled = 10;
 	p->breaker_threshold = 5;
@@ -91,6 +98,7 @@ void pacer_stop(struct pacer *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->stop_reason, sizeof p->stop_reason, fmt, ap);
 	va_end(ap);
+	secret_redact(p->stop_reason); /* it may quote the platform */
 	p->stopped = true;
 	log_error("connector %s stopped for this run: %s", p->name, p->stop_reason);
 }
@@ -188,8 +196,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct http_call *c = ud;
 	size_t n = size * nmemb;
-	if (c->rbuf.len + n > MAX_BODY)
+	if (c->rbuf.len + n > MAX_BODY) {
+		c->too_large = true; /* libcurl would call it a failure to write to disk */
 		return 0;
+	}
 	sb_add(&c->rbuf, ptr, n);
 	return n;
 }
@@ -227,6 +237,7 @@ static void start(struct http *h, struct http_call *c)
 	free(c->retry_after);
 	c->retry_after = NULL;
 	c->err[0] = '\0';
+	c->too_large = false;
 	c->easy = e;
 	c->attempts++;
 	c->started_ms = now_ms();
@@ -246,6 +257,7 @@ static void start(struct http *h, struct http_call *c)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_BODY); /* a Content-Length over it: not read */
 	if (strcmp(c->method, "GET") != 0)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
 	/*
@@ -383,6 +395,18 @@ static void recover_rate(struct pacer *p, int64_t now)
 	p->last_adapt_ms = now;
 }
 
+/* "15m", "90s", "1500ms": a max_wait as hrsync.yaml would write it. */
+static const char *duration_text(int64_t ms, char *buf, size_t n)
+{
+	if (ms % 60000 == 0)
+		snprintf(buf, n, "%lldm", (long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(buf, n, "%llds", (long long)(ms / 1000));
+	else
+		snprintf(buf, n, "%lldms", (long long)ms);
+	return buf;
+}
+
 static bool retryable_status(long s)
 {
 	return s == 408 || s == 500 || s == 502 || s == 503 || s == 504 || (s >= 520 && s <= 599);
@@ -405,7 +429,11 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 	p->in_flight--;
 	int64_t now = now_ms();
 
-	if (rc != CURLE_OK) {
+	/* Too large is not transient: the same answer would come again. */
+	bool oversized = c->too_large || rc == CURLE_FILESIZE_EXCEEDED || rc == CURLE_OUT_OF_MEMORY;
+	if (oversized) {
+		snprintf(c->err, sizeof c->err, "%s", rc == CURLE_OUT_OF_MEMORY ? HEADER_TOO_LONG : TOO_LARGE);
+	} else if (rc != CURLE_OK) {
 		if (!c->err[0])
 			snprintf(c->err, sizeof c->err, "%s", curl_easy_strerror(rc));
 		else {
@@ -417,10 +445,10 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 			memcpy(c->err, tmp, l);
 			c->err[l] = '\0';
 		}
-		c->status = 0;
-	} else {
-		c->status = status;
 	}
+	c->status = rc == CURLE_OK ? status : 0;
+	secret_redact(c->err);
+	secret_redact(c->content_type);
 	if (log_level() >= L_DEBUG) {
 		/* Query values may be e-mails or names (lookups by natural key): only their names are shown. */
 		struct sb u = {0};
@@ -459,7 +487,20 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 		p->stats.throttled++;
 		c->throttled++;
 		int64_t ra = retry_after_ms(c->retry_after, now_wall());
+		if (ra > p->max_wait_ms) {
+			char mw[32];
+			pacer_stop(p, "the platform asks to wait %lld s (Retry-After), more than max_wait %s",
+				   (long long)((ra + 999) / 1000), duration_text(p->max_wait_ms, mw, sizeof mw));
+			snprintf(c->err, sizeof c->err, "HTTP 429: the platform asks to wait %lld s (Retry-After)",
+				 (long long)((ra + 999) / 1000));
+			c->resp_len = c->rbuf.len;
+			c->resp = sb_steal(&c->rbuf);
+			finish(h, c, CALL_STOPPED);
+			return;
+		}
 		delay = ra >= 0 ? ra : backoff_ms(c->throttled - 1, 1000, 60000, rnd(h));
+		if (delay > p->max_wait_ms)
+			delay = p->max_wait_ms;
 		if (delay < 1000 && ra < 0)
 			delay = 1000;
 		/* Over the limit: slow down to what the platform accepts (once per second: the
@@ -482,7 +523,7 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 			snprintf(c->err, sizeof c->err, "still throttled (429) after %d tries", c->throttled);
 			delay = -1;
 		}
-	} else if ((rc != CURLE_OK || retryable_status(status)) && (c->idempotent || never_sent)) {
+	} else if ((rc != CURLE_OK || retryable_status(status)) && (c->idempotent || never_sent) && !oversized) {
 		if (c->attempts < p->max_attempts)
 			delay = backoff_ms(c->attempts - 1, 1000, 30000, rnd(h));
 		if (rc == CURLE_OK && delay < 0)
@@ -553,6 +594,49 @@ static void run_turn(struct http *h, int max_wait_ms)
 void http_call_sync(struct http *h, struct http_call *c)
 {
 	http_submit(h, c, 0);
-	while (c->outcome == CALL_PENDING)
+	while (c->outcome == CALL_PENDING) {
+		if (http_stop_requested(h)) {
+			http_cancel(h, c, "asked to stop");
+			return;
+		}
 		http_run(h, 100);
+	}
+}
+
+void http_set_stop(struct http *h, volatile sig_atomic_t *flag)
+{
+	h->stop = flag;
+}
+
+bool http_stop_requested(const struct http *h)
+{
+	return h->stop && *h->stop;
+}
+
+void http_cancel(struct http *h, struct http_call *c, const char *why)
+{
+	if (c->outcome != CALL_PENDING)
+		return;
+	struct pacer *p = c->pacer;
+	struct http_call *prev = NULL, *q = p->head;
+	while (q && q != c) {
+		prev = q;
+		q = q->next;
+	}
+	snprintf(c->err, sizeof c->err, "%s", why);
+	if (q) {
+		unlink_call(p, prev, c);
+	} else if (c->easy) {
+		/* An answer that would come after the stop is not waited for (a read; a write's is
+		 * looked for by the next run, as after a timeout). */
+		curl_multi_remove_handle(h->multi, c->easy);
+		curl_easy_cleanup(c->easy);
+		c->easy = NULL;
+		p->in_flight--;
+	} else {
+		c->outcome = CALL_STOPPED; /* taken back by its submitter (before_send): not counted as active */
+		c->done(c);
+		return;
+	}
+	finish(h, c, CALL_STOPPED);
 }

@@ -8,14 +8,25 @@
  * idempotent calls — a POST that may have reached the platform is handed back to its
  * connector, which looks for what it may have created before trying again.
  *
+ * A platform's wait is capped: a Retry-After longer than the connector's max_wait stops the
+ * connector for the run instead of holding it (a day's Retry-After is a quota spent, or a
+ * platform that wants hrsync gone). An answer larger than MAX_BODY, or a header line
+ * longer than libcurl takes, fails at once, says so, and is not asked for again.
+ *
+ * Stop requests: http_set_stop() gives the flag a signal handler sets; a loop that waits for
+ * one call (a blocking read) checks it between turns and ends the call as stopped
+ * (http_cancel), so SIGTERM is never held up by a slow platform.
+ *
  * Ownership: the submitter owns a struct http_call and must keep it alive until its
  * done() callback has run; http_call_reset() frees what a call accumulated.
- * Secrets: headers are never logged; only method, URL path and status are.
+ * Secrets: headers are never logged; only method, URL path and status are. Curl's error
+ * texts and stop reasons go through secret_redact() (they may quote what the platform sent).
  */
 #ifndef HRSYNC_HTTP_H
 #define HRSYNC_HTTP_H
 
 #include <curl/curl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +57,7 @@ struct pacer {
 	int max_attempts;        /* attempts for 5xx/408/transport on idempotent calls */
 	int max_throttled;       /* 429s one call may absorb before it counts as failed */
 	int breaker_threshold;   /* reads failing in a row before the connector stops (writes: 3 more) */
+	int64_t max_wait_ms;     /* the longest Retry-After honoured; a longer one stops the connector */
 	int64_t pause_until;     /* a 429 with a long Retry-After (a quota window) pauses the whole connector */
 	double base_rate;        /* the configured rate; the bucket's may be lower after 429s */
 	int64_t last_429_ms, last_adapt_ms;
@@ -89,6 +101,7 @@ struct http_call {
 	int64_t elapsed_ms;
 
 	/* internal */
+	bool too_large;              /* the body passed MAX_BODY: not asked for again */
 	int64_t not_before, started_ms, first_ms;
 	CURL *easy;
 	struct sb rbuf;
@@ -102,7 +115,10 @@ struct http;
 struct http *http_new(void);
 void http_free(struct http *h);
 void http_add_pacer(struct http *h, struct pacer *p);
-void pacer_init(struct pacer *p, const char *name, double rate, int max_in_flight, long timeout_ms);
+/* max_wait_ms <= 0: PACER_MAX_WAIT_MS. */
+#define PACER_MAX_WAIT_MS (5 * 60 * 1000L)
+void pacer_init(struct pacer *p, const char *name, double rate, int max_in_flight, long timeout_ms,
+		long max_wait_ms);
 void pacer_free(struct pacer *p);
 void pacer_stop(struct pacer *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
@@ -114,8 +130,18 @@ void http_submit(struct http *h, struct http_call *call, int64_t delay_ms);
  * would run answers out of order; http_run aborts when it is re-entered.
  */
 void http_run(struct http *h, int max_wait_ms);
-/* Submit and run the loop until this call is done (other calls progress meanwhile). */
+/* Submit and run the loop until this call is done (other calls progress meanwhile), or a
+ * stop is requested: then it ends CALL_STOPPED. */
 void http_call_sync(struct http *h, struct http_call *call);
+/* The flag a signal handler sets to stop the run (NULL: none). */
+void http_set_stop(struct http *h, volatile sig_atomic_t *flag);
+bool http_stop_requested(const struct http *h);
+/*
+ * End a pending call now as CALL_STOPPED with why in err (done() runs): taken out of its
+ * queue, or aborted in flight. A call its submitter took back (before_send) is only marked:
+ * the submitter must have forgotten it first.
+ */
+void http_cancel(struct http *h, struct http_call *call, const char *why);
 bool http_busy(const struct http *h);
 /* Free the call's request and answer buffers; the struct itself stays the caller's. */
 void http_call_reset(struct http_call *call);

@@ -43,7 +43,9 @@ char *kit_answer_id(const struct jv *answer)
 
 const char *kit_extra(const struct op *op, const char *k)
 {
-	return jv_obj_str(op->extra, k);
+	/* A sub-resource id stored before ids were checked is as good as none: it is looked for. */
+	const char *id = jv_obj_str(op->extra, k);
+	return id_valid(ID_TOKEN, id) ? id : NULL;
 }
 
 void kit_extra_set(struct op *op, const char *k, const char *id)
@@ -179,6 +181,11 @@ void kit_absent(struct op *op)
 
 void kit_found(struct op *op, const char *id)
 {
+	char *doing = xasprintf("looking for the %s", what(op));
+	bool ok = op_id_ok(op, op->ent->ids, what(op), doing, id);
+	free(doing);
+	if (!ok)
+		return;
 	char *copy = xstrdup(id);
 	free(op->platform_id);
 	op->platform_id = copy;
@@ -305,6 +312,11 @@ static const struct step stale_deleted = {.doing = "deleting an outdated copy of
 
 void kit_marker_found(struct op *op, const char *id, const char *fp)
 {
+	char *doing = xasprintf("looking for the %s by its marker", what(op));
+	bool ok = op_id_ok(op, op->ent->ids, what(op), doing, id);
+	free(doing);
+	if (!ok)
+		return;
 	if (streq(id, op->kit.gone)) {
 		kit_absent(op); /* deleted a moment ago by kit_replace: the listing was older */
 		return;
@@ -374,6 +386,15 @@ bool kit_pull_item(void *ud, const struct jv *item)
 	char fp[17];
 	char *mine = marker_key(t && t->t == JV_STR ? t->u.str.s : NULL, fp);
 	char *id = mine ? NULL : jv_id_text(kit_field(item, "id"));
+	if (id && !id_valid(pp->ids, id)) {
+		/* Never a key in hrsync's tables nor the ERP's: the platform answered garbage. */
+		char *shown = id_shown(id);
+		log_warn("pull: a listed record's id %s is not an id of this platform (%s); skipped", shown,
+			 id_shape_name(pp->ids));
+		free(shown);
+		free(id);
+		id = NULL;
+	}
 	pp->passed += id != NULL;
 	bool go = !id || pp->cb(pp->ud, id, item);
 	free(mine);
@@ -461,13 +482,23 @@ enum nat_hit nat_marker(const struct nat_index *ix, struct op *op)
 
 /* ---- sub-resources ---- */
 
+/* A sub-resource's id from an answer: of its declared shape, or op is refused. */
+static bool sub_id_ok(struct op *op, const struct subres *s, const char *doing, const char *id)
+{
+	return !id || op_id_ok(op, s->ids, s->what ? s->what : s->name, doing, id);
+}
+
 static void sub_written(struct op *op)
 {
 	char *id = kit_answer_id(op->answer);
-	if (id)
+	char *doing = xasprintf("writing %s", op->kit.sub->what);
+	bool ok = sub_id_ok(op, op->kit.sub, doing, id);
+	free(doing);
+	if (ok && id)
 		kit_extra_set(op, op->kit.sub->id_key, id);
 	free(id);
-	op_finish(op, OPR_OK, NULL);
+	if (ok)
+		op_finish(op, OPR_OK, NULL);
 }
 
 static void sub_refind(struct op *op)
@@ -509,9 +540,12 @@ static void sub_listed(struct op *op)
 	for (size_t i = 0; list && list->t == JV_ARR && i < list->u.arr.n && !found; i++)
 		if (s->same(list->u.arr.v[i], want))
 			found = jv_id_text(jv_obj_get(list->u.arr.v[i], "id"));
-	if (found)
+	char *doing = xasprintf("looking for %s", s->what);
+	bool ok = sub_id_ok(op, s, doing, found);
+	free(doing);
+	if (ok && found)
 		sub_put(op, s, found, jv_copy(want));
-	else
+	else if (ok)
 		sub_post(op, s);
 	free(found);
 }

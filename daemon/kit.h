@@ -115,6 +115,7 @@ struct pull_pass {
 	bool (*cb)(void *ud, const char *platform_id, const struct jv *record);   /* the engine's */
 	void *ud;
 	const char *marker;      /* the field of hrsync's marker: a record that has one came from the ERP */
+	unsigned ids;            /* the shape of the records' ids (url.h): a record with another is skipped */
 	void (*each)(struct pull_pass *pp, const struct jv *item);   /* sees every listed item (NULL: none) */
 	long long passed;
 };
@@ -129,6 +130,7 @@ struct subres {
 	const char *what;        /* "the employee's position" */
 	const char *create;      /* POST path: "/employees/{id}/positions" */
 	const char *item;        /* one of them: "/employees/{id}/positions/{sub}" */
+	unsigned ids;            /* the shape of their ids (url.h enum id_shape; 0: ID_TOKEN) */
 	const char *list;        /* GET path listing them, to look after a lost answer */
 	const char *items;       /* where that answer lists them ("data", "data.asset_assignments|asset_assignments") */
 	bool (*same)(const struct jv *item, const struct jv *want);  /* the listed item is the one written */

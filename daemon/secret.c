@@ -4,11 +4,60 @@
 #define _GNU_SOURCE
 #include "secret.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+
+/* ---- the registry of live values ---- */
+
+/* One value, however many struct secrets hold it; longest first, so that a secret holding
+ * another is removed whole. */
+struct live {
+	char *v;
+	size_t len;
+	int refs;
+};
+static struct live *live;
+static size_t nlive, caplive;
+
+static void remember(const char *v, size_t n)
+{
+	if (n < SECRET_REDACT_MIN)
+		return;
+	size_t at = 0;
+	for (; at < nlive && live[at].len >= n; at++)
+		if (live[at].len == n && memcmp(live[at].v, v, n) == 0) {
+			live[at].refs++;
+			return;
+		}
+	grow(&live, &caplive, nlive + 1, sizeof *live);
+	memmove(&live[at + 1], &live[at], (nlive - at) * sizeof *live);
+	live[at] = (struct live){xstrndup(v, n), n, 1};
+	nlive++;
+}
+
+static void forget(const char *v, size_t n)
+{
+	for (size_t i = 0; i < nlive; i++) {
+		if (live[i].len != n || memcmp(live[i].v, v, n) != 0)
+			continue;
+		if (--live[i].refs > 0)
+			return;
+		explicit_bzero(live[i].v, n);
+		free(live[i].v);
+		memmove(&live[i], &live[i + 1], (nlive - i - 1) * sizeof *live);
+		if (--nlive == 0) {
+			free(live);
+			live = NULL;
+			caplive = 0;
+		}
+		return;
+	}
+}
 
 static void set_value(struct secret *s, const char *v, size_t n)
 {
@@ -17,6 +66,7 @@ static void set_value(struct secret *s, const char *v, size_t n)
 		n--;
 	s->value_ = xstrndup(v, n);
 	s->len_ = n;
+	remember(s->value_, n);
 }
 
 bool secret_load_file(struct secret *s, const char *path, const char *what, struct diag *d,
@@ -128,12 +178,121 @@ const char *secret_value(const struct secret *s)
 	return s->value_;
 }
 
+void secret_set(struct secret *s, const char *value, const char *origin)
+{
+	secret_free(s);
+	set_value(s, value, strlen(value));
+	snprintf(s->origin, sizeof s->origin, "%s", origin);
+}
+
 void secret_free(struct secret *s)
 {
 	if (s->value_) {
+		forget(s->value_, s->len_);
 		explicit_bzero(s->value_, s->len_);
 		free(s->value_);
 	}
 	s->value_ = NULL;
 	s->len_ = 0;
+}
+
+/* ---- redaction ---- */
+
+#define MASK "***"
+#define PATTERN_MIN 8   /* a credential pattern's value shorter than this is a word, not a key */
+
+/* Replace n bytes at text + at with "***" (n >= 3) or n stars: the text never grows. */
+static size_t mask(char *text, size_t at, size_t n)
+{
+	size_t m = n < 3 ? n : 3;
+	memset(text + at, '*', m);
+	memmove(text + at + m, text + at + n, strlen(text + at + n) + 1);
+	return m;
+}
+
+static bool word_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '-' || c == '_';
+}
+
+static bool value_char(char c)
+{
+	return c && !isspace((unsigned char)c) && !strchr("\"',;&<>()[]{}\\", c);
+}
+
+static size_t skip_blanks(const char *p)
+{
+	size_t n = 0;
+	while (p[n] == ' ' || p[n] == '\t')
+		n++;
+	return n;
+}
+
+/* The length of the name of a credential at p (a case-insensitive match), 0 when none. */
+static size_t credential_name(const char *p)
+{
+	static const char *const names[] = {"authorization", "x-api-key", "api-key", "api_key", "apikey",
+					    "client_secret", "access_token", "refresh_token", "bearer"};
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		size_t n = strlen(names[i]);
+		if (strncasecmp(p, names[i], n) == 0 && !word_char(p[n]))
+			return n;
+	}
+	return 0;
+}
+
+/*
+ * After a credential's name at text + at: the start of its value. "name: v", "name=v",
+ * "\"name\": \"v\"", and an auth scheme before the value ("Authorization: Bearer v");
+ * "Bearer v" alone. 0 when no value follows.
+ */
+static size_t value_start(const char *text, size_t at, size_t name)
+{
+	const char *p = text + at;
+	size_t i = name;
+	bool bearer = name == 6 && strncasecmp(p, "bearer", 6) == 0;
+	if (!bearer) {
+		if (p[i] == '"' || p[i] == '\'')
+			i++;
+		i += skip_blanks(p + i);
+		if (p[i] != ':' && p[i] != '=')
+			return 0;
+		i++;
+		i += skip_blanks(p + i);
+		if (p[i] == '"' || p[i] == '\'')
+			i++;
+		static const char *const schemes[] = {"bearer ", "basic ", "token ", "digest "};
+		for (size_t k = 0; k < ARRAY_LEN(schemes); k++)
+			if (strncasecmp(p + i, schemes[k], strlen(schemes[k])) == 0) {
+				i += strlen(schemes[k]);
+				break;
+			}
+	} else if (p[i] != ' ' && p[i] != '\t') {
+		return 0;
+	}
+	i += skip_blanks(p + i);
+	return at + i;
+}
+
+void secret_redact(char *text)
+{
+	if (!text)
+		return;
+	for (size_t k = 0; k < nlive; k++)
+		for (char *hit = strstr(text, live[k].v); hit; hit = strstr(hit, live[k].v))
+			hit += mask(text, (size_t)(hit - text), live[k].len);
+	for (size_t i = 0; text[i]; i++) {
+		if (i > 0 && word_char(text[i - 1]))
+			continue;
+		size_t name = credential_name(text + i);
+		size_t v = name ? value_start(text, i, name) : 0;
+		if (!v)
+			continue;
+		size_t n = 0;
+		while (value_char(text[v + n]))
+			n++;
+		if (n >= PATTERN_MIN && strncmp(text + v, MASK, n) != 0)
+			mask(text, v, n);
+		i = v;
+	}
 }

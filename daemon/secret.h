@@ -4,6 +4,12 @@
  * value by accident. secret_value() is called only where the value is put on the wire
  * (an Authorization header, a libpq password). secret_free() wipes the memory.
  *
+ * Every value loaded is also remembered, while it lives, in a registry: secret_redact()
+ * takes those values, and what looks like a credential (an Authorization or X-API-KEY
+ * header, a bearer token), out of text a platform sent before it reaches a log line or
+ * the state. A platform that echoes the key it received (a 422 quoting the request's
+ * headers) must not write that key into failures.reason.
+ *
  * Sources (hrsync.yaml(5), `connectors`): { credential: NAME } reads $CREDENTIALS_DIRECTORY/NAME,
  * { file: PATH } reads a file that must not be readable by group or others,
  * { env: NAME } reads an environment variable. Inline strings are refused.
@@ -31,5 +37,16 @@ bool secret_load_file(struct secret *s, const char *path, const char *what, stru
 bool secret_present(const struct secret *s);   /* false for NULL */
 const char *secret_value(const struct secret *s);
 void secret_free(struct secret *s);
+/* A value that did not come from the configuration (a bearer token a platform issued); origin is printable. */
+void secret_set(struct secret *s, const char *value, const char *origin);
+
+/*
+ * Remove every live secret value from text, in place, and the values of credential
+ * patterns: "Authorization: …", "X-API-KEY: …", "api_key=…", "client_secret=…",
+ * "access_token": "…", "Bearer …". Each becomes "***"; the text never grows. Values shorter
+ * than SECRET_REDACT_MIN are not registered (they would blank ordinary words). NULL is a no-op.
+ */
+#define SECRET_REDACT_MIN 4
+void secret_redact(char *text);
 
 #endif

@@ -1217,6 +1217,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	log_notice("run started: %zu mapping(s)%s", nsel, opts->dry_run ? " (dry run: nothing is sent)" : "");
 	char *err = NULL;
 	e.http = http_new();
+	http_set_stop(e.http, opts->stop ? opts->stop : &g_signalled); /* blocking reads end on SIGTERM too */
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
 	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
 	if (!source_open(&e.src, cfg, &err)) {

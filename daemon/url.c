@@ -3,8 +3,12 @@
  */
 #include "url.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ref.h"
+#include "secret.h"
 
 static bool unreserved(unsigned char c)
 {
@@ -61,7 +65,10 @@ char *url_expand(const char *tpl, const char *id, const char *sub, const char *c
 			sb_free(&b);
 			return NULL; /* an empty segment would name another resource */
 		}
-		url_encode_to(&b, v, true);
+		if (streq(v, ".") || streq(v, ".."))
+			sb_puts(&b, v[1] ? "%2E%2E" : "%2E"); /* a step up the path, else */
+		else
+			url_encode_to(&b, v, true);
 		p += skip;
 	}
 	url_query(&b, query);
@@ -75,4 +82,51 @@ void form_add(struct sb *b, const char *k, const char *v)
 	url_encode_to(b, k, false);
 	sb_putc(b, '=');
 	url_encode_to(b, v, false);
+}
+
+/* ---- ids ---- */
+
+static bool digits(const char *id)
+{
+	size_t n = strspn(id, "0123456789");
+	return n >= 1 && n <= 20 && !id[n];
+}
+
+static bool token(const char *id)
+{
+	static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-";
+	size_t n = strspn(id, ok);
+	return n >= 1 && n <= 128 && !id[n] && !streq(id, ".") && !streq(id, "..");
+}
+
+bool id_valid(unsigned shapes, const char *id)
+{
+	if (!id)
+		return false;
+	if (!shapes)
+		shapes = ID_TOKEN;
+	return ((shapes & ID_DIGITS) && digits(id)) || ((shapes & ID_UUID) && uuid_valid(id)) ||
+	       ((shapes & ID_TOKEN) && token(id));
+}
+
+const char *id_shape_name(unsigned shapes)
+{
+	switch (shapes) {
+	case ID_DIGITS: return "digits";
+	case ID_UUID: return "a UUID";
+	case ID_DIGITS | ID_UUID: return "digits or a UUID";
+	default: return "at most 128 letters, digits and . _ : -";
+	}
+}
+
+char *id_shown(const char *id)
+{
+	struct sb b = {0};
+	sb_putc(&b, '\'');
+	size_t i = 0;
+	for (; id && id[i] && i < 40; i++)
+		sb_putc(&b, id[i] >= 0x20 && id[i] < 0x7f ? id[i] : '?');
+	sb_puts(&b, id && id[i] ? "…'" : "'");
+	secret_redact(b.s); /* an "id" may be a key the platform echoed */
+	return sb_steal(&b);
 }
