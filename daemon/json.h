@@ -62,7 +62,9 @@ char *jv_dumps(const struct jv *v);     /* caller frees */
 
 /*
  * Parse text as one JSON value. On failure returns NULL and writes a one-line reason
- * into err. Rejects invalid UTF-8 and trailing garbage.
+ * into err ("JSON nested deeper than 256 levels", "a string that is not valid UTF-8", or
+ * yajl's). Rejects invalid UTF-8 and trailing garbage. A key given twice in an object keeps
+ * its first place and takes the last value; n keys cost O(n log n), whatever they are.
  */
 struct jv *jv_parse(const char *text, size_t len, char *err, size_t errlen);
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "json.h"
 
@@ -209,11 +210,78 @@ T(parse_duplicate_key_last_wins)
 	dump_is(v, "{\"a\":2}");
 }
 
+/* Issue #19: duplicates are settled when the object closes; the result is jv_obj_set's. */
+T(parse_duplicate_keys_keep_the_first_place_and_the_last_value)
+{
+	dump_is(parse("{\"a\":1,\"b\":2,\"a\":3,\"c\":4,\"b\":{\"x\":1,\"x\":[5]}}"),
+		"{\"a\":3,\"b\":{\"x\":[5]},\"c\":4}");
+	dump_is(parse("{\"\":1,\"\":2}"), "{\"\":2}");
+	/* Past the small-object scan: 40 members, every key three times. */
+	struct sb in = {0}, want = {0};
+	sb_putc(&in, '{');
+	for (int round = 0; round < 3; round++)
+		for (int k = 0; k < 40; k++)
+			sb_printf(&in, "%s\"k%02d\":%d", round || k ? "," : "", (k * 7) % 40, round * 100 + k);
+	sb_putc(&in, '}');
+	struct jv *want_obj = jv_obj();
+	for (int round = 0; round < 3; round++)
+		for (int k = 0; k < 40; k++) {
+			char key[8];
+			snprintf(key, sizeof key, "k%02d", (k * 7) % 40);
+			jv_obj_set(want_obj, key, jv_int(round * 100 + k));
+		}
+	jv_dump(want_obj, &want);
+	jv_free(want_obj);
+	dump_is(parse(in.s), want.s);
+	sb_free(&in);
+	sb_free(&want);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * Issue #19: an answer of 100,000 keys took 25 s (a scan of the object per key). Now 0.07 s
+ * (0.3 s under the sanitizers); the bound is generous, the old code is far past it. Copies
+ * and comparisons of such an object (a listing's first item is kept to compare pages) too.
+ */
+T(json_objects_with_100000_keys_are_parsed_without_a_scan_per_key)
+{
+	struct sb in = {0};
+	sb_putc(&in, '{');
+	for (int i = 0; i < 100000; i++)
+		sb_printf(&in, "%s\"key%d\":%d", i ? "," : "", i, i);
+	sb_puts(&in, ",\"key7\":\"again\"}");
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct jv *v = parse(in.s);
+	struct jv *copy = jv_copy(v);
+	bool same = jv_equal(v, copy);
+	double secs = seconds_since(&t0);
+	assert_true(same);
+	assert_int_equal(v->u.obj.n, 100000);
+	assert_string_equal(v->u.obj.k[7], "key7");
+	assert_string_equal(jv_obj_str(v, "key7"), "again");
+	assert_int_equal(jv_obj_get(v, "key99999")->u.i, 99999);
+	jv_free(v);
+	jv_free(copy);
+	sb_free(&in);
+	if (secs > 5.0)
+		fail_msg("100,000 keys took %.1f s", secs);
+}
+
 T(parse_rejects_invalid_utf8)
 {
 	parse_fails("\"\xff\"", 3);
 	parse_fails("\"\xc3\"", 3);
 	parse_fails("{\"k\xe9y\":1}", 9);
+	char err[128] = "";
+	assert_null(jv_parse("[\"\xed\xa0\x80\"]", 7, err, sizeof err)); /* a surrogate: yajl lets it through */
+	assert_string_equal(err, "a string that is not valid UTF-8");
 }
 
 T(parse_rejects_trailing_garbage)
@@ -270,7 +338,8 @@ T(parse_too_deep_fails_cleanly)
 	char err[128] = "";
 	struct jv *v = jv_parse(text, 1200, err, sizeof err);
 	assert_null(v);
-	assert_true(strlen(err) > 0);
+	/* Issue #19: it said "client cancelled parse". */
+	assert_string_equal(err, "JSON nested deeper than 256 levels");
 }
 
 T(parse_dump_roundtrip)
@@ -685,6 +754,8 @@ int main(void)
 		cmocka_unit_test(parse_respects_len),
 		cmocka_unit_test(parse_error_without_buffer),
 		cmocka_unit_test(parse_too_deep_fails_cleanly),
+		cmocka_unit_test(parse_duplicate_keys_keep_the_first_place_and_the_last_value),
+		cmocka_unit_test(json_objects_with_100000_keys_are_parsed_without_a_scan_per_key),
 		cmocka_unit_test(parse_dump_roundtrip),
 		cmocka_unit_test(equal_scalars),
 		cmocka_unit_test(equal_int_and_num_text_differ),
