@@ -61,6 +61,72 @@ T(ids_are_one_path_segment)
 	assert_null(url_expand("/asset_assignments/{sub}", "5", NULL, NULL));
 }
 
+/* Issue #19: a platform id is checked against its connector's declared shape where it enters. */
+T(platform_ids_go_into_url_paths_only_of_the_declared_shape)
+{
+	assert_true(id_valid(ID_DIGITS, "1000"));
+	assert_false(id_valid(ID_DIGITS, "../employees/1000"));
+	assert_false(id_valid(ID_DIGITS, "12 34"));
+	assert_false(id_valid(ID_DIGITS, ""));
+	assert_false(id_valid(ID_DIGITS, NULL));
+	assert_false(id_valid(ID_DIGITS, "123456789012345678901")); /* 21 digits */
+	assert_false(id_valid(ID_DIGITS, "bd242cd1-5116-41a0-99aa-c12af4837c81"));
+	assert_true(id_valid(ID_UUID, "bd242cd1-5116-41a0-99aa-c12af4837c81"));
+	assert_false(id_valid(ID_UUID, "bd242cd1-5116-41a0-99aa-c12af4837c8/"));
+	assert_true(id_valid(ID_DIGITS | ID_UUID, "17"));
+	assert_true(id_valid(ID_DIGITS | ID_UUID, "BD242CD1-5116-41A0-99AA-C12AF4837C81"));
+	assert_true(id_valid(ID_TOKEN, "asset-7.b:c_d"));
+	assert_true(id_valid(0, "asset-7")); /* undeclared: a safe token */
+	assert_false(id_valid(ID_TOKEN, ".."));
+	assert_false(id_valid(ID_TOKEN, "."));
+	assert_false(id_valid(ID_TOKEN, "a/b"));
+	assert_false(id_valid(ID_TOKEN, "a%2Fb"));
+	assert_false(id_valid(ID_TOKEN, "a b"));
+	assert_false(id_valid(ID_TOKEN, "é"));
+	char long_id[130];
+	memset(long_id, 'a', 129);
+	long_id[129] = '\0';
+	assert_false(id_valid(ID_TOKEN, long_id));
+	long_id[128] = '\0';
+	assert_true(id_valid(ID_TOKEN, long_id));
+	assert_string_equal(id_shape_name(ID_DIGITS | ID_UUID), "digits or a UUID");
+	/* Shown in a message: quoted, short, one line. */
+	assert_path(id_shown("../employees/1000"), "'../employees/1000'");
+	assert_path(id_shown("a\nb\x01\xc3\xa9z"), "'a?b???z'");
+	assert_path(id_shown("0123456789012345678901234567890123456789-and-more"),
+		    "'0123456789012345678901234567890123456789…'");
+	/* Even so, a segment of dots alone is not a step up the path. */
+	assert_path(url_expand("/assets/{id}", "..", NULL, NULL), "/assets/%2E%2E");
+	assert_path(url_expand("/assets/{id}/x", ".", NULL, NULL), "/assets/%2E/x");
+	assert_path(url_expand("/assets/{id}", "...", NULL, NULL), "/assets/...");
+}
+
+static int pulled;
+
+static bool count_pulled(void *ud, const char *platform_id, const struct jv *record)
+{
+	(void)ud;
+	(void)record;
+	assert_string_equal(platform_id, "17");
+	pulled++;
+	return true;
+}
+
+T(a_pulled_record_whose_id_is_not_of_the_declared_shape_is_skipped)
+{
+	struct pull_pass pp = {.cb = count_pulled, .marker = "description", .ids = ID_DIGITS};
+	struct jv *good = J("{\"id\": 17}"), *bad = J("{\"id\": \"../leave_requests/1\"}"), *sp = J("{\"id\": \"1 2\"}");
+	pulled = 0;
+	assert_true(kit_pull_item(&pp, bad));
+	assert_true(kit_pull_item(&pp, sp));
+	assert_true(kit_pull_item(&pp, good));
+	assert_int_equal(pulled, 1);
+	assert_int_equal(pp.passed, 1);
+	jv_free(good);
+	jv_free(bad);
+	jv_free(sp);
+}
+
 T(form_bodies_are_encoded)
 {
 	struct sb b = {0};
@@ -275,11 +341,34 @@ T(error_envelopes_are_read_per_connector)
 	free(m);
 }
 
+/* Issue #19: a 422 quoting the request's headers put the key into logs and failures.reason. */
+T(a_secret_the_platform_echoes_is_not_in_its_message)
+{
+	struct secret key = {0};
+	secret_set(&key, "test-api-key-5f2c9e", "test");
+	const char *pf = "{\"errors\": [{\"message\": \"Invalid request; received X-API-KEY: test-api-key-5f2c9e\"}]}";
+	char *m = platform_message(connector_type_find("peopleforce"), pf, strlen(pf));
+	assert_string_equal(m, "Invalid request; received X-API-KEY: ***");
+	free(m);
+	const char *oauth = "{\"error\": \"invalid_request\", \"error_description\": \"Authorization: Bearer "
+			    "papi-0f1e2d3c4b5a69788796a5b4c3d2e1f0 refused\"}";
+	m = platform_message(connector_type_find("personio"), oauth, strlen(oauth));
+	assert_string_equal(m, "invalid_request: Authorization: Bearer *** refused");
+	free(m);
+	const char *html = "<p>key test-api-key-5f2c9e</p>";
+	m = platform_message(NULL, html, strlen(html));
+	assert_string_equal(m, "<p>key ***</p>");
+	free(m);
+	secret_free(&key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(nested_query_keys_and_values_with_slashes_are_encoded),
 		cmocka_unit_test(ids_are_one_path_segment),
+		cmocka_unit_test(platform_ids_go_into_url_paths_only_of_the_declared_shape),
+		cmocka_unit_test(a_pulled_record_whose_id_is_not_of_the_declared_shape_is_skipped),
 		cmocka_unit_test(form_bodies_are_encoded),
 		cmocka_unit_test(page_numbers_stop_at_the_announced_count_or_an_empty_page),
 		cmocka_unit_test(offsets_count_records_or_pages_and_a_short_page_is_the_last),
@@ -289,6 +378,7 @@ int main(void)
 		cmocka_unit_test(markers_carry_the_key_and_the_fingerprint),
 		cmocka_unit_test(fields_are_read_at_the_top_or_under_attributes),
 		cmocka_unit_test(error_envelopes_are_read_per_connector),
+		cmocka_unit_test(a_secret_the_platform_echoes_is_not_in_its_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
