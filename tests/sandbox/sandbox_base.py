@@ -41,8 +41,10 @@ FAULT_MODES = (
     "malformed", "truncated", "html200", "401", "commit_then_drop",
     "5xx",               # one of 500, 502, 503, drawn for each request it fires on
     "commit_then_500",   # the request is applied, then answered 500 (the platform acted)
+    "echo_auth",         # 422 whose message quotes the request's credentials (a hostile or careless platform)
+    "answer_id",         # the request is applied, then the answer's record ids read `id` (a hostile platform)
 )
-FAULT_KEYS = {"mode", "every", "count", "method", "path", "retry_after", "delay_ms", "ratio", "seed"}
+FAULT_KEYS = {"mode", "every", "count", "method", "path", "retry_after", "delay_ms", "ratio", "seed", "id"}
 
 
 # --------------------------------------------------------------------------------------
@@ -332,6 +334,12 @@ class Sandbox:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ValueError("delay_ms must be a number >= 0")
             out["delay_ms"] = v
+        if rule.get("id") is not None:
+            if not isinstance(rule["id"], (str, int)) or isinstance(rule["id"], bool):
+                raise ValueError("id must be a string or an integer")
+            out["id"] = rule["id"]
+        elif mode == "answer_id":
+            raise ValueError("mode answer_id needs an id")
         if rule.get("ratio") is not None:
             v = rule["ratio"]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
@@ -430,6 +438,13 @@ class Sandbox:
         if mode == "401":
             status, headers, body = self.unauthorized()
             return "respond", status, headers, body
+        if mode == "echo_auth":
+            # What a careless platform does: quote back what it received, credentials included.
+            seen = ["%s: %s" % (h, req.headers.get(h)) for h in ("X-API-KEY", "Authorization") if req.headers.get(h)]
+            if b"client_secret" in req.body:
+                seen.append("body: " + req.body.decode("utf-8", "replace"))
+            msg = "Invalid request; received " + ("; ".join(seen) or "no credentials")
+            return "respond", 422, {}, self.format_error(422, [{"message": msg}])
         if mode == "html200":
             html = ("<!DOCTYPE html><html><head><title>We'll be back soon</title></head><body>"
                     "<h1>We're sorry, but something went wrong.</h1>"
@@ -453,6 +468,27 @@ class Sandbox:
             return kind, 200, {"Content-Type": "application/json; charset=utf-8"}, body
         raise AssertionError(mode)
 
+    @staticmethod
+    def _with_ids(data, new_id):
+        """The answer with its record ids replaced: the answer's own, its data's (one record or
+        a list), at the top or under attributes, a {"label", "value"} wrapper kept."""
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return data
+        if not isinstance(obj, dict):
+            return data
+        d = obj.get("data")
+        records = [obj] + ([d] if isinstance(d, dict) else d if isinstance(d, list) else [])
+        for r in records:
+            for holder in (r, r.get("attributes") if isinstance(r, dict) else None):
+                if isinstance(holder, dict) and "id" in holder:
+                    if isinstance(holder["id"], dict) and "value" in holder["id"]:
+                        holder["id"]["value"] = new_id
+                    else:
+                        holder["id"] = new_id
+        return dumps(obj)
+
     def handle_api(self, req):
         """Returns (kind, status, headers, body bytes); kind in respond|drop|partial|reset."""
         self._tls.req = req
@@ -474,7 +510,7 @@ class Sandbox:
             headers = {"Retry-After": str(wait)} if retry_header else {}
             data, ctype = encode_body(self.format_error(429, [{"message": "Too many requests"}]))
             headers["Content-Type"] = ctype
-        elif fault in (None, "timeout", "commit_then_drop", "commit_then_500"):
+        elif fault in (None, "timeout", "commit_then_drop", "commit_then_500", "answer_id"):
             if fault == "timeout" and interrupt.wait(rule.get("delay_ms", 60000) / 1000.0):
                 # sandbox was reset (or is shutting down) while this request slept
                 kind, status, headers, data = "drop", None, {}, b""
@@ -486,6 +522,8 @@ class Sandbox:
                     status, headers = 500, {}
                     data, ctype = encode_body(self.format_error(500, [{"message": "Internal server error"}]))
                     headers["Content-Type"] = ctype
+                elif fault == "answer_id":
+                    data = self._with_ids(data, rule["id"])
         else:
             kind, status, headers, body = self._fault_response(rule, req, retry_header)
             data, ctype = encode_body(body)
