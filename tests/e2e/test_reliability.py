@@ -1,12 +1,14 @@
 """Issue #4, items 1-3 and 5: runs killed at many instants, platforms that fail in every way
 the sandbox can, a database that goes away in the middle of a run, and the mass-change guard.
 
-What test_faults.py already covers is not repeated here (lock, bad config, database
-unreachable at start, credentials refused at start, the breaker on POST /employees, lost
-answers to POSTs, two request-count kills). This file adds kills between the platform's
-answer and the state commit (HRSYNC_TEST_KILL_BEFORE_COMMIT) over every kind of write,
-including terminations, deletions and replacements in a later run; the fault modes on
-other methods and paths; 401 in the middle of a run (and a Personio token that dies);
+What test_faults.py covers (lock, bad config, database unreachable at start, the breaker
+on POST /employees) and what test_contract.py holds every connector to (first syncs killed
+after so many requests or creates and before a commit, credentials refused, answers to
+creates lost, transient faults on reads and creates, 429s) is not repeated here. This file
+adds, for PeopleForce, kills between the platform's answer and the state commit
+(HRSYNC_TEST_KILL_BEFORE_COMMIT) at each kind of write, including terminations, deletions
+and replacements in a later run; the fault modes on sub-resources and on the writes of a
+later run; 401 in the middle of a run (and a Personio token that dies);
 the breaker when the platform goes down mid-run; PostgreSQL restarted or hrsync's backends
 terminated during a run; the guard on terminations, deletions, records gone from the
 source and a source that becomes empty, with --force.
@@ -90,6 +92,18 @@ def test_first_sync_killed_before_each_kind_of_commit(world):
     assert world.writes(world.sandbox.requests(since=seq)) == []
 
 
+def _change_pool(world, exp):
+    """Records a later sync may change, a few per round: active employees (not the two that
+    share an email), absences and held assets on the platform."""
+    return {
+        "employees": sorted(exp["employees"] - exp["dismissed"] - set(world.manifest["duplicate_email"])),
+        "absences": sorted(exp["absences"]),
+        "held": [k for (k,) in world.sql(
+            "SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
+            "AND inventory_number = ANY(%s) ORDER BY 1", (sorted(exp["assets"]),))],
+    }
+
+
 def _change_set(world, pool, i):
     """The ERP changes of round i, each on records no earlier round touched:
     3 employee updates, 6 dismissals, 3 absence edits (PeopleForce replaces the leave
@@ -117,14 +131,7 @@ def test_later_sync_killed_during_updates_terminations_deletions_and_returns(wor
     world.write_config(timeout="30s")
     finish(world)
     exp = world.assert_consistent()
-    dup = set(world.manifest["duplicate_email"])
-    pool = {
-        "employees": sorted(exp["employees"] - exp["dismissed"] - dup),
-        "absences": sorted(exp["absences"]),
-        "held": [k for (k,) in world.sql(
-            "SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
-            "AND inventory_number = ANY(%s) ORDER BY 1", (sorted(exp["assets"]),))],
-    }
+    pool = _change_pool(world, exp)
     # Commit numbers in a round: 1-3 employee updates, 4-9 terminations, 10-12 leave
     # requests replaced, 13-20 deleted, 21-23 assignments closed.
     rounds = [(2, "employee update"), (4, "first termination"), (7, "termination"), (9, "last termination"),
@@ -165,11 +172,7 @@ def test_later_sync_killed_after_n_requests_of_the_changes(world):
     world.write_config(timeout="30s")
     finish(world)
     exp = world.assert_consistent()
-    pool = {"employees": sorted(exp["employees"] - exp["dismissed"] - set(world.manifest["duplicate_email"])),
-            "absences": sorted(exp["absences"]),
-            "held": [k for (k,) in world.sql(
-                "SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
-                "AND inventory_number = ANY(%s) ORDER BY 1", (sorted(exp["assets"]),))]}
+    pool = _change_pool(world, exp)
     for i, nth_write in enumerate((3, 12, 17)):
         _change_set(world, pool, i)
         # Count writes rather than requests: the reads before them vary.
@@ -242,11 +245,7 @@ def test_faults_during_updates_terminations_and_deletions(world, rules):
     nothing doubled."""
     finish(world)
     exp = world.expected()
-    pool = {"employees": sorted(exp["employees"] - exp["dismissed"] - set(world.manifest["duplicate_email"])),
-            "absences": sorted(exp["absences"]),
-            "held": [k for (k,) in world.sql(
-                "SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
-                "AND inventory_number = ANY(%s) ORDER BY 1", (sorted(exp["assets"]),))]}
+    pool = _change_pool(world, exp)
     _change_set(world, pool, 0)
     with world.sandbox.faulted(*rules):
         r = world.run("run", timeout=300)
