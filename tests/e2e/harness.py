@@ -220,6 +220,8 @@ class World:
       sandbox_class           its SandboxClient subclass
       mapping_dir             its shipped mappings (mappings/<platform>)
       push_mappings           the names of its push mappings, in run order
+      employees_mapping       the one of them pushing erp.employees
+      absences_mapping        the one pushing erp.absences (None: the platform takes none)
       contract_files          the shipped mapping files the contract tests run (None: all)
       credentials             config key -> (environment variable, value) hrsync reads it from
       secret_var              the variable of the secret that is refused when wrong (the
@@ -242,6 +244,7 @@ class World:
     sandbox_class = None
     mapping_dir = None
     push_mappings = ()
+    employees_mapping = absences_mapping = None
     contract_files = None
     credentials = {}
     secret_var = None

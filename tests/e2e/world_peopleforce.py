@@ -36,6 +36,7 @@ class PeopleForceWorld(World):
     sandbox_class = PeopleForceSandbox
     mapping_dir = os.path.join(ROOT, "mappings", "peopleforce")
     push_mappings = ("employees", "absences", "assets")
+    employees_mapping, absences_mapping = "employees", "absences"
     credentials = {"token": ("PF_TOKEN", TOKEN)}
     secret_var = "PF_TOKEN"
     # The main records' creates. Sub-resources (positions, assignments, terminations) are

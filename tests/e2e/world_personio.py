@@ -44,6 +44,7 @@ class PersonioWorld(World):
     sandbox_class = PersonioSandbox
     mapping_dir = MAPS
     push_mappings = ("personio_employees", "personio_absences")
+    employees_mapping, absences_mapping = "personio_employees", "personio_absences"
     contract_files = ("employees.yaml", "absences.yaml")
     credentials = {"client_id": ("PIO_CLIENT_ID", CLIENT_ID), "client_secret": ("PIO_CLIENT_SECRET", CLIENT_SECRET)}
     secret_var = "PIO_CLIENT_SECRET"
