@@ -234,8 +234,11 @@ class World:
       refusal_says            what a refused secret's message shows besides "credentials refused"
       credentials_expiring()  makes what the platform issued expire mid-run (a context)
       writes(requests)        the logged requests that are writes to the platform
-      expected()              what must be on the platform after a complete sync
+      expected()              what must be on the platform after a complete sync: a dict
+                              with at least `employees`, `dismissed` and `absences`, sets of
+                              ERP keys (the contract picks a leaver and a cancellation there)
       assert_end_state()      every valid record once on the platform, links agreeing
+      platform_ids(store)     {mapping: ids on the platform}, for assert_consistent
       assert_consistent()     assert_end_state plus what a run to the end also leaves
       first_run_rc            the exit code of a complete run over the demo mirror
     """
@@ -254,7 +257,8 @@ class World:
     # how: "requests" (SIGKILL once the sandbox saw n more API requests), "creates" (n more
     # requests on `creates`), "commit" (hrsync kills itself after the platform's nth answer,
     # before the state commit: HRSYNC_TEST_KILL_BEFORE_COMMIT). The next kill or the
-    # recovery run starts where the killed run left off.
+    # recovery run starts where the killed run left off, and each must still find that much
+    # to do in the conftest's mirror (300 employees, 700 absences): every kill is asserted.
     kill_plans = {"mixed": (("requests", 3), ("commit", 20), ("creates", 60), ("commit", 330), ("creates", 200),
                             ("commit", 150))}
 
@@ -266,7 +270,10 @@ class World:
         self.write_config()
 
     # ---- config and runs -----------------------------------------------------------
-    def write_config(self, rate="400/s", max_in_flight=8, timeout="5s"):
+    rate = "400/s"     # hrsync's rate_limit when write_config is not given one
+
+    def write_config(self, rate=None, max_in_flight=8, timeout="5s"):
+        rate = self.rate if rate is None else rate
         maps = ", ".join(json.dumps(m) for m in self.mappings)
         creds = "".join(f"    {k}: {{ env: {var} }}\n" for k, (var, _) in self.credentials.items())
         rate_line = f"    rate_limit: {rate}\n" if rate else ""
