@@ -17,6 +17,7 @@ import re
 
 import pytest
 
+import harness
 from checks import assert_backoff, assert_clean, finish, kill, retry_delays
 from worlds import CONNECTORS
 
@@ -29,6 +30,35 @@ def failures(world):
 
 def runs(world):
     return [s for (s,) in world.sql("SELECT status FROM hrsync.runs ORDER BY id")]
+
+
+# ---------------------------------------------------------------- the world itself
+
+@pytest.mark.parametrize("name", sorted(CONNECTORS))
+def test_world_declares_what_the_contract_uses(name):
+    """A new connector's world fails here, by name, before any run: its hooks are there
+    and agree with its shipped mappings."""
+    cls = CONNECTORS[name]
+    assert cls.name == name and cls.connector_type and cls.sandbox_class.script
+    assert os.path.exists(os.path.join(harness.SANDBOXES, cls.sandbox_class.script))
+    shipped = {}
+    for f in os.listdir(cls.mapping_dir):
+        if f.endswith(".yaml"):
+            text = open(os.path.join(cls.mapping_dir, f)).read()
+            m = re.search(r"^name:\s*(\S+)", text, re.M)
+            shipped[m.group(1) if m else f[:-5]] = (f, "direction: pull" in text)
+    push = {n for n, (_, pull) in shipped.items() if not pull}
+    assert set(cls.push_mappings) == push, (cls.push_mappings, push)
+    assert cls.employees_mapping in push and cls.absences_mapping in push | {None}
+    assert not cls.contract_files or {shipped[n][0] for n in cls.push_mappings} <= set(cls.contract_files)
+    assert cls.secret_var in {var for var, _ in cls.credentials.values()}
+    re.compile(cls.creates)
+    if cls.issued_secret:
+        re.compile(cls.issued_secret)
+    for plan in cls.kill_plans.values():
+        assert plan and all(how in ("requests", "creates", "commit") and n > 0 for how, n in plan), plan
+    for method in ("expected", "assert_end_state", "platform_ids"):
+        assert getattr(cls, method) is not getattr(harness.World, method), f"{name} has no {method}()"
 
 
 # ---------------------------------------------------------------- killed runs
