@@ -99,7 +99,8 @@ class PersonioWorld(World):
         map_errors = bad(m, "employees", {"null_last_name", "blank_first_name", "malformed_email", "bad_nir_key"})
         refused = {k for (k,) in self.sql(
             "SELECT erp_key FROM hrsync.failures WHERE mapping = 'personio_employees' "
-            "AND kind = 'refused' AND reason LIKE '%%email has already been taken%%'")}
+            "AND kind = 'refused' AND (reason LIKE '%%email has already been taken%%' "
+            "OR reason LIKE '%%email is already used on Personio%%')")}
         losers = set(m["duplicate_email"]) & refused
         dup_loser = losers.pop() if len(losers) == 1 else max(m["duplicate_email"])
         emp = {k for (k,) in self.sql("SELECT personnel_number FROM erp.employees")} - map_errors - {dup_loser}
