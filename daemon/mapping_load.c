@@ -169,27 +169,40 @@ static bool parse_tpl(struct loader *L, const struct ynode *n, const char *text,
 	return true;
 }
 
+/*
+ * One code: value pair of a map or map_file; the field takes key and val. The array doubles
+ * (its room is the power of two at or above nmap), so a table of n codes costs O(n).
+ */
+static void add_map_entry(struct field *f, char *key, struct jv *val)
+{
+	if ((f->nmap & (f->nmap - 1)) == 0)   /* 0 or a power of two: full */
+		f->map = xrealloc(f->map, (f->nmap ? f->nmap * 2 : 1) * sizeof *f->map);
+	f->map[f->nmap++] = (struct map_entry){key, val};
+}
+
 /* Load a code table kept in its own file: YAML (a map) or CSV (code,value per line). */
 static void load_map_file(struct loader *L, struct field *f, const struct ynode *n)
 {
 	char *path = path_join(L->dir, n->str);
 	const char *what = f->path;
-	{
-		/* A map file's content is part of the mapping: a changed code table changes payloads. */
-		size_t blen;
-		char *bytes = read_file(path, &blen);
-		if (bytes)
-			sha256_update(&L->hash, bytes, blen);
-		free(bytes);
+	size_t len;
+	struct diag rd = {0};
+	char *text = yfile_read(path, &len, &rd);
+	if (!text) {
+		/* Said against the field that names the file, or where the file goes past the limit. */
+		int e = errno;
+		if (e == EFBIG && rd.n)
+			diag_error(L->d, path, rd.msgs[0].line, rd.msgs[0].col, "%s (used by field '%s' of %s)",
+				   rd.msgs[0].text, what, L->file);
+		else
+			ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(e));
+		diag_free(&rd);
+		free(path);
+		return;
 	}
+	/* A map file's content is part of the mapping: a changed code table changes payloads. */
+	sha256_update(&L->hash, text, len);
 	if (str_has_suffix(path, ".csv")) {
-		size_t len;
-		char *text = read_file(path, &len);
-		if (!text) {
-			ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(errno));
-			free(path);
-			return;
-		}
 		int lineno = 0;
 		char *line = text;
 		/* A spreadsheet's UTF-8 byte order mark is not part of the first code. */
@@ -237,15 +250,11 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 				jvv = jv_int(iv);
 			else
 				jvv = jv_str(val);
-			f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
-			f->map[f->nmap++] = (struct map_entry){xstrdup(line), jvv};
+			add_map_entry(f, xstrdup(line), jvv);
 			line = next;
 		}
-		free(text);
-	} else if (access(path, R_OK) != 0) {
-		ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(errno));
 	} else {
-		struct ydoc *doc = ydoc_load(path, L->d);
+		struct ydoc *doc = ydoc_parse(path, text, len, L->d);
 		if (doc) {
 			const struct ynode *root = doc->root;
 			/* Accept a bare map, or one under a top-level "map:" key. */
@@ -263,14 +272,13 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 							   root->keys[i]->str, ynode_type_name(root->vals[i]));
 						continue;
 					}
-					f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
-					f->map[f->nmap++] = (struct map_entry){xstrdup(root->keys[i]->str),
-									       scalar_jv(root->vals[i])};
+					add_map_entry(f, xstrdup(root->keys[i]->str), scalar_jv(root->vals[i]));
 				}
 			}
 			ydoc_free(doc);
 		}
 	}
+	free(text);
 	free(path);
 }
 
@@ -436,8 +444,7 @@ static void rule_map(struct loader *L, struct field *f, const struct ynode *v)
 			    v->keys[j]->str, ynode_type_name(v->vals[j]));
 			continue;
 		}
-		f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
-		f->map[f->nmap++] = (struct map_entry){xstrdup(v->keys[j]->str), scalar_jv(v->vals[j])};
+		add_map_entry(f, xstrdup(v->keys[j]->str), scalar_jv(v->vals[j]));
 	}
 }
 
