@@ -696,6 +696,39 @@ static void parse_deps(struct loader *L, const struct ynode *n)
 	}
 }
 
+/*
+ * A mapping name is 1 to 63 of a-z, 0-9, _ and -: it goes into every log line (a newline in
+ * it would forge journal lines), the state's keys and command lines. from_file: the name
+ * was the file's, which then needs a name: of its own. The name shown is escaped.
+ */
+static void check_name(struct loader *L, const struct ynode *at, const char *name, const char *from_file)
+{
+	size_t len = strlen(name), bad = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+	if (len && len <= 63 && bad == len)
+		return;
+	struct sb shown = {0}, fix = {0};
+	sb_puts(&shown, "");
+	sb_put_printable(&shown, name, len);
+	for (const char *p = name; *p && fix.len < 63; p++) {
+		char c = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+		if (strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", c))
+			sb_putc(&fix, c);
+		else if (fix.len && fix.s[fix.len - 1] != '_')
+			sb_putc(&fix, '_');
+	}
+	if (!fix.len)
+		sb_puts(&fix, "employees");
+	const char *why = !len ? "is empty" : len > 63 ? "is longer than 63 characters" : "has a character other than a-z, 0-9, _ and -";
+	if (from_file)
+		ERR(at, "the file name gives the mapping name '%s', which %s; add a name of those (e.g. name: %s) at the top of the file",
+		    sb_str(&shown), why, sb_str(&fix));
+	else
+		ERR(at, "name: '%s' %s; a mapping name is 1 to 63 of a-z, 0-9, _ and - (e.g. %s)", sb_str(&shown), why,
+		    sb_str(&fix));
+	sb_free(&shown);
+	sb_free(&fix);
+}
+
 static char *base_name(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -740,8 +773,12 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 
 	const struct ynode *n;
 	m->name = (n = ymap_get(root, "name")) ? want_string(L, n, "name") : NULL;
-	if (!m->name)
+	if (m->name)
+		check_name(L, n, m->name, NULL);
+	if (!m->name) {
 		m->name = base_name(path);
+		check_name(L, root, m->name, path);
+	}
 	if ((n = ymap_get(root, "direction"))) {
 		if (n->type == YN_SCALAR && streq(n->str, "pull"))
 			m->dir = DIR_PULL;
