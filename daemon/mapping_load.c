@@ -188,15 +188,17 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 	size_t len;
 	struct diag rd = {0};
 	char *text = yfile_read(path, &len, &rd);
+	int e = errno;
+	/* What the reading found (too big, writable by others) is said of the map file, naming the
+	 * field that uses it; a file that cannot be read, against the field. */
+	if (!text && e != EFBIG)
+		ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(e));
+	else
+		for (size_t i = 0; i < rd.n; i++)
+			diag_error(L->d, rd.msgs[i].file, rd.msgs[i].line, rd.msgs[i].col, "%s (used by field '%s' of %s)",
+				   rd.msgs[i].text, what, L->file);
+	diag_free(&rd);
 	if (!text) {
-		/* Said against the field that names the file, or where the file goes past the limit. */
-		int e = errno;
-		if (e == EFBIG && rd.n)
-			diag_error(L->d, path, rd.msgs[0].line, rd.msgs[0].col, "%s (used by field '%s' of %s)",
-				   rd.msgs[0].text, what, L->file);
-		else
-			ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(e));
-		diag_free(&rd);
 		free(path);
 		return;
 	}

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -302,6 +303,13 @@ char *yfile_read(const char *path, size_t *len, struct diag *d)
 		errno = e;
 		return NULL;
 	}
+	/* These files say what hrsync sends, and where: others must not be able to change them. */
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & S_IWOTH))
+		diag_error(d, path, 0, 0,
+			   "writable by others (mode %04o): anyone on this machine could change what hrsync sends, and "
+			   "where; run: chmod o-w %s",
+			   (unsigned)(st.st_mode & 07777), path);
 	/* One byte more than the limit tells a file at the limit from one past it; never more,
 	 * whatever the file is (a FIFO, /dev/zero). */
 	size_t cap = YAML_MAX_BYTES + 1, n = 0;

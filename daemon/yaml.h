@@ -53,6 +53,7 @@ struct ydoc {
 struct ydoc *ydoc_load(const char *path, struct diag *d);
 /*
  * Read a whole configuration file (YAML, or a CSV code table) of at most YAML_MAX_BYTES.
+ * One writable by others is read but reported as an error: it decides what is sent where.
  * NULL after adding to d why (cannot read, too big: errno says which, EFBIG for too big).
  * *len gets the size. Caller frees.
  */
