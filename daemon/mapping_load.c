@@ -718,9 +718,13 @@ static void check_name(struct loader *L, const struct ynode *at, const char *nam
 		else if (fix.len && fix.s[fix.len - 1] != '_')
 			sb_putc(&fix, '_');
 	}
+	while (fix.len && fix.s[fix.len - 1] == '_')
+		fix.s[--fix.len] = '\0';
 	if (!fix.len)
 		sb_puts(&fix, "employees");
-	const char *why = !len ? "is empty" : len > 63 ? "is longer than 63 characters" : "has a character other than a-z, 0-9, _ and -";
+	const char *why = !len ? "is empty"
+			  : bad != len ? "has a character other than a-z, 0-9, _ and -"
+				       : "is longer than 63 characters";
 	if (from_file)
 		ERR(at, "the file name gives the mapping name '%s', which %s; add a name of those (e.g. name: %s) at the top of the file",
 		    sb_str(&shown), why, sb_str(&fix));
