@@ -47,6 +47,7 @@ def hrsync(config, *args, env=None, timeout=180):
     p = subprocess.run([HRSYNC, "-c", str(config), *args], capture_output=True, timeout=timeout,
                        env=env or env_with())
     out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    assert "hard rss limit exhausted" not in out, "hrsync went past 2 GB of memory: " + out[:300]
     assert not any(s in out for s in SANITIZER), out[-4000:]
     return p.returncode, out
 
