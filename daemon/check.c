@@ -436,6 +436,19 @@ static void check_online(struct config *cfg, struct diag *d)
 	free(src.state_q);
 }
 
+/* Plain http is accepted for a sandbox on this machine only (config.c); check says so too. */
+static void warn_insecure_http(const struct config *cfg, struct diag *d)
+{
+	for (size_t i = 0; i < cfg->nconns; i++) {
+		const struct conn_cfg *cc = &cfg->conns[i];
+		if (cc->allow_insecure_http)
+			diag_warn(d, cc->file, cc->line, cc->col,
+				  "connector '%s': allow_insecure_http: requests may go over plain http, credentials included "
+				  "(for a sandbox on this machine only)",
+				  cc->name);
+	}
+}
+
 int cmd_check(const struct globals *g, int argc, char **argv)
 {
 	bool online = false;
@@ -449,6 +462,8 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 	}
 	struct diag d = {0};
 	struct config *cfg = config_load(g->config, &d);
+	if (cfg)
+		warn_insecure_http(cfg, &d);
 	if (cfg && !d.errors && online) {
 		if (cfg->timezone) {
 			setenv("TZ", cfg->timezone, 1);

@@ -4,9 +4,12 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <glob.h>
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,6 +120,154 @@ static void load_database(struct config *c, struct diag *d, const struct ynode *
 		    c->state_schema);
 }
 
+/* ---- issue 19: plain http only to this machine; who may write the files hrsync reads ---- */
+
+bool config_url_is_loopback(const char *url)
+{
+	const char *p = strstr(url, "://");
+	if (!p)
+		return false;
+	p += 3;
+	char *host = xstrndup(p, strcspn(p, "/?#"));
+	bool ok = false;
+	/* User info, percent-encoding or a backslash: hosts spelt in ways parsers disagree on. */
+	if (strpbrk(host, "@%\\")) {
+		ok = false;
+	} else if (host[0] == '[') {
+		char *end = strchr(host, ']');
+		struct in6_addr a6;
+		if (end && (!end[1] || (end[1] == ':' && end[2] && strspn(end + 2, "0123456789") == strlen(end + 2)))) {
+			*end = '\0';
+			ok = inet_pton(AF_INET6, host + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+		}
+	} else {
+		char *colon = strchr(host, ':');
+		struct in_addr a4;
+		if (colon && (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)))
+			goto out;
+		if (colon)
+			*colon = '\0';
+		if (strcasecmp(host, "localhost") == 0)
+			ok = true;
+		else if (inet_pton(AF_INET, host, &a4) == 1)
+			ok = (ntohl(a4.s_addr) >> 24) == 127;
+	}
+out:
+	free(host);
+	return ok;
+}
+
+/*
+ * allow_insecure_http lets a connector talk plain http, credentials included: only to a
+ * sandbox on this machine. Elsewhere it is an error, whatever the base_url's scheme (curl's
+ * allowed protocols follow it: http,https with it, https alone without).
+ */
+static void check_insecure_http(struct config *c, struct diag *d, const struct conn_cfg *cc, const struct ynode *n)
+{
+	if (!cc->allow_insecure_http || !cc->base_url)
+		return;
+	if (!str_has_prefix(cc->base_url, "http://") && !str_has_prefix(cc->base_url, "https://"))
+		return;   /* refused already for its scheme */
+	if (!config_url_is_loopback(cc->base_url))
+		ERR(ymap_get(n, "allow_insecure_http"),
+		    "connector '%s': allow_insecure_http is only for a sandbox on this machine (a base_url on localhost, "
+		    "127.0.0.0/8 or [::1]); remove it and use https://",
+		    cc->name);
+}
+
+void config_log_insecure(const struct config *c)
+{
+	for (size_t i = 0; i < c->nconns; i++)
+		if (c->conns[i].allow_insecure_http)
+			log_warn("connector '%s': allow_insecure_http: requests to %s may go over plain http, credentials "
+				 "included (for a sandbox on this machine only)",
+				 c->conns[i].name, c->conns[i].base_url ? c->conns[i].base_url : "?");
+}
+
+/* The octal mode the messages show (0666, 1777). */
+static unsigned shown_mode(mode_t m)
+{
+	return (unsigned)(m & 07777);
+}
+
+/*
+ * Does the conninfo written in the file (before ${NAME} expansion) hold a password? A
+ * password given as ${NAME} comes from the environment, not from the file.
+ */
+static bool conninfo_has_password(const char *raw)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(raw, &err);
+	PQfreemem(err);
+	bool found = false;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (streq(o->keyword, "password") && o->val && *o->val && !strstr(o->val, "${"))
+			found = true;
+	PQconninfoFree(opts);
+	return found;
+}
+
+/*
+ * The config file: writable by others is refused (yfile_read), by its group a warning; a
+ * password inline in conninfo, in a file others may read, a warning naming password_file.
+ */
+static void check_config_file(struct config *c, struct diag *d)
+{
+	struct stat st;
+	if (stat(c->path, &st) != 0)
+		return;
+	if ((st.st_mode & S_IWGRP) && !(st.st_mode & S_IWOTH))
+		diag_warn(d, c->path, 0, 0,
+			  "writable by its group (mode %04o): whoever is in it can change what hrsync sends, and where; "
+			  "run: chmod g-w %s",
+			  shown_mode(st.st_mode), c->path);
+	const struct ynode *ci = ymap_get(ymap_get(c->doc->root, "database"), "conninfo");
+	if (ci && ci->type == YN_SCALAR && (st.st_mode & S_IROTH) && conninfo_has_password(ci->str))
+		WARN(ci,
+		     "database conninfo: holds a password, in a file others may read (mode %04o); move it to a file of "
+		     "its own named by password_file: (mode 0600, or systemd's LoadCredential=), or run: chmod o-r %s",
+		     shown_mode(st.st_mode), c->path);
+}
+
+/*
+ * A folder others may write to lets them add or replace the files hrsync reads there:
+ * mapping folders are refused (a glob would pick up their files); the config's folder is
+ * refused unless sticky (others may then add files but not replace the config).
+ */
+static void check_folder(struct diag *d, const char *dir, bool mappings)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0 || !(st.st_mode & S_IWOTH) || (!mappings && (st.st_mode & S_ISVTX)))
+		return;
+	diag_error(d, dir, 0, 0,
+		   "this folder is writable by others (mode %04o): anyone on this machine could add or replace the %s "
+		   "hrsync reads there; run: chmod o-w %s",
+		   shown_mode(st.st_mode), mappings ? "mapping files" : "configuration", dir);
+}
+
+static void check_file_modes(struct config *c, struct diag *d)
+{
+	check_config_file(c, d);
+	check_folder(d, c->dir, false);
+	char **seen = xcalloc(c->nmaps + 1, sizeof *seen);
+	size_t nseen = 0;
+	for (size_t i = 0; i < c->nmaps; i++) {
+		char *dir = path_dirname(c->maps[i]->file);
+		bool again = false;
+		for (size_t k = 0; k < nseen; k++)
+			again |= streq(seen[k], dir);
+		if (again) {
+			free(dir);
+			continue;
+		}
+		check_folder(d, dir, true);
+		seen[nseen++] = dir;
+	}
+	for (size_t k = 0; k < nseen; k++)
+		free(seen[k]);
+	free(seen);
+}
+
 static void load_connector(struct config *c, struct diag *d, struct conn_cfg *cc, const struct ynode *key,
 			   const struct ynode *n)
 {
@@ -221,6 +372,7 @@ static void load_connector(struct config *c, struct diag *d, struct conn_cfg *cc
 		while (l > 0 && cc->base_url[l - 1] == '/')
 			cc->base_url[--l] = '\0';
 	}
+	check_insecure_http(c, d, cc, n);
 }
 
 static void add_mapping_file(struct config *c, struct diag *d, const char *path)
@@ -689,6 +841,7 @@ struct config *config_load(const char *path, struct diag *d)
 		c->metrics_textfile = scalar(c, d, ymap_get(mx, "textfile"), "metrics textfile");
 	load_mappings(c, d, ymap_get(root, "mappings"));
 	link_mappings(c, d);
+	check_file_modes(c, d);
 	return c;
 }
 

@@ -10,6 +10,10 @@
  * type's conn_option list (connector.h: name, secret or string, required, help), which
  * decides how each is read, names a missing required one with its help, and joins the
  * known keys. The config owns the connectors' secrets; it never prints them.
+ *
+ * Who may write what hrsync reads: a config, mapping or code table file writable by others
+ * is refused (yfile_read), and so is a mapping folder writable by others; a config writable
+ * by its group, or holding a conninfo password while others may read it, is a warning.
  */
 #ifndef HRSYNC_CONFIG_H
 #define HRSYNC_CONFIG_H
@@ -45,5 +49,12 @@ const struct conn_cfg *config_connector(const struct config *c, const char *name
 struct mapping *config_mapping(const struct config *c, const char *name);
 /* The mapping an erp: reference of field f in m resolves against (NULL when none). */
 struct mapping *config_ref_target(const struct config *c, const struct mapping *m, const struct field *f);
+/*
+ * Is url's host this machine: localhost, 127.0.0.0/8 or [::1]? The only hosts
+ * allow_insecure_http is accepted for (a URL with user info or percent-encoding in its host is not).
+ */
+bool config_url_is_loopback(const char *url);
+/* At each run's start: a warning for each connector allowed plain http. */
+void config_log_insecure(const struct config *c);
 
 #endif

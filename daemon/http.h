@@ -46,6 +46,8 @@ struct pacer {
 	int max_attempts;        /* attempts for 5xx/408/transport on idempotent calls */
 	int max_throttled;       /* 429s one call may absorb before it counts as failed */
 	int breaker_threshold;   /* reads failing in a row before the connector stops (writes: 3 more) */
+	bool allow_http;         /* curl may speak http besides https: the connector's allow_insecure_http
+				  * (accepted by config.c for a base_url on this machine only) */
 	int64_t pause_until;     /* a 429 with a long Retry-After (a quota window) pauses the whole connector */
 	double base_rate;        /* the configured rate; the bucket's may be lower after 429s */
 	int64_t last_429_ms, last_adapt_ms;
