@@ -1219,7 +1219,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	e.http = http_new();
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
 	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
-	if (!source_open(&e.src, cfg, &err)) {
+	if (!source_open(&e.src, cfg, opts->stop ? opts->stop : &g_signalled, &err)) {
 		stop_run(&e, "%s", err);
 		free(err);
 		goto done;
