@@ -1,8 +1,9 @@
 /*
  * db — connecting to PostgreSQL the way every hrsync connection must: the config's
- * conninfo, the password from its redacting secret, an application name, ISO dates
- * in the configured time zone. Quoting helpers keep identifiers from mapping files
- * from ever being read as SQL.
+ * conninfo (the state role's) or source_conninfo (the source role's, bounded by
+ * statement_timeout), the password from its redacting secret, an application name, ISO
+ * dates in the configured time zone. Quoting helpers keep identifiers from mapping files
+ * from ever being read as SQL; db_wait waits for a query so that a stop request cancels it.
  */
 #ifndef HRSYNC_DB_H
 #define HRSYNC_DB_H

@@ -119,18 +119,17 @@ static void print_source_role(const struct config *cfg, FILE *out, const char *s
 		if (cfg->maps[i]->dir == DIR_PUSH && !cfg->maps[i]->table)
 			fprintf(out, "-- mapping %s reads with a query (%s): grant SELECT on the tables it reads.\n",
 				cfg->maps[i]->name, cfg->maps[i]->file);
-	fprintf(out, "-- Tables the ERP export creates later need the GRANT SELECT again (or ALTER DEFAULT\n"
+	/* The source's read joins each row with its link and its last failure (state.c). */
+	if (!shared)
+		fprintf(out,
+			"-- The state's tables, which the source's read joins (links, failures), now and once migrated:\n"
+			"GRANT USAGE ON SCHEMA %s TO %s;\n"
+			"GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;\n"
+			"ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;\n",
+			schema, source, schema, source, state, schema, source);
+	fprintf(out, "-- Mirror tables the ERP export creates later need the GRANT SELECT again (or ALTER DEFAULT\n"
 		     "-- PRIVILEGES FOR ROLE <the exporting role> IN SCHEMA ... GRANT SELECT ON TABLES TO %s).\n",
 		source);
-	if (shared)
-		return;
-	/* The source's read joins each row with its link and its last failure (state.c). */
-	fprintf(out,
-		"-- and the state's tables, which its read joins (links, failures), now and once migrated:\n"
-		"GRANT USAGE ON SCHEMA %s TO %s;\n"
-		"GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;\n"
-		"ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;\n",
-		schema, source, schema, source, state, schema, source);
 }
 
 void roles_print_grants(const struct config *cfg, FILE *out)
