@@ -59,11 +59,10 @@ static void ref_joins(PGconn *pg, const struct source *s, const struct mapping *
 	}
 }
 
-bool source_open(struct source *s, const struct config *cfg, volatile sig_atomic_t *stop, char **err)
+bool source_open(struct source *s, const struct config *cfg, char **err)
 {
 	memset(s, 0, sizeof *s);
 	s->cfg = cfg;
-	s->stop = stop;
 	s->pg = db_connect_source(cfg, "source", err);
 	if (!s->pg)
 		return false;

@@ -91,10 +91,11 @@ struct cursor {
 
 /*
  * Open the snapshot on the source role's session (db_connect_source: statement_timeout). A
- * query on the mirror waits on its socket, so that *stop, once set, cancels it on the server:
- * the read then ends with an error saying so.
+ * query on the mirror waits on its socket, so that *s->stop, once the caller has set that
+ * pointer and a signal handler the flag, cancels it on the server: the read then ends with an
+ * error saying so.
  */
-bool source_open(struct source *s, const struct config *cfg, volatile sig_atomic_t *stop, char **err);
+bool source_open(struct source *s, const struct config *cfg, char **err);
 void source_close(struct source *s);
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
 		 char **err);

@@ -1219,11 +1219,12 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	e.http = http_new();
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
 	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
-	if (!source_open(&e.src, cfg, opts->stop ? opts->stop : &g_signalled, &err)) {
+	if (!source_open(&e.src, cfg, &err)) {
 		stop_run(&e, "%s", err);
 		free(err);
 		goto done;
 	}
+	e.src.stop = opts->stop ? opts->stop : &g_signalled; /* a stop request cancels the source's query */
 	for (size_t i = 0; i < cfg->nconns; i++) {
 		e.conns[i] = connector_new(&cfg->conns[i], e.http, &err);
 		if (!e.conns[i]) {
