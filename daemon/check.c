@@ -396,18 +396,31 @@ static void check_source_role(struct config *cfg, PGconn *pg, struct diag *d)
 	free(writes);
 }
 
+/* A connection that failed, reported at its key of database: (*err freed). */
+static void connect_failed(struct config *cfg, struct diag *d, const char *key, char **err)
+{
+	const struct ynode *n = ymap_get(ymap_get(cfg->doc->root, "database"), key);
+	diag_error(d, cfg->path, n ? n->line : 0, n ? n->col : 0, "database: %s", *err);
+	free(*err);
+	*err = NULL;
+}
+
 static void check_online(struct config *cfg, struct diag *d)
 {
 	char *err = NULL;
 	PGconn *pg = db_connect_source(cfg, "check", &err);
-	if (!pg) {
-		const struct ynode *n = ymap_get(ymap_get(cfg->doc->root, "database"), "conninfo");
-		diag_error(d, cfg->path, n ? n->line : 0, n ? n->col : 0, "database: %s", err);
-		free(err);
-	}
+	if (!pg)
+		connect_failed(cfg, d, cfg->source_conninfo ? "source_conninfo" : "conninfo", &err);
 	struct source src = {.pg = pg, .cfg = cfg};
 	if (pg)
 		check_source_role(cfg, pg, d);
+	if (cfg->source_conninfo) {
+		/* The source's session is the one checked below; the state's must connect too. */
+		PGconn *st = db_connect(cfg, "check", &err);
+		if (!st)
+			connect_failed(cfg, d, "conninfo", &err);
+		PQfinish(st);
+	}
 	if (pg) {
 		src.state_q = db_quote_ident(pg, cfg->state_schema);
 		PQclear(PQexec(pg, "BEGIN READ ONLY"));

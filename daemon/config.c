@@ -105,6 +105,7 @@ static void load_password(struct config *c, struct diag *d, const struct ynode *
 static void load_inbound_schemas(struct config *c, struct diag *d, const struct ynode *n)
 {
 	if (!n) {
+		c->inbound_default = true;
 		c->ninbound = ARRAY_LEN(default_inbound);
 		c->inbound_schemas = xcalloc(c->ninbound + 1, sizeof *c->inbound_schemas);
 		for (size_t i = 0; i < c->ninbound; i++)
@@ -468,7 +469,7 @@ const char *config_pull_target_refused(const struct config *c, const char *table
 		}
 		sb_printf(&list, "%s%s", i ? ", " : "", c->inbound_schemas[i]);
 	}
-	bool set = ymap_get(ymap_get(c->doc->root, "database"), "inbound_schemas") != NULL;
+	bool set = !c->inbound_default;
 	if (!dot || !sl)
 		snprintf(buf, len, "name its schema (schema.table): pull mappings write only to database inbound_schemas "
 				   "([%s]%s)", sb_str(&list), set ? "" : ", the default");

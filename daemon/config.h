@@ -32,6 +32,7 @@ struct config {
 	char *state_schema;
 	char **inbound_schemas;     /* the schemas pull mappings may write to */
 	size_t ninbound;
+	bool inbound_default;       /* database.inbound_schemas is not set: the default list */
 	int64_t statement_timeout_ms; /* of each statement on the mirror (where, terminate.when, query) */
 	char *schedule, *timezone;
 	struct conn_cfg *conns;

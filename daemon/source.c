@@ -206,6 +206,21 @@ bool source_key_unique(struct source *s, const struct mapping *m)
 	return unique;
 }
 
+/* Why a statement on the mirror failed, said so that the reader knows what to change. Caller frees. */
+static char *read_error(struct source *s, const PGresult *r)
+{
+	if (s->cancelled)
+		return xstrdup("asked to stop: the source query was cancelled on the server");
+	char *e = db_error(s->pg, r);
+	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (!code || !streq(code, "57014"))
+		return e;
+	char *m = xasprintf("%s (a statement on the mirror may run %lld s: database statement_timeout)", e,
+			    (long long)(s->cfg->statement_timeout_ms / 1000));
+	free(e);
+	return m;
+}
+
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
 		 char **err)
 {
@@ -224,6 +239,10 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 	PGresult *dr = ok ? db_exec1(s->pg, decl, s->stop, err) : NULL;
 	PQclear(dr);
 	free(decl);
+	if (!dr && s->cancelled) {
+		free(*err);
+		*err = read_error(s, NULL);
+	}
 	if (!dr) {
 		PQclear(PQexec(s->pg, "ROLLBACK TO SAVEPOINT hrsync_mapping"));
 		free(c->name);
@@ -320,20 +339,6 @@ static PGresult *fetch_recv(struct cursor *c)
 	return db_wait(c->src->pg, c->src->stop, &c->src->cancelled);
 }
 
-/* Why a statement on the mirror failed, said so that the reader knows what to change. Caller frees. */
-static char *read_error(struct source *s, const PGresult *r)
-{
-	if (s->cancelled)
-		return xstrdup("asked to stop: the source query was cancelled on the server");
-	char *e = db_error(s->pg, r);
-	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	if (!code || !streq(code, "57014"))
-		return e;
-	char *m = xasprintf("%s (a statement on the mirror may run %lld s: database statement_timeout)", e,
-			    (long long)(s->cfg->statement_timeout_ms / 1000));
-	free(e);
-	return m;
-}
 
 /*
  * For a new batch of a hashed read: each row's hash and whether it is in step, then, in one
