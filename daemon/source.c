@@ -339,7 +339,6 @@ static PGresult *fetch_recv(struct cursor *c)
 	return db_wait(c->src->pg, c->src->stop, &c->src->cancelled);
 }
 
-
 /*
  * For a new batch of a hashed read: each row's hash and whether it is in step, then, in one
  * query, the link details (platform id, fingerprint, extra) of the linked rows that are not.
