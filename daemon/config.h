@@ -18,6 +18,8 @@
 #ifndef HRSYNC_CONFIG_H
 #define HRSYNC_CONFIG_H
 
+#include <stdint.h>
+
 #include "connector.h"
 #include "diag.h"
 #include "log.h"
@@ -27,9 +29,15 @@
 struct config {
 	char *path, *dir;
 	struct ydoc *doc;
-	char *conninfo;
+	char *conninfo;             /* the state role's: state schema, inbound tables */
 	struct secret db_password;
+	char *source_conninfo;      /* the source role's (reads the mirror); NULL: conninfo */
+	struct secret source_password;
 	char *state_schema;
+	char **inbound_schemas;     /* the schemas pull mappings may write to */
+	size_t ninbound;
+	bool inbound_default;       /* database.inbound_schemas is not set: the default list */
+	int64_t statement_timeout_ms; /* of each statement on the mirror (where, terminate.when, query) */
 	char *schedule, *timezone;
 	struct conn_cfg *conns;
 	size_t nconns;
@@ -47,6 +55,11 @@ struct config *config_load(const char *path, struct diag *d);
 void config_free(struct config *c);
 const struct conn_cfg *config_connector(const struct config *c, const char *name);
 struct mapping *config_mapping(const struct config *c, const char *name);
+/*
+ * May a pull mapping write to table ("schema.table")? NULL when it may, else why not (static text
+ * or *buf): the table must be in one of database.inbound_schemas, never in the state schema.
+ */
+const char *config_pull_target_refused(const struct config *c, const char *table, char *buf, size_t len);
 /* The mapping an erp: reference of field f in m resolves against (NULL when none). */
 struct mapping *config_ref_target(const struct config *c, const struct mapping *m, const struct field *f);
 /*

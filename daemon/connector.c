@@ -88,6 +88,7 @@ struct connector *connector_new(const struct conn_cfg *cfg, struct http *http, c
 	c->http = http;
 	double rate = cfg->rate > 0 ? cfg->rate : cfg->type->default_rate;
 	pacer_init(&c->pacer, cfg->name, rate, cfg->max_in_flight, cfg->timeout_ms);
+	c->pacer.allow_http = cfg->allow_insecure_http;
 	http_add_pacer(http, &c->pacer);
 	if (c->type->priv_size)
 		c->priv = xcalloc(1, c->type->priv_size);

@@ -39,6 +39,7 @@ static void usage(FILE *out)
 		"  retry [MAPPING [KEY...]]\n"
 		"                         make failed records eligible again on the next run\n"
 		"  db migrate             create or upgrade the state schema\n"
+		"  db grants              print the SQL for least-privilege database roles (source, state)\n"
 		"  version                print the version\n"
 		"\n"
 		"Config: -c FILE, else $HRSYNC_CONFIG, else /etc/hrsync/hrsync.yaml.\n"
