@@ -588,9 +588,16 @@ bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts
 {
 	if (++op->attempt >= max_attempts)
 		return false;
+	/*
+	 * A request that ran out of time may still be at work on the platform: looking for
+	 * what it made before it is done would find nothing and send it again. The first look
+	 * waits one more timeout.
+	 */
+	int64_t delay = backoff_ms(op->attempt - 1, 250, 10000, (double)(now_ms() % 1000) / 1000.0);
+	if (op->call.timed_out && delay < op->conn->pacer.timeout_ms)
+		delay = op->conn->pacer.timeout_ms;
 	/* A zero-cost timer: a call that never goes out. The pacer's queue holds it back. */
 	http_call_reset(&op->call);
-	int64_t delay = backoff_ms(op->attempt - 1, 250, 10000, (double)(now_ms() % 1000) / 1000.0);
 	op->kit.timer = step;
 	op->call.pacer = &op->conn->pacer;
 	op->call.done = retry_timer;

@@ -129,6 +129,7 @@ void http_call_reset(struct http_call *c)
 	c->outcome = CALL_PENDING;
 	c->err[0] = '\0';
 	c->attempts = c->throttled = 0;
+	c->timed_out = false;
 }
 
 static void enqueue(struct pacer *p, struct http_call *c)
@@ -405,6 +406,7 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 	p->in_flight--;
 	int64_t now = now_ms();
 
+	c->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
 	if (rc != CURLE_OK) {
 		if (!c->err[0])
 			snprintf(c->err, sizeof c->err, "%s", curl_easy_strerror(rc));

@@ -88,6 +88,7 @@ struct http_call {
 	char *content_type;
 	char err[CURL_ERROR_SIZE + 64];
 	int attempts, throttled;
+	bool timed_out;              /* the last attempt ran out of time: the platform may still be at it */
 	int64_t elapsed_ms;
 
 	/* internal */
