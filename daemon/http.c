@@ -25,7 +25,7 @@ struct http {
 	uint64_t rng;
 };
 
-static double rnd(struct http *h)
+double http_jitter(struct http *h)
 {
 	/* xorshift64*: jitter only, no security role. */
 	h->rng ^= h->rng >> 12;
@@ -124,6 +124,7 @@ void http_call_reset(struct http_call *c)
 	c->headers = NULL;
 	c->body_type = NULL;
 	c->before_send = NULL;
+	c->waited_gen = 0;
 	c->resp_len = c->body_len = 0;
 	c->status = 0;
 	c->outcome = CALL_PENDING;
@@ -461,7 +462,7 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 		p->stats.throttled++;
 		c->throttled++;
 		int64_t ra = retry_after_ms(c->retry_after, now_wall());
-		delay = ra >= 0 ? ra : backoff_ms(c->throttled - 1, 1000, 60000, rnd(h));
+		delay = ra >= 0 ? ra : backoff_ms(c->throttled - 1, 1000, 60000, http_jitter(h));
 		if (delay < 1000 && ra < 0)
 			delay = 1000;
 		/* Over the limit: slow down to what the platform accepts (once per second: the
@@ -486,7 +487,7 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 		}
 	} else if ((rc != CURLE_OK || retryable_status(status)) && (c->idempotent || never_sent)) {
 		if (c->attempts < p->max_attempts)
-			delay = backoff_ms(c->attempts - 1, 1000, 30000, rnd(h));
+			delay = backoff_ms(c->attempts - 1, 1000, 30000, http_jitter(h));
 		if (rc == CURLE_OK && delay < 0)
 			snprintf(c->err, sizeof c->err, "HTTP %ld after %d attempts", status, c->attempts);
 	}

@@ -70,6 +70,7 @@ struct http_call {
 	struct curl_slist *headers;  /* owned */
 	const char *body_type;       /* the body's media type (static), kept for a resend */
 	unsigned auth_gen;           /* the submitter's: which credentials the headers carry */
+	unsigned waited_gen;         /* the submitter's: the credentials this call waited for (0: none) */
 	/*
 	 * Called just before the request goes out (after pacing, each attempt), to attach
 	 * credentials that may have changed while it waited. false: the call is not sent; the
@@ -117,6 +118,9 @@ void http_submit(struct http *h, struct http_call *call, int64_t delay_ms);
  * would run answers out of order; http_run aborts when it is re-entered.
  */
 void http_run(struct http *h, int max_wait_ms);
+
+/* A number in [0, 1) for backoff jitter (not for anything secret). */
+double http_jitter(struct http *h);
 /* Submit and run the loop until this call is done (other calls progress meanwhile). */
 void http_call_sync(struct http *h, struct http_call *call);
 bool http_busy(const struct http *h);

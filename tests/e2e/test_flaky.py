@@ -34,8 +34,10 @@ def test_a_flaky_platform_gets_every_record_in_the_first_run(cworld):
 
 def test_writes_failing_now_and_then_do_not_trip_the_breaker(world):
     """Scattered POST failures are a flaky platform, not a platform that is down: the
-    reads between them succeed, and the run goes to the end."""
-    with world.sandbox.faulted({"mode": "503", "method": "POST", "every": 3}):
+    reads between them succeed, and the run goes to the end. One POST in five fails: a
+    record gets five sends in each of the two passes, so one left failing is a defect,
+    not bad luck (about one chance in ten million per record)."""
+    with world.sandbox.faulted({"mode": "503", "method": "POST", "every": 5}):
         r = world.run("run", timeout=900)
     assert r.rc == 1, r.err[-4000:]
     assert "stopped for this run" not in r.err
@@ -65,14 +67,16 @@ def test_tokens_expiring_while_requests_wait_in_the_queue_are_renewed(pworld, tt
 
 def test_a_token_refused_again_and_again_stops_the_connector(pworld):
     """Fresh tokens that the API refuses at once (revoked as soon as issued): not a loop of
-    renewals, but a stop with the platform's answer after three of them."""
+    renewals, but a stop with the platform's answer after three of them. The rate limit
+    spaces requests 1.5 s apart, longer than a token lives: a request that waited for a
+    token still goes with it (it once fetched token after token, each stale by its turn)."""
     pworld.mappings = [os.path.join(MAPS, "employees.yaml")]
-    pworld.write_config()
+    pworld.write_config(rate="40/min")
     pworld.sandbox.config(token_ttl=0.001)
     try:
         r = pworld.run("run", timeout=300, check_rc=3)
     finally:
         pworld.sandbox.config(token_ttl=86400)
     assert "credentials refused (HTTP 401" in r.err, r.err[-3000:]
-    assert pworld.sandbox.store()["tokens"]["issued"] <= 4
+    assert pworld.sandbox.store()["tokens"]["issued"] == 3
     assert pworld.writes(pworld.sandbox.requests()) == []
