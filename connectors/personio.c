@@ -479,7 +479,7 @@ static char *abs_form(struct op *op, char unit, char **why)
 static void abs_find(struct op *op);
 
 static const struct step abs_created = {.doing = "creating the %s", .ok = kit_written, .lost = abs_find,
-					.creates = true};
+					.refused = kit_create_refused, .creates = true};
 
 static void abs_post(struct op *op)
 {

@@ -6,7 +6,9 @@
  *     source's where/terminate SQL compiles;
  *   - each connector answers a harmless read with the configured credentials;
  *   - every id a map, value or default puts in an id field exists on the platform, and
- *     the names the mirror holds for lookups are found (a warning naming the missing ones).
+ *     the names the mirror holds for lookups are found (a warning naming the missing ones);
+ *   - the source's role (which runs the mappings' SQL) can write nothing: a warning says
+ *     what it could write (roles.h).
  * It reads only: one READ ONLY transaction, GET requests.
  */
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "cli.h"
 #include "db.h"
 #include "lookups.h"
+#include "roles.h"
 #include "source.h"
 #include "strmap.h"
 
@@ -330,7 +333,7 @@ static void check_lookup_values(struct online *o, PGconn *pg, const struct mappi
 	char *from = m->table ? db_quote_qualified(pg, m->table) : xasprintf("(%s)", m->query);
 	char *sql = xasprintf("SELECT DISTINCT %s::text FROM %s AS s0 WHERE %s IS NOT NULL LIMIT 2000", col, from, col);
 	PQclear(PQexec(pg, "SAVEPOINT l"));
-	PGresult *r = db_exec1(pg, sql, NULL);
+	PGresult *r = db_exec1(pg, sql, NULL, NULL);
 	free(sql);
 	free(col);
 	free(from);
@@ -371,16 +374,53 @@ static void lookups_in(struct online *o, PGconn *pg, const struct mapping *m, co
 	}
 }
 
+/* The source's role runs the mappings' SQL: it should be able to write nothing (roles.h). */
+static void check_source_role(struct config *cfg, PGconn *pg, struct diag *d)
+{
+	const struct ynode *db = ymap_get(cfg->doc->root, "database");
+	const struct ynode *n = cfg->source_conninfo ? ymap_get(db, "source_conninfo") : ymap_get(db, "conninfo");
+	char *err = NULL;
+	char *writes = roles_source_writes(pg, &err);
+	if (!writes) {
+		diag_warn(d, cfg->path, n ? n->line : 0, n ? n->col : 0,
+			  "database: could not read what the source's role may write: %s", err);
+		free(err);
+		return;
+	}
+	if (*writes)
+		diag_warn(d, cfg->path, n ? n->line : 0, n ? n->col : 0,
+			  "database: the mappings' SQL (where, terminate.when, query) runs as a role that can write: %s. "
+			  "`hrsync db grants` prints the SQL for a source role that only reads the mirror (%s)",
+			  writes, cfg->source_conninfo ? "database.source_conninfo"
+						       : "set database.source_conninfo to it");
+	free(writes);
+}
+
+/* A connection that failed, reported at its key of database: (*err freed). */
+static void connect_failed(struct config *cfg, struct diag *d, const char *key, char **err)
+{
+	const struct ynode *n = ymap_get(ymap_get(cfg->doc->root, "database"), key);
+	diag_error(d, cfg->path, n ? n->line : 0, n ? n->col : 0, "database: %s", *err);
+	free(*err);
+	*err = NULL;
+}
+
 static void check_online(struct config *cfg, struct diag *d)
 {
 	char *err = NULL;
-	PGconn *pg = db_connect(cfg, "check", &err);
-	if (!pg) {
-		const struct ynode *n = ymap_get(ymap_get(cfg->doc->root, "database"), "conninfo");
-		diag_error(d, cfg->path, n ? n->line : 0, n ? n->col : 0, "database: %s", err);
-		free(err);
-	}
+	PGconn *pg = db_connect_source(cfg, "check", &err);
+	if (!pg)
+		connect_failed(cfg, d, cfg->source_conninfo ? "source_conninfo" : "conninfo", &err);
 	struct source src = {.pg = pg, .cfg = cfg};
+	if (pg)
+		check_source_role(cfg, pg, d);
+	if (cfg->source_conninfo) {
+		/* The source's session is the one checked below; the state's must connect too. */
+		PGconn *st = db_connect(cfg, "check", &err);
+		if (!st)
+			connect_failed(cfg, d, "conninfo", &err);
+		PQfinish(st);
+	}
 	if (pg) {
 		src.state_q = db_quote_ident(pg, cfg->state_schema);
 		PQclear(PQexec(pg, "BEGIN READ ONLY"));
@@ -436,6 +476,19 @@ static void check_online(struct config *cfg, struct diag *d)
 	free(src.state_q);
 }
 
+/* Plain http is accepted for a sandbox on this machine only (config.c); check says so too. */
+static void warn_insecure_http(const struct config *cfg, struct diag *d)
+{
+	for (size_t i = 0; i < cfg->nconns; i++) {
+		const struct conn_cfg *cc = &cfg->conns[i];
+		if (cc->allow_insecure_http)
+			diag_warn(d, cc->file, cc->line, cc->col,
+				  "connector '%s': allow_insecure_http: requests may go over plain http, credentials included "
+				  "(for a sandbox on this machine only)",
+				  cc->name);
+	}
+}
+
 int cmd_check(const struct globals *g, int argc, char **argv)
 {
 	bool online = false;
@@ -449,6 +502,8 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 	}
 	struct diag d = {0};
 	struct config *cfg = config_load(g->config, &d);
+	if (cfg)
+		warn_insecure_http(cfg, &d);
 	if (cfg && !d.errors && online) {
 		if (cfg->timezone) {
 			setenv("TZ", cfg->timezone, 1);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "roles.h"
 #include "sync.h"
 
 struct config *cli_load_config(const struct globals *g)
@@ -34,12 +35,18 @@ struct config *cli_load_config(const struct globals *g)
 
 int cmd_db(const struct globals *g, int argc, char **argv)
 {
-	if (argc != 1 || !streq(argv[0], "migrate")) {
-		fprintf(stderr, "usage: hrsync db migrate\n");
+	if (argc != 1 || !(streq(argv[0], "migrate") || streq(argv[0], "grants"))) {
+		fprintf(stderr, "usage: hrsync db migrate | hrsync db grants\n");
 		return 2;
 	}
 	struct config *cfg = cli_load_config(g);
-	int rc = cfg ? sync_migrate(cfg) : 2;
+	int rc = 2;
+	if (cfg && streq(argv[0], "migrate")) {
+		rc = sync_migrate(cfg);
+	} else if (cfg) {
+		roles_print_grants(cfg, stdout);
+		rc = fflush(stdout) == 0 ? 0 : 3;
+	}
 	config_free(cfg);
 	return rc;
 }

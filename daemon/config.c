@@ -4,9 +4,12 @@
 #define _GNU_SOURCE
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <glob.h>
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,7 +18,11 @@
 
 static const char *const top_keys[] = {"database", "schedule", "timezone", "connectors", "mappings",
 				       "guards", "logging", "metrics"};
-static const char *const db_keys[] = {"conninfo", "password_file", "state_schema"};
+static const char *const db_keys[] = {"conninfo", "password_file", "state_schema", "inbound_schemas",
+				      "source_conninfo", "source_password_file", "statement_timeout"};
+/* Where pull mappings write when database.inbound_schemas is not set: the shipped mappings' schema. */
+static const char *const default_inbound[] = {"erp_inbound"};
+#define DEFAULT_STATEMENT_TIMEOUT_MS (10 * 60 * 1000)
 static const char *const common_conn_keys[] = {"type", "base_url", "rate_limit", "max_in_flight", "timeout",
 					       "max_wait", "allow_insecure_http"};
 
@@ -79,6 +86,57 @@ static bool valid_ident(const char *s)
 	return true;
 }
 
+static void load_password(struct config *c, struct diag *d, const struct ynode *pf, struct secret *out,
+			  const char *what)
+{
+	if (!pf)
+		return;
+	char *p = scalar(c, d, pf, what);
+	if (p) {
+		char *full = path_join(c->dir, p);
+		secret_load_file(out, full, what, d, pf);
+		free(full);
+		free(p);
+	}
+}
+
+/*
+ * database.inbound_schemas: the only schemas a pull mapping may write to. Absent, the shipped
+ * mappings' erp_inbound, so that a configuration written before the key keeps working; a pull
+ * target elsewhere is then refused with the key to add (config_pull_target_refused).
+ */
+static void load_inbound_schemas(struct config *c, struct diag *d, const struct ynode *n)
+{
+	if (!n) {
+		c->inbound_default = true;
+		c->ninbound = ARRAY_LEN(default_inbound);
+		c->inbound_schemas = xcalloc(c->ninbound + 1, sizeof *c->inbound_schemas);
+		for (size_t i = 0; i < c->ninbound; i++)
+			c->inbound_schemas[i] = xstrdup(default_inbound[i]);
+		return;
+	}
+	if (n->type != YN_SEQ) {
+		ERR(n, "database inbound_schemas: expected a list of schema names, such as [erp_inbound]");
+		return;
+	}
+	c->inbound_schemas = xcalloc(n->n + 1, sizeof *c->inbound_schemas);
+	for (size_t i = 0; i < n->n; i++) {
+		const struct ynode *v = n->vals[i];
+		char *s = scalar(c, d, v, "database inbound_schemas");
+		if (!s)
+			continue;
+		if (!*s || strlen(s) > 63 || strchr(s, '.') || strchr(s, '"')) {
+			ERR(v, "database inbound_schemas: '%s' is not a schema name", s);
+			free(s);
+		} else if (c->state_schema && streq(s, c->state_schema)) {
+			ERR(v, "database inbound_schemas: '%s' is the state schema; hrsync's own tables cannot be a pull target", s);
+			free(s);
+		} else {
+			c->inbound_schemas[c->ninbound++] = s;
+		}
+	}
+}
+
 static void load_database(struct config *c, struct diag *d, const struct ynode *n)
 {
 	if (!n) {
@@ -100,21 +158,174 @@ static void load_database(struct config *c, struct diag *d, const struct ynode *
 	c->conninfo = scalar(c, d, ymap_get(n, "conninfo"), "database conninfo");
 	if (!ymap_get(n, "conninfo"))
 		ERR(n, "database: needs conninfo (a libpq connection string or URI)");
-	const struct ynode *pf = ymap_get(n, "password_file");
-	if (pf) {
-		char *p = scalar(c, d, pf, "database password_file");
-		if (p) {
-			char *full = path_join(c->dir, p);
-			secret_load_file(&c->db_password, full, "database password_file", d, pf);
-			free(full);
-			free(p);
-		}
-	}
+	load_password(c, d, ymap_get(n, "password_file"), &c->db_password, "database password_file");
+	const struct ynode *sc = ymap_get(n, "source_conninfo");
+	c->source_conninfo = sc ? scalar(c, d, sc, "database source_conninfo") : NULL;
+	const struct ynode *spf = ymap_get(n, "source_password_file");
+	if (spf && !sc)
+		ERR(spf, "database source_password_file: is the password of source_conninfo, which is not set");
+	load_password(c, d, spf, &c->source_password, "database source_password_file");
 	const struct ynode *ss = ymap_get(n, "state_schema");
 	c->state_schema = ss ? scalar(c, d, ss, "database state_schema") : xstrdup("hrsync");
 	if (c->state_schema && !valid_ident(c->state_schema))
 		ERR(ss, "database state_schema: '%s' must be a lower-case SQL name (letters, digits, _)",
 		    c->state_schema);
+	load_inbound_schemas(c, d, ymap_get(n, "inbound_schemas"));
+	c->statement_timeout_ms = DEFAULT_STATEMENT_TIMEOUT_MS;
+	const struct ynode *st = ymap_get(n, "statement_timeout");
+	int64_t ms;
+	if (st && (st->type != YN_SCALAR || !parse_duration_ms(st->str, &ms) || ms < 1000))
+		ERR(st, "database statement_timeout: expected a duration such as 10min, 2h or 90s (at least 1s)");
+	else if (st)
+		c->statement_timeout_ms = ms;
+}
+
+/* ---- issue 19: plain http only to this machine; who may write the files hrsync reads ---- */
+
+bool config_url_is_loopback(const char *url)
+{
+	const char *p = strstr(url, "://");
+	if (!p)
+		return false;
+	p += 3;
+	char *host = xstrndup(p, strcspn(p, "/?#"));
+	bool ok = false;
+	/* User info, percent-encoding or a backslash: hosts spelt in ways parsers disagree on. */
+	if (strpbrk(host, "@%\\")) {
+		ok = false;
+	} else if (host[0] == '[') {
+		char *end = strchr(host, ']');
+		struct in6_addr a6;
+		if (end && (!end[1] || (end[1] == ':' && end[2] && strspn(end + 2, "0123456789") == strlen(end + 2)))) {
+			*end = '\0';
+			ok = inet_pton(AF_INET6, host + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+		}
+	} else {
+		char *colon = strchr(host, ':');
+		struct in_addr a4;
+		if (colon && (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)))
+			goto out;
+		if (colon)
+			*colon = '\0';
+		if (strcasecmp(host, "localhost") == 0)
+			ok = true;
+		else if (inet_pton(AF_INET, host, &a4) == 1)
+			ok = (ntohl(a4.s_addr) >> 24) == 127;
+	}
+out:
+	free(host);
+	return ok;
+}
+
+/*
+ * allow_insecure_http lets a connector talk plain http, credentials included: only to a
+ * sandbox on this machine. Elsewhere it is an error, whatever the base_url's scheme (curl's
+ * allowed protocols follow it: http,https with it, https alone without).
+ */
+static void check_insecure_http(struct config *c, struct diag *d, const struct conn_cfg *cc, const struct ynode *n)
+{
+	if (!cc->allow_insecure_http || !cc->base_url)
+		return;
+	if (!str_has_prefix(cc->base_url, "http://") && !str_has_prefix(cc->base_url, "https://"))
+		return;   /* refused already for its scheme */
+	if (!config_url_is_loopback(cc->base_url))
+		ERR(ymap_get(n, "allow_insecure_http"),
+		    "connector '%s': allow_insecure_http is only for a sandbox on this machine (a base_url on localhost, "
+		    "127.0.0.0/8 or [::1]); remove it and use https://",
+		    cc->name);
+}
+
+void config_log_insecure(const struct config *c)
+{
+	for (size_t i = 0; i < c->nconns; i++)
+		if (c->conns[i].allow_insecure_http)
+			log_warn("connector '%s': allow_insecure_http: requests to %s may go over plain http, credentials "
+				 "included (for a sandbox on this machine only)",
+				 c->conns[i].name, c->conns[i].base_url ? c->conns[i].base_url : "?");
+}
+
+/* The octal mode the messages show (0666, 1777). */
+static unsigned shown_mode(mode_t m)
+{
+	return (unsigned)(m & 07777);
+}
+
+/*
+ * Does the conninfo written in the file (before ${NAME} expansion) hold a password? A
+ * password given as ${NAME} comes from the environment, not from the file.
+ */
+static bool conninfo_has_password(const char *raw)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(raw, &err);
+	PQfreemem(err);
+	bool found = false;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (streq(o->keyword, "password") && o->val && *o->val && !strstr(o->val, "${"))
+			found = true;
+	PQconninfoFree(opts);
+	return found;
+}
+
+/*
+ * The config file: writable by others is refused (yfile_read), by its group a warning; a
+ * password inline in conninfo, in a file others may read, a warning naming password_file.
+ */
+static void check_config_file(struct config *c, struct diag *d)
+{
+	struct stat st;
+	if (stat(c->path, &st) != 0)
+		return;
+	if ((st.st_mode & S_IWGRP) && !(st.st_mode & S_IWOTH))
+		diag_warn(d, c->path, 0, 0,
+			  "writable by its group (mode %04o): whoever is in it can change what hrsync sends, and where; "
+			  "run: chmod g-w %s",
+			  shown_mode(st.st_mode), c->path);
+	const struct ynode *ci = ymap_get(ymap_get(c->doc->root, "database"), "conninfo");
+	if (ci && ci->type == YN_SCALAR && (st.st_mode & S_IROTH) && conninfo_has_password(ci->str))
+		WARN(ci,
+		     "database conninfo: holds a password, in a file others may read (mode %04o); move it to a file of "
+		     "its own named by password_file: (mode 0600, or systemd's LoadCredential=), or run: chmod o-r %s",
+		     shown_mode(st.st_mode), c->path);
+}
+
+/*
+ * A folder others may write to lets them add or replace the files hrsync reads there:
+ * mapping folders are refused (a glob would pick up their files); the config's folder is
+ * refused unless sticky (others may then add files but not replace the config).
+ */
+static void check_folder(struct diag *d, const char *dir, bool mappings)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0 || !(st.st_mode & S_IWOTH) || (!mappings && (st.st_mode & S_ISVTX)))
+		return;
+	diag_error(d, dir, 0, 0,
+		   "this folder is writable by others (mode %04o): anyone on this machine could add or replace the %s "
+		   "hrsync reads there; run: chmod o-w %s",
+		   shown_mode(st.st_mode), mappings ? "mapping files" : "configuration", dir);
+}
+
+static void check_file_modes(struct config *c, struct diag *d)
+{
+	check_config_file(c, d);
+	check_folder(d, c->dir, false);
+	char **seen = xcalloc(c->nmaps + 1, sizeof *seen);
+	size_t nseen = 0;
+	for (size_t i = 0; i < c->nmaps; i++) {
+		char *dir = path_dirname(c->maps[i]->file);
+		bool again = false;
+		for (size_t k = 0; k < nseen; k++)
+			again |= streq(seen[k], dir);
+		if (again) {
+			free(dir);
+			continue;
+		}
+		check_folder(d, dir, true);
+		seen[nseen++] = dir;
+	}
+	for (size_t k = 0; k < nseen; k++)
+		free(seen[k]);
+	free(seen);
 }
 
 static void load_connector(struct config *c, struct diag *d, struct conn_cfg *cc, const struct ynode *key,
@@ -227,6 +438,7 @@ static void load_connector(struct config *c, struct diag *d, struct conn_cfg *cc
 		while (l > 0 && cc->base_url[l - 1] == '/')
 			cc->base_url[--l] = '\0';
 	}
+	check_insecure_http(c, d, cc, n);
 }
 
 static void add_mapping_file(struct config *c, struct diag *d, const char *path)
@@ -398,6 +610,49 @@ static void check_field_links(struct config *c, struct diag *d, struct mapping *
 	}
 }
 
+const char *config_pull_target_refused(const struct config *c, const char *table, char *buf, size_t len)
+{
+	const char *dot = table ? strchr(table, '.') : NULL;
+	size_t sl = dot ? (size_t)(dot - table) : 0;
+	if (dot && c->state_schema && strlen(c->state_schema) == sl && !strncmp(table, c->state_schema, sl)) {
+		snprintf(buf, len, "%s is hrsync's state schema: a pull mapping never writes hrsync's own tables",
+			 c->state_schema);
+		return buf;
+	}
+	struct sb list = {0};
+	for (size_t i = 0; i < c->ninbound; i++) {
+		if (dot && sl && strlen(c->inbound_schemas[i]) == sl && !strncmp(table, c->inbound_schemas[i], sl)) {
+			sb_free(&list);
+			return NULL;
+		}
+		sb_printf(&list, "%s%s", i ? ", " : "", c->inbound_schemas[i]);
+	}
+	bool set = !c->inbound_default;
+	if (!dot || !sl)
+		snprintf(buf, len, "name its schema (schema.table): pull mappings write only to database inbound_schemas "
+				   "([%s]%s)", sb_str(&list), set ? "" : ", the default");
+	else
+		snprintf(buf, len, "schema %.*s is not an inbound schema (database inbound_schemas: [%s]%s); "
+				   "add it there if hrsync may write to it", (int)sl, table, sb_str(&list),
+			 set ? "" : ", the default");
+	sb_free(&list);
+	return buf;
+}
+
+/* A pull mapping writes only to an inbound schema of the mirror, never to the state (config.h). */
+static void check_pull_target(struct config *c, struct diag *d, const struct mapping *m)
+{
+	if (!m->target_table)
+		return;
+	char why[512];
+	if (!config_pull_target_refused(c, m->target_table, why, sizeof why))
+		return;
+	const struct ynode *t = ymap_get(m->doc->root, "target");
+	const struct ynode *tn = ymap_get(t, "table");
+	const struct ynode *at = tn ? tn : t ? t : m->doc->root;
+	diag_error(d, m->file, at->line, at->col, "target table '%s': %s", m->target_table, why);
+}
+
 /* The mappings a mapping must come after: depends_on and the targets of its references. */
 static void deps_of(struct config *c, struct mapping *m, struct mapping **out, size_t *n)
 {
@@ -504,6 +759,7 @@ static void link_mappings(struct config *c, struct diag *d)
 					   np ? "entity '%s': connector %s pulls only %s%s" : "entity '%s': connector %s pulls nothing",
 					   m->entity, ty->name, np ? ty->pull_entities[0] : "", np > 1 ? " and others" : "");
 			m->ent = connector_entity(ty, m->entity);
+			check_pull_target(c, d, m);
 			for (size_t k = 0; k < m->nfields; k++)
 				if (m->fields[k].ref_back && !config_mapping(c, m->fields[k].ref_back))
 					diag_error(d, m->file, m->fields[k].line, m->fields[k].col,
@@ -695,6 +951,7 @@ struct config *config_load(const char *path, struct diag *d)
 		c->metrics_textfile = scalar(c, d, ymap_get(mx, "textfile"), "metrics textfile");
 	load_mappings(c, d, ymap_get(root, "mappings"));
 	link_mappings(c, d);
+	check_file_modes(c, d);
 	return c;
 }
 
@@ -723,7 +980,12 @@ void config_free(struct config *c)
 		mapping_free(c->maps[i]);
 	free(c->maps);
 	secret_free(&c->db_password);
+	secret_free(&c->source_password);
 	free(c->conninfo);
+	free(c->source_conninfo);
+	for (size_t i = 0; i < c->ninbound; i++)
+		free(c->inbound_schemas[i]);
+	free(c->inbound_schemas);
 	free(c->state_schema);
 	free(c->schedule);
 	free(c->timezone);

@@ -88,6 +88,7 @@ struct connector *connector_new(const struct conn_cfg *cfg, struct http *http, c
 	c->http = http;
 	double rate = cfg->rate > 0 ? cfg->rate : cfg->type->default_rate;
 	pacer_init(&c->pacer, cfg->name, rate, cfg->max_in_flight, cfg->timeout_ms, cfg->max_wait_ms);
+	c->pacer.allow_http = cfg->allow_insecure_http;
 	http_add_pacer(http, &c->pacer);
 	if (c->type->priv_size)
 		c->priv = xcalloc(1, c->type->priv_size);
@@ -175,7 +176,9 @@ static struct connector *owner(const struct http_call *call)
 /*
  * Just before a request goes out: the live token, or the request waits for the next one
  * (fetched without blocking, one request through the same pacer). A request that waited
- * in the queue past its token's renewal time goes with the new one.
+ * in the queue past its token's renewal time goes with the new one; a request that waited
+ * for a token goes with that token, however short its life (or tokens would be fetched
+ * for ever when each lives less than the queue's wait).
  */
 static bool attach_token(struct http_call *call)
 {
@@ -183,7 +186,10 @@ static bool attach_token(struct http_call *call)
 	struct token *t = &c->token;
 	/* A token that lives less than the wait for a new one is used for a second anyway. */
 	int64_t now = now_ms();
-	if (secret_present(&t->value) && (now < t->renew_ms || now < t->got_ms + 1000) && !t->fetching) {
+	bool waited_for = call->waited_gen && call->waited_gen == t->gen;
+	call->waited_gen = 0;
+	if (secret_present(&t->value) && !t->fetching &&
+	    (waited_for || now < t->renew_ms || now < t->got_ms + 1000)) {
 		set_headers(c, call, secret_value(&t->value));
 		call->auth_gen = t->gen;
 		return true;
@@ -283,10 +289,12 @@ static void token_settled(struct connector *c, const char *err)
 	t->waiting = NULL;
 	t->nwaiting = t->capwaiting = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (err)
+		if (err) {
 			refuse_call(w[i], err);
-		else
+		} else {
+			w[i]->waited_gen = t->gen;
 			conn_submit(c, w[i], 0);
+		}
 	}
 	free(w);
 }
@@ -527,9 +535,12 @@ static void after_call(struct http_call *call)
 		return;
 	}
 	if (call->outcome == CALL_TRANSIENT) {
-		/* The platform may have acted before the answer was lost: look again, then send. */
+		/*
+		 * The platform may have acted before the answer was lost: look again, then send;
+		 * as many sends as an idempotent request gets.
+		 */
 		if (!call->idempotent && st->lost) {
-			if (!op_retry_later(op, st->lost, 4))
+			if (!op_retry_later(op, st->lost, op->conn->pacer.max_attempts))
 				finish_transient(op, st);
 			return;
 		}
@@ -603,9 +614,17 @@ bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts
 {
 	if (++op->attempt >= max_attempts)
 		return false;
+	/*
+	 * A request that ran out of time may still be at work on the platform: looking for
+	 * what it made before it is done would find nothing and send it again. The first look
+	 * waits one more timeout.
+	 */
+	/* Each op its own jitter: records that failed together must not come back together. */
+	int64_t delay = backoff_ms(op->attempt - 1, 250, 10000, http_jitter(op->conn->http));
+	if (op->call.timed_out && delay < op->conn->pacer.timeout_ms)
+		delay = op->conn->pacer.timeout_ms;
 	/* A zero-cost timer: a call that never goes out. The pacer's queue holds it back. */
 	http_call_reset(&op->call);
-	int64_t delay = backoff_ms(op->attempt - 1, 250, 10000, (double)(now_ms() % 1000) / 1000.0);
 	op->kit.timer = step;
 	op->call.pacer = &op->conn->pacer;
 	op->call.done = retry_timer;

@@ -3,6 +3,8 @@
  */
 #include "db.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,20 +34,21 @@ static void on_notice(void *arg, const char *message)
 	log_debug("database: %.*s", (int)n, message);
 }
 
-PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
+static PGconn *connect_with(const struct config *cfg, const char *conninfo, const struct secret *password,
+			    const char *purpose, char **err)
 {
 	const char *keys[6], *vals[6];
 	int n = 0;
 	keys[n] = "dbname";
-	vals[n++] = cfg->conninfo;
+	vals[n++] = conninfo;
 	char *appname = xasprintf("hrsync %s", purpose);
 	keys[n] = "application_name";
 	vals[n++] = appname;
 	keys[n] = "connect_timeout";
 	vals[n++] = "10";
-	if (secret_present(&cfg->db_password)) {
+	if (secret_present(password)) {
 		keys[n] = "password";
-		vals[n++] = secret_value(&cfg->db_password);
+		vals[n++] = secret_value(password);
 	}
 	keys[n] = NULL;
 	vals[n] = NULL;
@@ -75,6 +78,74 @@ PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
 		return NULL;
 	}
 	return pg;
+}
+
+PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
+{
+	return connect_with(cfg, cfg->conninfo, &cfg->db_password, purpose, err);
+}
+
+PGconn *db_connect_source(const struct config *cfg, const char *purpose, char **err)
+{
+	PGconn *pg = cfg->source_conninfo ? connect_with(cfg, cfg->source_conninfo, &cfg->source_password, purpose, err)
+					  : db_connect(cfg, purpose, err);
+	if (!pg)
+		return NULL;
+	/*
+	 * The mapping's SQL runs here: bound each statement, and have the server look every few
+	 * seconds whether hrsync is still there (PostgreSQL 14+), so that a query of a process
+	 * killed with SIGKILL does not run on for hours.
+	 */
+	char *sql = xasprintf("SET statement_timeout = %lld%s", (long long)cfg->statement_timeout_ms,
+			      PQserverVersion(pg) >= 140000 ? "; SET client_connection_check_interval = '5s'" : "");
+	bool ok = db_exec(pg, sql, err);
+	free(sql);
+	if (!ok) {
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+/* Ask the server to cancel what pg is running; a failure to ask is logged, the wait goes on. */
+static void cancel_query(PGconn *pg)
+{
+	char buf[256];
+	PGcancel *c = PQgetCancel(pg);
+	if (!c || !PQcancel(c, buf, sizeof buf))
+		log_warn("database: could not cancel the running query: %s", c ? buf : "no cancel handle");
+	PQfreeCancel(c);
+}
+
+PGresult *db_wait(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled)
+{
+	bool asked = false;
+	while (PQisBusy(pg)) {
+		if (stop && *stop && !asked) {
+			cancel_query(pg);
+			asked = true;
+			if (cancelled)
+				*cancelled = true;
+		}
+		struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
+		if (p.fd < 0)
+			break;
+		if (poll(&p, 1, 200) < 0 && errno != EINTR)
+			break;
+		if (!PQconsumeInput(pg))
+			break; /* the connection is gone: PQgetResult says so */
+	}
+	PGresult *last = NULL, *r;
+	while ((r = PQgetResult(pg))) {
+		/* the first error, else the last result */
+		if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+			PQclear(r);
+			continue;
+		}
+		PQclear(last);
+		last = r;
+	}
+	return last ? last : PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
 }
 
 char *db_quote_ident(PGconn *pg, const char *name)
@@ -113,9 +184,10 @@ char *db_quote_qualified(PGconn *pg, const char *name)
 	return r;
 }
 
-PGresult *db_exec1(PGconn *pg, const char *sql, char **err)
+PGresult *db_exec1(PGconn *pg, const char *sql, volatile sig_atomic_t *stop, char **err)
 {
-	PGresult *r = PQexecParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+	PGresult *r = PQsendQueryParams(pg, sql, 0, NULL, NULL, NULL, NULL, 0) ? db_wait(pg, stop, NULL)
+									     : PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;

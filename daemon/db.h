@@ -1,19 +1,34 @@
 /*
  * db — connecting to PostgreSQL the way every hrsync connection must: the config's
- * conninfo, the password from its redacting secret, an application name, ISO dates
- * in the configured time zone. Quoting helpers keep identifiers from mapping files
- * from ever being read as SQL.
+ * conninfo (the state role's) or source_conninfo (the source role's, bounded by
+ * statement_timeout), the password from its redacting secret, an application name, ISO
+ * dates in the configured time zone. Quoting helpers keep identifiers from mapping files
+ * from ever being read as SQL; db_wait waits for a query so that a stop request cancels it.
  */
 #ifndef HRSYNC_DB_H
 #define HRSYNC_DB_H
 
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdbool.h>
 
 #include "config.h"
 
-/* Connect; NULL with *err (caller frees) on failure. */
+/* Connect as the state role (conninfo); NULL with *err (caller frees) on failure. */
 PGconn *db_connect(const struct config *cfg, const char *purpose, char **err);
+/*
+ * Connect as the source role (source_conninfo, else conninfo), the session where a mapping's
+ * where/query/terminate.when run: every statement bounded by database.statement_timeout, and
+ * the server told to notice a client that died. NULL with *err on failure.
+ */
+PGconn *db_connect_source(const struct config *cfg, const char *purpose, char **err);
+/*
+ * The result of the query sent on pg (PQsendQuery and the like): the first error, else the
+ * last result; never NULL (caller PQclear()s). It waits on the socket rather than inside
+ * libpq, so that stop (set by a signal handler; NULL: none) is seen while the server works:
+ * the query is then cancelled on the server, and *cancelled set (when not NULL).
+ */
+PGresult *db_wait(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled);
 /* "schema"."table" from "schema.table" or "table", quoted. Caller frees; NULL when malformed. */
 char *db_quote_qualified(PGconn *pg, const char *name);
 char *db_quote_ident(PGconn *pg, const char *name);
@@ -23,10 +38,10 @@ bool db_exec(PGconn *pg, const char *sql, char **err);
 /*
  * Run exactly one statement through the extended protocol, which refuses a string holding
  * several: SQL that embeds a mapping's where/query/terminate.when must go through here,
- * so that "...; COMMIT; DROP TABLE ..." cannot leave the read-only transaction.
- * Returns the result (caller PQclear()s), or NULL with *err.
+ * so that "...; COMMIT; DROP TABLE ..." cannot leave the read-only transaction. A stop
+ * request cancels it (db_wait). Returns the result (caller PQclear()s), or NULL with *err.
  */
-PGresult *db_exec1(PGconn *pg, const char *sql, char **err);
+PGresult *db_exec1(PGconn *pg, const char *sql, volatile sig_atomic_t *stop, char **err);
 /* The server's message, one line. Caller frees. */
 char *db_error(PGconn *pg, const PGresult *res);
 

@@ -30,7 +30,7 @@ struct http {
 	uint64_t rng;
 };
 
-static double rnd(struct http *h)
+double http_jitter(struct http *h)
 {
 	/* xorshift64*: jitter only, no security role. */
 	h->rng ^= h->rng >> 12;
@@ -132,11 +132,13 @@ void http_call_reset(struct http_call *c)
 	c->headers = NULL;
 	c->body_type = NULL;
 	c->before_send = NULL;
+	c->waited_gen = 0;
 	c->resp_len = c->body_len = 0;
 	c->status = 0;
 	c->outcome = CALL_PENDING;
 	c->err[0] = '\0';
 	c->attempts = c->throttled = 0;
+	c->timed_out = false;
 }
 
 static void enqueue(struct pacer *p, struct http_call *c)
@@ -255,7 +257,7 @@ static void start(struct http *h, struct http_call *c)
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, p->allow_http ? "http,https" : "https");
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_BODY); /* a Content-Length over it: not read */
 	if (strcmp(c->method, "GET") != 0)
@@ -429,6 +431,7 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 	p->in_flight--;
 	int64_t now = now_ms();
 
+	c->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
 	/* Too large is not transient: the same answer would come again. */
 	bool oversized = c->too_large || rc == CURLE_FILESIZE_EXCEEDED || rc == CURLE_OUT_OF_MEMORY;
 	if (oversized) {
@@ -498,7 +501,7 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 			finish(h, c, CALL_STOPPED);
 			return;
 		}
-		delay = ra >= 0 ? ra : backoff_ms(c->throttled - 1, 1000, 60000, rnd(h));
+		delay = ra >= 0 ? ra : backoff_ms(c->throttled - 1, 1000, 60000, http_jitter(h));
 		if (delay > p->max_wait_ms)
 			delay = p->max_wait_ms;
 		if (delay < 1000 && ra < 0)
@@ -525,7 +528,7 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 		}
 	} else if ((rc != CURLE_OK || retryable_status(status)) && (c->idempotent || never_sent) && !oversized) {
 		if (c->attempts < p->max_attempts)
-			delay = backoff_ms(c->attempts - 1, 1000, 30000, rnd(h));
+			delay = backoff_ms(c->attempts - 1, 1000, 30000, http_jitter(h));
 		if (rc == CURLE_OK && delay < 0)
 			snprintf(c->err, sizeof c->err, "HTTP %ld after %d attempts", status, c->attempts);
 	}

@@ -58,6 +58,8 @@ struct pacer {
 	int max_throttled;       /* 429s one call may absorb before it counts as failed */
 	int breaker_threshold;   /* reads failing in a row before the connector stops (writes: 3 more) */
 	int64_t max_wait_ms;     /* the longest Retry-After honoured; a longer one stops the connector */
+	bool allow_http;         /* curl may speak http besides https: the connector's allow_insecure_http
+				  * (accepted by config.c for a base_url on this machine only) */
 	int64_t pause_until;     /* a 429 with a long Retry-After (a quota window) pauses the whole connector */
 	double base_rate;        /* the configured rate; the bucket's may be lower after 429s */
 	int64_t last_429_ms, last_adapt_ms;
@@ -80,6 +82,7 @@ struct http_call {
 	struct curl_slist *headers;  /* owned */
 	const char *body_type;       /* the body's media type (static), kept for a resend */
 	unsigned auth_gen;           /* the submitter's: which credentials the headers carry */
+	unsigned waited_gen;         /* the submitter's: the credentials this call waited for (0: none) */
 	/*
 	 * Called just before the request goes out (after pacing, each attempt), to attach
 	 * credentials that may have changed while it waited. false: the call is not sent; the
@@ -98,6 +101,7 @@ struct http_call {
 	char *content_type;
 	char err[CURL_ERROR_SIZE + 64];
 	int attempts, throttled;
+	bool timed_out;              /* the last attempt ran out of time: the platform may still be at it */
 	int64_t elapsed_ms;
 
 	/* internal */
@@ -130,6 +134,9 @@ void http_submit(struct http *h, struct http_call *call, int64_t delay_ms);
  * would run answers out of order; http_run aborts when it is re-entered.
  */
 void http_run(struct http *h, int max_wait_ms);
+
+/* A number in [0, 1) for backoff jitter (not for anything secret). */
+double http_jitter(struct http *h);
 /* Submit and run the loop until this call is done (other calls progress meanwhile), or a
  * stop is requested: then it ends CALL_STOPPED. */
 void http_call_sync(struct http *h, struct http_call *call);

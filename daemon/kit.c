@@ -121,7 +121,23 @@ static void refind(struct op *op)
 		op_finish(op, OPR_TRANSIENT, "creating the %s: the answer was lost, and there is no way to look for it", what(op));
 }
 
-static const struct step created = {.doing = "creating the %s", .ok = kit_written, .lost = refind, .creates = true};
+/*
+ * A create refused as a duplicate (409, 422) after an answer was lost: the first request
+ * may have been carried out late (a timeout the platform finished after hrsync gave up),
+ * so the record may be ours. Look again, a few times, before taking the refusal.
+ */
+void kit_create_refused(struct op *op)
+{
+	long s = op->call.status;
+	if (op->attempt > 0 && (s == 409 || s == 422) && op_retry_later(op, refind, 6))
+		return;
+	char *d = xasprintf("creating the %s", what(op));
+	op_fail_answer(op, d);
+	free(d);
+}
+
+static const struct step created = {.doing = "creating the %s", .ok = kit_written, .refused = kit_create_refused,
+				    .lost = refind, .creates = true};
 static const struct step updated = {.doing = "updating the %s", .ok = kit_written, .gone = kit_recreate};
 static const struct step adopted = {.doing = "updating the %s found on the platform", .ok = kit_written};
 static const struct step deleted = {.doing = "deleting the %s", .gone = kit_done};

@@ -24,6 +24,8 @@ void kit_start(struct op *op);
 void kit_found(struct op *op, const char *id);
 /* find's usual end with a listed item: its id is the record (kit_found); no id is a transient failure. */
 void kit_found_item(struct op *op, const struct jv *item);
+/* A create's 409 or 422 after a lost answer: look again (it may be ours, carried out late), else refused. */
+void kit_create_refused(struct op *op);
 /* Nothing found: create it (entity's create, or POST `path`). */
 void kit_absent(struct op *op);
 /* The main record is written: the sub-resources (entity's then), or done. */

@@ -96,31 +96,13 @@ static void emit(struct sb *b)
 	}
 }
 
-/* Text and journal lines stay one line: a key or a platform's message cannot forge another. */
+/*
+ * Text and journal lines stay one line: a key or a platform's message cannot forge another,
+ * nor drive the terminal (escape sequences, C1 controls, bidi overrides: sb_put_printable).
+ */
 static void add_oneline(struct sb *b, const char *s, size_t n)
 {
-	const unsigned char *u = (const unsigned char *)s;
-	for (size_t i = 0; i < n;) {
-		unsigned char c = u[i];
-		size_t k = 1;
-		if (c == '\n')
-			sb_puts(b, "\\n");
-		else if (c == '\r')
-			sb_puts(b, "\\r");
-		else if (c == '\t')
-			sb_puts(b, "\\t");
-		else if (c < 0x20)
-			sb_printf(b, "\\x%02x", c);
-		else if (c < 0x80)
-			sb_putc(b, (char)c);
-		else if ((k = utf8_seq(u + i, n - i)))
-			sb_add(b, s + i, k);
-		else {
-			sb_printf(b, "\\x%02x", c); /* not UTF-8 (a CP1251 byte): shown as its value */
-			k = 1;
-		}
-		i += k;
-	}
+	sb_put_printable(b, s, n);
 }
 
 static void json_kv(struct sb *b, const char *k, const char *v)

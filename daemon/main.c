@@ -8,6 +8,7 @@
 #include <locale.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,7 @@ static void usage(FILE *out)
 		"  retry [MAPPING [KEY...]]\n"
 		"                         make failed records eligible again on the next run\n"
 		"  db migrate             create or upgrade the state schema\n"
+		"  db grants              print the SQL for least-privilege database roles (source, state)\n"
 		"  version                print the version\n"
 		"\n"
 		"Config: -c FILE, else $HRSYNC_CONFIG, else /etc/hrsync/hrsync.yaml.\n"
@@ -62,6 +64,9 @@ static const struct command {
 
 int main(int argc, char **argv)
 {
+	/* Tokens and passwords live in this process's memory: no core dump of it, and no ptrace
+	 * or /proc/PID/{mem,environ} access by other processes of the same user (only root). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	setlocale(LC_CTYPE, "C.UTF-8");
 	/* Each FETCH's result is freed before the next one is read: keep those pages rather than
 	 * give them back and fault them in again, batch after batch (a tenth of the client's time

@@ -169,27 +169,42 @@ static bool parse_tpl(struct loader *L, const struct ynode *n, const char *text,
 	return true;
 }
 
+/*
+ * One code: value pair of a map or map_file; the field takes key and val. The array doubles
+ * (its room is the power of two at or above nmap), so a table of n codes costs O(n).
+ */
+static void add_map_entry(struct field *f, char *key, struct jv *val)
+{
+	if ((f->nmap & (f->nmap - 1)) == 0)   /* 0 or a power of two: full */
+		f->map = xrealloc(f->map, (f->nmap ? f->nmap * 2 : 1) * sizeof *f->map);
+	f->map[f->nmap++] = (struct map_entry){key, val};
+}
+
 /* Load a code table kept in its own file: YAML (a map) or CSV (code,value per line). */
 static void load_map_file(struct loader *L, struct field *f, const struct ynode *n)
 {
 	char *path = path_join(L->dir, n->str);
 	const char *what = f->path;
-	{
-		/* A map file's content is part of the mapping: a changed code table changes payloads. */
-		size_t blen;
-		char *bytes = read_file(path, &blen);
-		if (bytes)
-			sha256_update(&L->hash, bytes, blen);
-		free(bytes);
+	size_t len;
+	struct diag rd = {0};
+	char *text = yfile_read(path, &len, &rd);
+	int e = errno;
+	/* What the reading found (too big, writable by others) is said of the map file, naming the
+	 * field that uses it; a file that cannot be read, against the field. */
+	if (!text && e != EFBIG)
+		ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(e));
+	else
+		for (size_t i = 0; i < rd.n; i++)
+			diag_error(L->d, rd.msgs[i].file, rd.msgs[i].line, rd.msgs[i].col, "%s (used by field '%s' of %s)",
+				   rd.msgs[i].text, what, L->file);
+	diag_free(&rd);
+	if (!text) {
+		free(path);
+		return;
 	}
+	/* A map file's content is part of the mapping: a changed code table changes payloads. */
+	sha256_update(&L->hash, text, len);
 	if (str_has_suffix(path, ".csv")) {
-		size_t len;
-		char *text = read_file(path, &len);
-		if (!text) {
-			ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(errno));
-			free(path);
-			return;
-		}
 		int lineno = 0;
 		char *line = text;
 		/* A spreadsheet's UTF-8 byte order mark is not part of the first code. */
@@ -237,15 +252,11 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 				jvv = jv_int(iv);
 			else
 				jvv = jv_str(val);
-			f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
-			f->map[f->nmap++] = (struct map_entry){xstrdup(line), jvv};
+			add_map_entry(f, xstrdup(line), jvv);
 			line = next;
 		}
-		free(text);
-	} else if (access(path, R_OK) != 0) {
-		ERR(n, "field '%s': map_file %s: %s", what, n->str, strerror(errno));
 	} else {
-		struct ydoc *doc = ydoc_load(path, L->d);
+		struct ydoc *doc = ydoc_parse(path, text, len, L->d);
 		if (doc) {
 			const struct ynode *root = doc->root;
 			/* Accept a bare map, or one under a top-level "map:" key. */
@@ -263,14 +274,13 @@ static void load_map_file(struct loader *L, struct field *f, const struct ynode 
 							   root->keys[i]->str, ynode_type_name(root->vals[i]));
 						continue;
 					}
-					f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
-					f->map[f->nmap++] = (struct map_entry){xstrdup(root->keys[i]->str),
-									       scalar_jv(root->vals[i])};
+					add_map_entry(f, xstrdup(root->keys[i]->str), scalar_jv(root->vals[i]));
 				}
 			}
 			ydoc_free(doc);
 		}
 	}
+	free(text);
 	free(path);
 }
 
@@ -436,8 +446,7 @@ static void rule_map(struct loader *L, struct field *f, const struct ynode *v)
 			    v->keys[j]->str, ynode_type_name(v->vals[j]));
 			continue;
 		}
-		f->map = xrealloc(f->map, (f->nmap + 1) * sizeof *f->map);
-		f->map[f->nmap++] = (struct map_entry){xstrdup(v->keys[j]->str), scalar_jv(v->vals[j])};
+		add_map_entry(f, xstrdup(v->keys[j]->str), scalar_jv(v->vals[j]));
 	}
 }
 
@@ -689,6 +698,43 @@ static void parse_deps(struct loader *L, const struct ynode *n)
 	}
 }
 
+/*
+ * A mapping name is 1 to 63 of a-z, 0-9, _ and -: it goes into every log line (a newline in
+ * it would forge journal lines), the state's keys and command lines. from_file: the name
+ * was the file's, which then needs a name: of its own. The name shown is escaped.
+ */
+static void check_name(struct loader *L, const struct ynode *at, const char *name, const char *from_file)
+{
+	size_t len = strlen(name), bad = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+	if (len && len <= 63 && bad == len)
+		return;
+	struct sb shown = {0}, fix = {0};
+	sb_puts(&shown, "");
+	sb_put_printable(&shown, name, len);
+	for (const char *p = name; *p && fix.len < 63; p++) {
+		char c = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+		if (strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", c))
+			sb_putc(&fix, c);
+		else if (fix.len && fix.s[fix.len - 1] != '_')
+			sb_putc(&fix, '_');
+	}
+	while (fix.len && fix.s[fix.len - 1] == '_')
+		fix.s[--fix.len] = '\0';
+	if (!fix.len)
+		sb_puts(&fix, "employees");
+	const char *why = !len ? "is empty"
+			  : bad != len ? "has a character other than a-z, 0-9, _ and -"
+				       : "is longer than 63 characters";
+	if (from_file)
+		ERR(at, "the file name gives the mapping name '%s', which %s; add a name of those (e.g. name: %s) at the top of the file",
+		    sb_str(&shown), why, sb_str(&fix));
+	else
+		ERR(at, "name: '%s' %s; a mapping name is 1 to 63 of a-z, 0-9, _ and - (e.g. %s)", sb_str(&shown), why,
+		    sb_str(&fix));
+	sb_free(&shown);
+	sb_free(&fix);
+}
+
 static char *base_name(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -733,8 +779,12 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 
 	const struct ynode *n;
 	m->name = (n = ymap_get(root, "name")) ? want_string(L, n, "name") : NULL;
-	if (!m->name)
+	if (m->name)
+		check_name(L, n, m->name, NULL);
+	if (!m->name) {
 		m->name = base_name(path);
+		check_name(L, root, m->name, path);
+	}
 	if ((n = ymap_get(root, "direction"))) {
 		if (n->type == YN_SCALAR && streq(n->str, "pull"))
 			m->dir = DIR_PULL;

@@ -310,6 +310,12 @@ bool pull_run(struct pull_env *pe, const struct mapping *m, char **why)
 		*why = xasprintf("connector %s pulls nothing", c->name);
 		return false;
 	}
+	/* config_load refused such a mapping already; this keeps the rule next to the writes. */
+	char refused[512];
+	if (config_pull_target_refused(pe->cfg, m->target_table, refused, sizeof refused)) {
+		*why = xasprintf("target table '%s': %s", m->target_table, refused);
+		return false;
+	}
 	struct puller p = {.pe = pe, .m = m};
 	PGconn *pg = pe->st->pg;
 	p.table_q = db_quote_qualified(pg, m->target_table);

@@ -12,7 +12,8 @@
  * deleted_column is set, or the row is deleted.
  *
  * This module owns the SQL on the inbound table (the mapping's target, in the mirror);
- * the state's bookkeeping (`pulled`, `pull_cursors`) is state.c's.
+ * the state's bookkeeping (`pulled`, `pull_cursors`) is state.c's. It writes only to a
+ * table of database.inbound_schemas, never to the state schema (config_pull_target_refused).
  */
 #ifndef HRSYNC_PULL_H
 #define HRSYNC_PULL_H

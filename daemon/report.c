@@ -10,6 +10,10 @@
  * A config whose mapping files have errors still lets them read the state: a broken
  * mapping is no reason to hide what happened.
  *
+ * Tables show values from the ERP and the platforms (keys, reasons, messages) through
+ * sb_put_printable: an escape sequence in an ERP key is printed as \x1b[31m, never sent to
+ * the terminal. --format json gives the exact values.
+ *
  * Exit status: status 0; failures 0 when none are listed, 1 when some are; retry 0, or 1
  * when a KEY named has no failure; 2 usage or configuration; 3 database unreachable.
  */
@@ -158,11 +162,21 @@ struct table {
 	size_t nrows;
 };
 
+/* s as a table shows it: control and format characters escaped (sb_put_printable). Caller frees. */
+static char *shown(const char *s)
+{
+	struct sb b = {0};
+	sb_puts(&b, "");
+	if (s)
+		sb_put_printable(&b, s, strlen(s));
+	return sb_steal(&b);
+}
+
 static void table_row(struct table *t, const char *const *vals)
 {
 	t->cells = xrealloc(t->cells, (t->nrows + 1) * (size_t)t->ncols * sizeof *t->cells);
 	for (int c = 0; c < t->ncols; c++)
-		t->cells[t->nrows * (size_t)t->ncols + (size_t)c] = xstrdup(vals[c] ? vals[c] : "");
+		t->cells[t->nrows * (size_t)t->ncols + (size_t)c] = shown(vals[c]);
 	t->nrows++;
 }
 
@@ -375,8 +389,11 @@ static void print_run(const struct status_data *d, int i)
 	printf("Run %s  %s  %s  %s s  %s%s%s%s\n", val(runs, i, RUN_ID), val(runs, i, RUN_STARTED_TEXT),
 	       val(runs, i, RUN_COMMAND), val(runs, i, RUN_SECONDS), outcome_words(st), ex ? " (exit " : "", ex ? ex : "",
 	       ex ? ")" : "");
-	if (val(runs, i, RUN_MESSAGE))
-		printf("  %s\n", val(runs, i, RUN_MESSAGE));
+	if (val(runs, i, RUN_MESSAGE)) {
+		char *msg = shown(val(runs, i, RUN_MESSAGE));
+		printf("  %s\n", msg);
+		free(msg);
+	}
 	struct table t = {12, heads, " rrrrrrrrrrr", NULL, 0};
 	for (int m = 0; m < PQntuples(d->counts); m++) {
 		if (!streq(val(d->counts, m, RC_RUN_ID), val(runs, i, RUN_ID)))

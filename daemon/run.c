@@ -35,6 +35,7 @@ int cmd_run(const struct globals *g, int argc, char **argv)
 		free(o.only);
 		return 2;
 	}
+	config_log_insecure(cfg);
 	if (o.dry_run) {
 		/* --dry-run is the planner: the same decisions as `hrsync plan`, as a table. */
 		int prc = plan_run(cfg, &o, false);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- the registry of live values ---- */
 
@@ -102,6 +103,49 @@ bool secret_load_file(struct secret *s, const char *path, const char *what, stru
 	return true;
 }
 
+/*
+ * { env: NAME } secrets, read once per process. Once read, the variable is wiped from the
+ * environment: its bytes overwritten in place (/proc/PID/environ shows the block the process
+ * started with, not environ[]) and then unset, so that neither /proc nor a child process
+ * sees it. The value is kept here for the life of the process: the daemon's reload
+ * (SIGHUP) reads the config again and finds it. A changed value needs a restart, as any
+ * change of a service's environment does.
+ */
+struct env_secret {
+	char *name;
+	struct secret value;
+};
+static struct env_secret *env_secrets;
+static size_t nenv_secrets, capenv_secrets;
+
+static struct secret *env_secret_kept(const char *name)
+{
+	for (size_t i = 0; i < nenv_secrets; i++)
+		if (streq(env_secrets[i].name, name))
+			return &env_secrets[i].value;
+	return NULL;
+}
+
+/* Keep the value of NAME, then wipe NAME from the environment (every copy of it). */
+static void env_secret_take(const char *name, const char *val)
+{
+	struct secret *kept = env_secret_kept(name);
+	if (!kept) {
+		grow(&env_secrets, &capenv_secrets, nenv_secrets + 1, sizeof *env_secrets);
+		env_secrets[nenv_secrets].name = xstrdup(name);
+		kept = &env_secrets[nenv_secrets++].value;
+		memset(kept, 0, sizeof *kept);
+	}
+	secret_free(kept);
+	kept->value_ = xstrdup(val);
+	kept->len_ = strlen(val);
+	size_t nl = strlen(name);
+	for (char **e = environ; e && *e; e++)
+		if (strncmp(*e, name, nl) == 0 && (*e)[nl] == '=')
+			explicit_bzero(*e + nl + 1, strlen(*e + nl + 1));
+	unsetenv(name);
+}
+
 bool secret_load(struct secret *s, const struct ynode *node, const char *basedir, const char *what,
 		 struct diag *d)
 {
@@ -128,11 +172,14 @@ bool secret_load(struct secret *s, const struct ynode *node, const char *basedir
 	if (streq(kind, "env")) {
 		snprintf(s->origin, sizeof s->origin, "env %s", v->str);
 		const char *val = getenv(v->str);
-		if (!val || !*val) {
+		if (val && *val)
+			env_secret_take(v->str, val);
+		const struct secret *kept = env_secret_kept(v->str);
+		if (!kept) {
 			diag_error(d, v->file, v->line, v->col, "%s: environment variable %s is not set", what, v->str);
 			return false;
 		}
-		set_value(s, val, strlen(val));
+		set_value(s, kept->value_, kept->len_);
 		return true;
 	}
 	if (streq(kind, "credential")) {

@@ -12,7 +12,9 @@
  *
  * Sources (hrsync.yaml(5), `connectors`): { credential: NAME } reads $CREDENTIALS_DIRECTORY/NAME,
  * { file: PATH } reads a file that must not be readable by group or others,
- * { env: NAME } reads an environment variable. Inline strings are refused.
+ * { env: NAME } reads an environment variable, then wipes it from the process's environment
+ * (/proc/PID/environ included) and keeps the value for the process's later loads (the
+ * daemon's reload). Inline strings are refused.
  */
 #ifndef HRSYNC_SECRET_H
 #define HRSYNC_SECRET_H

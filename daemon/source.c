@@ -63,7 +63,7 @@ bool source_open(struct source *s, const struct config *cfg, char **err)
 {
 	memset(s, 0, sizeof *s);
 	s->cfg = cfg;
-	s->pg = db_connect(cfg, "source", err);
+	s->pg = db_connect_source(cfg, "source", err);
 	if (!s->pg)
 		return false;
 	s->state_q = db_quote_ident(s->pg, cfg->state_schema);
@@ -206,6 +206,21 @@ bool source_key_unique(struct source *s, const struct mapping *m)
 	return unique;
 }
 
+/* Why a statement on the mirror failed, said so that the reader knows what to change. Caller frees. */
+static char *read_error(struct source *s, const PGresult *r)
+{
+	if (s->cancelled)
+		return xstrdup("asked to stop: the source query was cancelled on the server");
+	char *e = db_error(s->pg, r);
+	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (!code || !streq(code, "57014"))
+		return e;
+	char *m = xasprintf("%s (a statement on the mirror may run %lld s: database statement_timeout)", e,
+			    (long long)(s->cfg->statement_timeout_ms / 1000));
+	free(e);
+	return m;
+}
+
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
 		 char **err)
 {
@@ -221,9 +236,13 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 	free(sql);
 	/* A savepoint lets a mapping whose SQL is wrong fail alone, keeping the snapshot for the others. */
 	bool ok = db_exec(s->pg, "SAVEPOINT hrsync_mapping", err);
-	PGresult *dr = ok ? db_exec1(s->pg, decl, err) : NULL;
+	PGresult *dr = ok ? db_exec1(s->pg, decl, s->stop, err) : NULL;
 	PQclear(dr);
 	free(decl);
+	if (!dr && s->cancelled) {
+		free(*err);
+		*err = read_error(s, NULL);
+	}
 	if (!dr) {
 		PQclear(PQexec(s->pg, "ROLLBACK TO SAVEPOINT hrsync_mapping"));
 		free(c->name);
@@ -313,21 +332,11 @@ static void fetch_send(struct cursor *c)
 	c->pending = true;
 }
 
-/* The answer to the FETCH sent: never NULL (an error result if it failed). */
+/* The answer to the FETCH sent: never NULL (an error result if it failed, or was cancelled). */
 static PGresult *fetch_recv(struct cursor *c)
 {
-	PGresult *last = NULL, *r;
-	while ((r = PQgetResult(c->src->pg))) {
-		/* the first error, else the last result */
-		if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
-			PQclear(r);
-			continue;
-		}
-		PQclear(last);
-		last = r;
-	}
 	c->pending = false;
-	return last ? last : PQmakeEmptyPGresult(c->src->pg, PGRES_FATAL_ERROR);
+	return db_wait(c->src->pg, c->src->stop, &c->src->cancelled);
 }
 
 /*
@@ -404,7 +413,7 @@ int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err
 			c->res = fetch_recv(c);
 		}
 		if (PQresultStatus(c->res) != PGRES_TUPLES_OK) {
-			*err = db_error(c->src->pg, c->res);
+			*err = read_error(c->src, c->res);
 			PQclear(c->res);
 			c->res = NULL;
 			c->done = true;
@@ -513,9 +522,13 @@ PGresult *source_missing(struct source *s, const struct mapping *m, char **err)
 	free(lit);
 	free(from);
 	PQclear(PQexec(pg, "SAVEPOINT hrsync_missing"));
-	PGresult *r = db_exec1(pg, sql, err);
+	PGresult *r = db_exec1(pg, sql, s->stop, err);
 	free(sql);
 	if (!r) {
+		if (s->cancelled) {
+			free(*err);
+			*err = read_error(s, NULL);
+		}
 		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT hrsync_missing"));
 		return NULL;
 	}

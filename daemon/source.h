@@ -12,12 +12,15 @@
  * the contract between the two. It never writes.
  *
  * Table and column names from mapping files are quoted as identifiers; `where`,
- * `terminate.when` and `query` are SQL by design and run in the read-only transaction.
+ * `terminate.when` and `query` are SQL by design and run in the read-only transaction, on
+ * the source role's session (database.source_conninfo, else conninfo), each statement bounded
+ * by database.statement_timeout and cancelled on the server when the run is asked to stop.
  */
 #ifndef HRSYNC_SOURCE_H
 #define HRSYNC_SOURCE_H
 
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,6 +31,8 @@ struct source {
 	PGconn *pg;
 	const struct config *cfg;
 	char *state_q;          /* the quoted state schema, for state.c's fragments */
+	volatile sig_atomic_t *stop; /* set (by a signal handler) to cancel the query running; may be NULL */
+	bool cancelled;         /* a query was cancelled for stop */
 };
 
 /* What a row says beyond the mapping's columns. Pointers live until the next cursor_next(). */
@@ -84,6 +89,12 @@ struct cursor {
 	PGresult *details;
 };
 
+/*
+ * Open the snapshot on the source role's session (db_connect_source: statement_timeout). A
+ * query on the mirror waits on its socket, so that *s->stop, once the caller has set that
+ * pointer and a signal handler the flag, cancels it on the server: the read then ends with an
+ * error saying so.
+ */
 bool source_open(struct source *s, const struct config *cfg, char **err);
 void source_close(struct source *s);
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,

@@ -186,12 +186,38 @@ static const char *const migration_v2 =
 static const char *const migration_v3 =
 	"CREATE INDEX IF NOT EXISTS links_nochange ON %1$s.links (mapping, erp_key) INCLUDE (src_hash, status);";
 
+/*
+ * The state schema, created only when it is missing: PostgreSQL checks CREATE on the database
+ * before it looks whether the schema exists, so `CREATE SCHEMA IF NOT EXISTS` would fail for
+ * a role that owns a schema a DBA made for it (hrsync.yaml(5), "Database roles") but may not
+ * create schemas. A schema that exists is used as it is (the tables then need CREATE on it).
+ */
+static bool ensure_schema(struct state *s, char **err)
+{
+	PGresult *r = PQexecParams(s->pg, "SELECT to_regnamespace($1) IS NOT NULL", 1, NULL,
+				   (const char *const[]){s->schema_q}, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*err = db_error(s->pg, r);
+		PQclear(r);
+		return false;
+	}
+	bool have = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (have)
+		return true;
+	char *sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s", s->schema_q);
+	bool ok = db_exec(s->pg, sql, err);
+	free(sql);
+	return ok;
+}
+
 bool state_migrate(struct state *s, char **err)
 {
-	char *sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s; "
-			      "CREATE TABLE IF NOT EXISTS %s.schema_version (version int NOT NULL, "
+	if (!ensure_schema(s, err))
+		return false;
+	char *sql = xasprintf("CREATE TABLE IF NOT EXISTS %s.schema_version (version int NOT NULL, "
 			      "applied_at timestamptz NOT NULL DEFAULT now())",
-			      s->schema_q, s->schema_q);
+			      s->schema_q);
 	bool ok = db_exec(s->pg, sql, err);
 	free(sql);
 	if (!ok)

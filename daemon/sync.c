@@ -1225,6 +1225,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 		free(err);
 		goto done;
 	}
+	e.src.stop = opts->stop ? opts->stop : &g_signalled; /* a stop request cancels the source's query */
 	for (size_t i = 0; i < cfg->nconns; i++) {
 		e.conns[i] = connector_new(&cfg->conns[i], e.http, &err);
 		if (!e.conns[i]) {

@@ -219,6 +219,48 @@ void sb_json_string(struct sb *b, const char *s, size_t n)
 	sb_putc(b, '"');
 }
 
+/* Code points that move text or hide it: line/paragraph separators, bidi controls, invisible marks. */
+static bool unicode_format_control(uint32_t cp)
+{
+	return cp == 0x061C || cp == 0x180E || cp == 0x200B || cp == 0x200E || cp == 0x200F ||
+	       (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF ||
+	       (cp >= 0xFFF9 && cp <= 0xFFFB);
+}
+
+void sb_put_printable(struct sb *b, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = u[i];
+		size_t k = 1;
+		if (c == '\n')
+			sb_puts(b, "\\n");
+		else if (c == '\r')
+			sb_puts(b, "\\r");
+		else if (c == '\t')
+			sb_puts(b, "\\t");
+		else if (c < 0x20 || c == 0x7f)
+			sb_printf(b, "\\x%02x", c);
+		else if (c < 0x80)
+			sb_putc(b, (char)c);
+		else if ((k = utf8_seq(u + i, n - i)) == 0) {
+			sb_printf(b, "\\x%02x", c);   /* not UTF-8 (a CP1251 byte): shown as its value */
+			k = 1;
+		} else {
+			uint32_t cp = c & (0x7F >> k);
+			for (size_t j = 1; j < k; j++)
+				cp = cp << 6 | (u[i + j] & 0x3F);
+			if (cp < 0xA0 || unicode_format_control(cp))   /* C1: U+009B is CSI */
+				sb_printf(b, "\\u%04x", (unsigned)cp);
+			else if (cp >= 0xE0000 && cp <= 0xE007F)       /* tags: invisible ASCII */
+				sb_printf(b, "\\U%08x", (unsigned)cp);
+			else
+				sb_add(b, s + i, k);
+		}
+		i += k;
+	}
+}
+
 bool streq(const char *a, const char *b)
 {
 	if (!a || !b)

@@ -49,6 +49,14 @@ const char *sb_str(const struct sb *b);  /* "" when empty */
 void sb_json_escape(struct sb *b, const char *s, size_t n);
 /* s as a JSON string, quotes included. */
 void sb_json_string(struct sb *b, const char *s, size_t n);
+/*
+ * Append s for a terminal (tables people read): nothing in it can move the cursor, change
+ * colours, reorder or hide text. C0 controls and DEL are escaped as \n, \r, \t or \x1b; C1
+ * controls, the line and paragraph separators and the bidirectional and invisible format
+ * characters as \u009b, \u202e...; a byte that is not UTF-8 as \xe9. Printable UTF-8
+ * (backslashes included) is copied as it is: --format json is there for exact values.
+ */
+void sb_put_printable(struct sb *b, const char *s, size_t n);
 
 bool streq(const char *a, const char *b);          /* NULL-safe */
 bool str_has_prefix(const char *s, const char *prefix);

@@ -1,104 +1,95 @@
-"""Assertions about the end state shared by several tests: what the sandbox holds,
-compared with what the mirror and the manifest of planted bad rows say it must hold."""
-import collections
+"""What tests do to a world of any connector and check afterwards: kill its runs, run it to
+the end, look at retries, look for secrets. The connector's own checks (what must be on its
+platform) are its World's methods (world_<connector>.py)."""
+import contextlib
+import os
 import re
+import signal
+import time
 
-from harness import items
-
-MARKER = re.compile(r"\[hrsync:(.*)#([0-9a-f]{16})\]")
-
-
-def bad_keys(manifest, table, outcomes=("mapping_error", "deferred", "platform_error")):
-    return {b["key"] for b in manifest["bad"] if b["table"] == table and b["outcome"] in outcomes}
+# A header carrying a credential, printed: "X-API-KEY: ..." or "Authorization = ...".
+HEADER_VALUE = re.compile(r"(?i)(x-api-key|authorization)\s*[:=]\s*\S")
 
 
-def expected(world):
-    """Keys that must be on the platform after a complete sync, per entity."""
-    m = world.manifest
-    # Two employees share an email: the platform takes the first to arrive. Creates go
-    # out in key order, but a fault can delay the first one: the loser is the one refused.
-    refused = {k for (k,) in world.sql("SELECT erp_key FROM hrsync.failures WHERE mapping = 'employees' "
-                                       "AND kind = 'refused'")} if _has_state(world) else set()
-    losers = set(m["duplicate_email"]) & refused
-    dup_loser = losers.pop() if len(losers) == 1 else max(m["duplicate_email"])
-    emp = {k for (k,) in world.sql("SELECT personnel_number FROM erp.employees")}
-    emp -= bad_keys(m, "employees") | {dup_loser}
-    dismissed = {k for (k,) in world.sql("SELECT personnel_number FROM erp.employees WHERE dismissal_date IS NOT NULL")}
-    absent = {k for (k,) in world.sql("SELECT absence_id FROM erp.absences WHERE status = 'posted'")}
-    # Absences and assets of the losing employee wait for it; the winner's go through.
-    winner = (set(m["duplicate_email"]) - {dup_loser}).pop()
-    absent -= bad_keys(m, "absences") | set(m["absences_of_bad_employees"])
-    absent -= {k for (k,) in world.sql("SELECT absence_id FROM erp.absences WHERE personnel_number = %s", (dup_loser,))}
-    absent |= {k for (k,) in world.sql("SELECT absence_id FROM erp.absences WHERE personnel_number = %s "
-                                       "AND status = 'posted'", (winner,))}
-    assets = {k for (k,) in world.sql("SELECT inventory_number FROM erp.assets")}
-    assets -= bad_keys(m, "assets") | set(m["assets_of_bad_employees"])
-    assets -= {k for (k,) in world.sql("SELECT inventory_number FROM erp.assets WHERE holder = %s", (dup_loser,))}
-    assets |= {k for (k,) in world.sql("SELECT inventory_number FROM erp.assets WHERE holder = %s", (winner,))}
-    return dict(employees=emp, dismissed=dismissed & emp, absences=absent, assets=assets, dup_loser=dup_loser)
+def finish(world, timeout=300):
+    """Run again to the end: the planted bad rows make it exit first_run_rc."""
+    r = world.run("run", timeout=timeout)
+    assert r.rc == world.first_run_rc, f"exit {r.rc}\n{r.err[-4000:]}"
+    return r
 
 
-def _has_state(world):
-    return world.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'hrsync' "
-                     "AND table_name = 'failures'")[0][0] == 1
+def start_over(world):
+    """A first sync again on the same mirror: the sandbox back to its seed, no state."""
+    world.sandbox.reset()
+    world.sql("DROP SCHEMA IF EXISTS hrsync CASCADE")
 
 
-def assert_end_state(world):
-    """Every valid record exactly once on the sandbox, linked to the right employee,
-    and the state's links agreeing with the sandbox."""
-    exp = expected(world)
-    store = world.sandbox.store()
-    emps = items(store["employees"])
-    by_number = collections.Counter(e["employee_number"] for e in emps)
-    dups = [n for n, c in by_number.items() if c > 1]
-    assert not dups, f"employees created twice: {dups[:10]}"
-    assert set(by_number) == exp["employees"], (
-        f"missing {sorted(exp['employees'] - set(by_number))[:10]}, extra {sorted(set(by_number) - exp['employees'])[:10]}")
-    emp_id = {e["employee_number"]: e["id"] for e in emps}
-    inactive = {e["employee_number"] for e in emps if not e["active"]}
-    assert inactive == exp["dismissed"], f"terminated differ: {sorted(inactive ^ exp['dismissed'])[:10]}"
-
-    lrs = items(store["leave_requests"])
-    keys = collections.Counter(MARKER.search(lr["description"] or "").group(1) for lr in lrs)
-    assert not [k for k, c in keys.items() if c > 1], "leave requests created twice"
-    assert set(keys) == exp["absences"], (
-        f"missing {sorted(exp['absences'] - set(keys))[:10]}, extra {sorted(set(keys) - exp['absences'])[:10]}")
-    owner = dict(world.sql("SELECT absence_id, personnel_number FROM erp.absences"))
-    for lr in lrs:
-        k = MARKER.search(lr["description"]).group(1)
-        assert lr["employee_id"] == emp_id[owner[k]], f"leave request {k} on the wrong employee"
-
-    assets = items(store["assets"])
-    codes = collections.Counter(a["code"] for a in assets)
-    assert not [c for c, n in codes.items() if n > 1], "assets created twice"
-    assert set(codes) == exp["assets"]
-    holder = {k: (h, str(i) if i else None, str(r) if r else None)
-              for k, h, i, r in world.sql("SELECT inventory_number, holder, issued_on, returned_on FROM erp.assets")}
-    asg = collections.defaultdict(list)
-    for a in items(store["asset_assignments"]):
-        asg[str(a["asset_id"])].append(a)
-    for a in assets:
-        h, issued, returned = holder[a["code"]]
-        got = asg.get(str(a["id"]), [])
-        if h is None:
-            assert not got, f"asset {a['code']} in stock has an assignment"
-            continue
-        assert len(got) == 1, f"asset {a['code']} has {len(got)} assignments"
-        assert got[0]["user_id"] == emp_id[h] and got[0]["issued_on"] == issued and got[0]["returned_on"] == returned
-
-    # The state agrees with the sandbox.
-    links = {(m, k): pid for m, k, pid in world.sql("SELECT mapping, erp_key, platform_id FROM hrsync.links")}
-    for num, i in emp_id.items():
-        assert links[("employees", num)] == str(i)
-    for lr in lrs:
-        assert links[("absences", MARKER.search(lr["description"]).group(1))] == str(lr["id"])
-    for a in assets:
-        assert links[("assets", a["code"])] == str(a["id"])
-    return exp
+@contextlib.contextmanager
+def env_added(world, **extra):
+    """hrsync runs with these environment variables too, for the block."""
+    base = world.env
+    world.env = lambda: dict(base(), **extra)
+    try:
+        yield
+    finally:
+        world.env = base
 
 
-def writes(reqs):
-    return [r for r in reqs if r["method"] in ("POST", "PUT", "DELETE", "PATCH")]
+def kill_before_commit(world, n):
+    """One run SIGKILLed by hrsync's own hook after the platform's nth answer, before its commit."""
+    with env_added(world, HRSYNC_TEST_KILL_BEFORE_COMMIT=str(n)):
+        r = world.run("run", timeout=300)
+    assert r.rc == -signal.SIGKILL, f"the run was not killed at commit {n} (exit {r.rc}):\n{r.err[-3000:]}"
+    return r
+
+
+def kill_when(world, reached, what, deadline_s=120, poll=0.003):
+    """Start a run and SIGKILL it once reached(start_seq) is true; it must not end first."""
+    start = world.sandbox.last_seq()
+    log = os.path.join(world.dir, f"killed-{start}.log")
+    p = world.start("run", log=log)
+    deadline = time.time() + deadline_s
+    killed = False
+    try:
+        while p.poll() is None and time.time() < deadline:
+            if reached(start):
+                break
+            time.sleep(poll)
+        killed = p.poll() is None
+        if killed:
+            os.kill(p.pid, signal.SIGKILL)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    assert killed, f"the run ended (exit {p.returncode}) before {what}:\n{open(log).read()[-3000:]}"
+
+
+def kill_at_request(world, n_requests, deadline_s=120):
+    """Start a run and SIGKILL it once the sandbox has seen n_requests more API requests."""
+    kill_when(world, lambda start: world.sandbox.last_seq() - start >= n_requests, f"{n_requests} requests",
+              deadline_s)
+
+
+def kill_at_create(world, n_creates, deadline_s=120):
+    """Start a run and SIGKILL it once the sandbox has seen n_creates more creates
+    (requests on world.creates)."""
+    rx = re.compile(world.creates)
+    seen = {"seq": None, "n": 0}
+
+    def reached(start):
+        since = start if seen["seq"] is None else seen["seq"]
+        new = world.sandbox.requests(since=since)
+        if new:
+            seen["seq"] = new[-1]["seq"]
+            seen["n"] += sum(1 for x in new if x["method"] == "POST" and rx.search(x["path"]))
+        return seen["n"] >= n_creates
+    kill_when(world, reached, f"{n_creates} creates", deadline_s, poll=0.01)
+
+
+def kill(world, how, n):
+    """One step of a World.kill_plans plan."""
+    {"requests": kill_at_request, "creates": kill_at_create, "commit": kill_before_commit}[how](world, n)
 
 
 def retry_delays(reqs):
@@ -113,3 +104,29 @@ def retry_delays(reqs):
         if again:
             out.append(again["ts"] - r["ts"])
     return out
+
+
+def assert_backoff(world, faulted):
+    """Each faulted idempotent request went out again, not before 1 s (docs/design.md: backoff >= 1 s).
+    A connection closed before any byte of answer ('drop') on a reused keep-alive connection
+    is sent again at once by libcurl itself, as for any stale connection; a 'timeout' is
+    logged by the sandbox when it finally answers, after the client gave up and tried
+    again: for those two only that it went out again is checked."""
+    reqs = world.sandbox.requests()
+    for f in faulted:
+        if f["method"] == "POST":
+            continue
+        again = [x for x in reqs if x["seq"] != f["seq"] and x["method"] == f["method"] and x["path"] == f["path"]
+                 and x["query"] == f["query"] and (x["seq"] > f["seq"] or f["fault"] == "timeout")]
+        assert again, f"{f['method']} {f['path']}?{f['query']} ({f['fault']}) was never sent again"
+        gap = again[0]["ts"] - f["ts"]
+        assert f["fault"] in ("drop", "timeout") or gap >= 0.95, f"{f['method']} {f['path']} retried after {gap:.2f} s"
+
+
+def assert_clean(text, *secrets):
+    """None of these secrets, and no credential header's value, in the text."""
+    for s in secrets:
+        assert s not in text, f"secret {s[:6]}... found:\n" + "\n".join(
+            l for l in text.splitlines() if s in l)[:2000]
+    bad = [l for l in text.splitlines() if HEADER_VALUE.search(l)]
+    assert not bad, bad[:5]

@@ -17,8 +17,8 @@ import uuid
 
 import pytest
 
-from checks import MARKER, writes
-from harness import HRSYNC, Hrsync, items
+from harness import HRSYNC, MARKER, items
+from world_peopleforce import PeopleForceWorld
 
 
 def nir(body13):
@@ -195,7 +195,7 @@ def test_bad_values_fail_their_record_and_the_run_goes_on(world, tmp_path):
     # Mapping failures are re-evaluated each night at no request cost; a fixed row goes through.
     seq = world.sandbox.last_seq()
     world.run("run", check_rc=1)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []
     assert set(failures(world)) == set(fails)
     # Fix one: the next run sends it and forgets its failure; its deferred absence follows.
     text = open(world.mappings[0]).read().replace("WHEN '000002' THEN NULL", "WHEN '000002' THEN 'Réparé'")
@@ -264,7 +264,7 @@ fields:
     effective_from: { from: hired, format: date }
     department_id:  { lookup: { resource: departments, match: name }, from: department }
 """})
-    h = Hrsync(world.cluster, db, world.sandbox, own, mappings=maps)
+    h = PeopleForceWorld(world.cluster, db, world.sandbox, own, mappings=maps)
     h.manifest = None
     yield h
     world.cluster.admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

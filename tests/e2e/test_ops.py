@@ -19,7 +19,6 @@ import zoneinfo
 
 import pytest
 
-from checks import assert_end_state
 from harness import HRSYNC, ROOT, Result
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -218,7 +217,7 @@ def test_sigterm_during_a_run_stops_within_30_s_and_the_next_run_completes(world
     assert (command, status, code) == ("run", "stopped", 3)
     # Nothing left half-done: each record the platform holds is linked, and the next run finishes.
     world.run("run", check_rc=1)
-    assert_end_state(world)
+    world.assert_end_state()
 
 
 def test_sighup_with_a_broken_config_keeps_the_old_one_running(world, notify, daemon_factory):

@@ -6,8 +6,8 @@ import os
 import re
 import subprocess
 
-from checks import expected, writes
-from harness import HRSYNC, ROOT, SEED, Sandbox, items
+from harness import HRSYNC, ROOT
+from world_peopleforce import SEED, PeopleForceSandbox
 
 BROKEN = os.path.join(ROOT, "tests", "fixtures", "broken")
 GOLDEN = os.path.join(ROOT, "tests", "fixtures", "golden")
@@ -59,7 +59,7 @@ def test_check_online_finds_a_leave_type_the_platform_lacks(world, tmp_path):
     seed["leave_types"] = [t for t in seed["leave_types"] if t["id"] != 114]
     path = tmp_path / "seed.json"
     path.write_text(json.dumps(seed, ensure_ascii=False))
-    sb = Sandbox(extra=["--seed", str(path)])
+    sb = PeopleForceSandbox(extra=["--seed", str(path)])
     try:
         world.sandbox, saved = sb, world.sandbox
         world.write_config()
@@ -79,7 +79,7 @@ def test_check_online_refused_credentials(world):
 
 
 def _change_the_mirror(world):
-    exp = expected(world)
+    exp = world.expected()
     active = sorted(exp["employees"] - exp["dismissed"])
     for k in active[:3]:
         world.sql("UPDATE erp.employees SET email = lower(personnel_number) || '@new.example-group.fr', "
@@ -96,7 +96,7 @@ def test_plan_shows_each_change_and_sends_nothing(world):
     table = world.run("-q", "plan", "--mapping", "employees", "--mapping", "absences", check_rc=1)
     js = world.run("-q", "plan", "--mapping", "employees", "--mapping", "absences", "--format", "json", check_rc=1)
     dry = world.run("-q", "run", "--dry-run", "--mapping", "employees", "--mapping", "absences", check_rc=1)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []
     assert dry.out == table.out
     # The failing and waiting records are the planted bad rows: keep the golden to the changes.
     rows = [line for line in table.out.splitlines()
@@ -118,12 +118,12 @@ def test_plan_shows_each_change_and_sends_nothing(world):
 def test_plan_before_the_first_run_needs_no_state(world):
     r = world.run("-q", "plan", "--format", "json", check_rc=1)
     doc = json.loads(r.out)
-    exp = expected(world)
+    exp = world.expected()
     assert doc["totals"]["create"] > len(exp["employees"])
     # Absences of employees the plan creates are planned too, not left waiting.
     assert doc["totals"]["defer"] < 60
     assert world.sql("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'hrsync'") == [(0,)]
-    assert world.sandbox.requests() == [] or not writes(world.sandbox.requests())
+    assert world.sandbox.requests() == [] or not world.writes(world.sandbox.requests())
 
 
 def test_preview_shows_rows_and_payloads(world):
@@ -136,4 +136,4 @@ def test_preview_shows_rows_and_payloads(world):
     lines = [json.loads(x) for x in r.out.splitlines()]
     assert len(lines) == 5 and all("payload" in x for x in lines)
     assert lines[0]["payload"]["employee_number"] == lines[0]["key"]
-    assert not writes(world.sandbox.requests())
+    assert not world.writes(world.sandbox.requests())

@@ -1,17 +1,12 @@
 """Issue #7: the Personio connector, end to end — the real binary, real PostgreSQL (the demo
 mirror), the Personio sandbox (tests/sandbox/personio.py), which refuses any request its
-OpenAPI rules do not allow."""
+OpenAPI rules do not allow. What every connector must do (killed runs, lost answers,
+retries, the night after, dry runs, secrets) is in test_contract.py."""
 import collections
 import os
-import signal
 import threading
-import time
 
-import pytest
-
-from personio_harness import (CLIENT_SECRET, MAPS, assert_end_state, expected, pio_sandbox,  # noqa: F401
-                              pworld, writes)
-from checks import retry_delays
+from world_personio import CLIENT_SECRET, MAPS
 
 PUSH = [os.path.join(MAPS, "employees.yaml"), os.path.join(MAPS, "absences.yaml")]
 
@@ -21,9 +16,9 @@ def failures(world, mapping):
         "SELECT erp_key, kind, field, reason FROM hrsync.failures WHERE mapping = %s", (mapping,))}
 
 
-def test_full_sync_creates_every_valid_record_once_and_the_next_run_writes_nothing(pworld):
+def test_full_sync_creates_every_valid_record_once_and_lists_the_others(pworld):
     r = pworld.run("-v", "run", check_rc=1)           # planted bad rows fail: exit 1
-    exp = assert_end_state(pworld)
+    exp = pworld.assert_end_state()
     emp = r.summary("personio_employees")
     # An unknown department: Personio creates the person without it, and hrsync lists it as refused.
     assert emp["created"] == len(exp["employees"]) - len(exp["unknown_department"]), emp
@@ -63,21 +58,13 @@ def test_full_sync_creates_every_valid_record_once_and_the_next_run_writes_nothi
     assert {x["status"] for x in reqs if x["method"] == "POST" and x["path"].startswith("/v1/company/")
             and x["path"] != "/v1/company/employees"} <= {200, 201, 422}
 
-    seq = pworld.sandbox.last_seq()
-    r = pworld.run("run", check_rc=1)
-    after = pworld.sandbox.requests(since=seq)
-    assert writes(after) == [], writes(after)[:5]
-    for name in ("personio_employees", "personio_absences"):
-        s = r.summary(name)
-        assert s["created"] == s["updated"] == s["terminated"] == 0, (name, s)
-    assert_end_state(pworld)
 
 
 def test_changes_update_terminate_and_replace_exactly_what_changed(pworld):
     pworld.mappings = PUSH
     pworld.write_config()
     pworld.run("run", check_rc=1)
-    exp = expected(pworld)
+    exp = pworld.expected()
     active = sorted(exp["employees"] - exp["dismissed"] - exp["unknown_department"])
     changed, leaver = active[:5], active[-1]
     pworld.sql("UPDATE erp.employees SET job_title = 'Стажёр ' || personnel_number WHERE personnel_number = ANY(%s)",
@@ -98,7 +85,7 @@ def test_changes_update_terminate_and_replace_exactly_what_changed(pworld):
     assert (emp["created"], emp["updated"], emp["terminated"]) == (0, 5, 1), emp
     ab = r.summary("personio_absences")
     assert (ab["created"], ab["updated"], ab["terminated"]) == (0, 2, 2), ab
-    w = writes(pworld.sandbox.requests(since=seq))
+    w = pworld.writes(pworld.sandbox.requests(since=seq))
     kinds = collections.Counter((x["method"], "/".join(x["path"].split("/")[:4])) for x in w)
     assert kinds == {("PATCH", "/v1/company/employees"): 6, ("DELETE", "/v1/company/time-offs"): 2,
                      ("DELETE", "/v1/company/absence-periods"): 2, ("POST", "/v1/company/time-offs"): 1,
@@ -109,17 +96,17 @@ def test_changes_update_terminate_and_replace_exactly_what_changed(pworld):
     by_key = {e["custom_attributes"]["dynamic_1001"]: e for e in store["employees"]}
     assert all(by_key[k]["position"] == "Стажёр " + k for k in changed)
     assert by_key[leaver]["status"] == "inactive"
-    assert_end_state(pworld)
+    pworld.assert_end_state()
     seq = pworld.sandbox.last_seq()
     pworld.run("run", check_rc=1)
-    assert writes(pworld.sandbox.requests(since=seq)) == []
+    assert pworld.writes(pworld.sandbox.requests(since=seq)) == []
 
 
 def test_an_email_changed_in_the_erp_is_refused_not_duplicated(pworld):
     pworld.mappings = PUSH[:1]
     pworld.write_config()
     pworld.run("run", check_rc=1)
-    exp = expected(pworld)
+    exp = pworld.expected()
     k = sorted(exp["employees"] - exp["dismissed"] - exp["unknown_department"])[3]
     old = pworld.sql("SELECT email FROM erp.employees WHERE personnel_number = %s", (k,))[0][0]
     pworld.sql("UPDATE erp.employees SET email = 'new.' || email WHERE personnel_number = %s", (k,))
@@ -138,15 +125,6 @@ def test_an_email_changed_in_the_erp_is_refused_not_duplicated(pworld):
     pworld.run("run", check_rc=1)
     assert k not in failures(pworld, "personio_employees")
     assert len(pworld.sandbox.store()["employees"]) == before
-
-
-def test_refused_credentials_exit_3_and_show_no_secret(pworld):
-    env = pworld.env
-    pworld.env = lambda: dict(env(), PIO_CLIENT_SECRET="wrong-secret-4411")
-    r = pworld.run("-v", "run", check_rc=3)
-    assert "credentials refused" in r.err and "invalid_client" in r.err
-    assert "wrong-secret-4411" not in r.err
-    assert writes(pworld.sandbox.requests()) == []
 
 
 def test_token_expiry_mid_run_is_renewed_without_losing_a_record(pworld):
@@ -173,71 +151,7 @@ def test_token_expiry_mid_run_is_renewed_without_losing_a_record(pworld):
     bad = [v for m in ("personio_employees", "personio_absences") for v in failures(pworld, m).values()
            if v[0] == "transient" or "credentials" in (v[2] or "")]
     assert bad == []
-    assert_end_state(pworld)
-
-
-def _kill_at(world, n_requests):
-    """Start a run and SIGKILL it once the sandbox has seen n_requests more requests."""
-    start = world.sandbox.last_seq()
-    p = world.start("run")
-    deadline = time.time() + 120
-    while time.time() < deadline and p.poll() is None:
-        if world.sandbox.last_seq() - start >= n_requests:
-            break
-        time.sleep(0.003)
-    if p.poll() is None:
-        os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-
-
-def test_killed_runs_create_no_duplicates(pworld):
-    pworld.mappings = PUSH
-    pworld.write_config()
-    env = pworld.env
-    killed = 0
-    # SIGKILL at the worst instant (Personio answered, the state did not commit yet: the
-    # engine's test hook), and at arbitrary moments (after so many requests).
-    for how, n in (("commit", 20), ("requests", 60), ("commit", 330), ("requests", 200), ("commit", 150)):
-        if how == "commit":
-            pworld.env = lambda n=n: dict(env(), HRSYNC_TEST_KILL_BEFORE_COMMIT=str(n))
-            r = pworld.run("run")
-            pworld.env = env
-            killed += r.rc == -signal.SIGKILL
-        else:
-            _kill_at(pworld, n)
-    assert killed >= 2
-    r = pworld.run("run", check_rc=1)
-    assert_end_state(pworld)
-    assert "adopt" in r.err  # what the killed runs made was found, not made again
-
-
-@pytest.mark.parametrize("mode", ["commit_then_drop", "html200"])
-def test_answer_lost_after_personio_acted_creates_no_duplicate(pworld, mode):
-    pworld.mappings = PUSH
-    pworld.write_config()
-    pworld.sandbox.faults({"mode": mode, "method": "POST", "path": "^/v1/company/", "every": 9})
-    try:
-        pworld.run("run")
-    finally:
-        pworld.sandbox.clear_faults()
-    pworld.run("run", check_rc=1)
-    assert_end_state(pworld)
-
-
-def test_429_without_retry_after_holds_requests_back_a_second(pworld):
-    pworld.mappings = PUSH
-    pworld.write_config()
-    # Personio documents no Retry-After; the sandbox sends none.
-    pworld.sandbox.faults({"mode": "429", "every": 40, "count": 3, "retry_after": None})
-    try:
-        r = pworld.run("run", check_rc=1)
-    finally:
-        pworld.sandbox.clear_faults()
-    assert sum(r.summary(m)["429s"] for m in ("personio_employees", "personio_absences")) == 3
-    # Personio asks for at least a second before the throttled request is sent again.
-    delays = retry_delays(pworld.sandbox.requests())
-    assert len(delays) == 3 and min(delays) >= 0.95, delays
-    assert_end_state(pworld)
+    pworld.assert_end_state()
 
 
 ATTENDANCE = """
@@ -282,7 +196,7 @@ def test_attendances_go_to_v2_attendance_periods(pworld, tmp_path):
         (f"{d}T09:00:00", f"{d}T17:30:00") for d in ("2026-11-02", "2026-11-03", "2026-11-04")}
     seq = pworld.sandbox.last_seq()
     pworld.run("run", check_rc=1)
-    assert writes(pworld.sandbox.requests(since=seq)) == []
+    assert pworld.writes(pworld.sandbox.requests(since=seq)) == []
     # A corrected time is a PATCH of the same period; a cancelled entry deletes its period.
     pworld.sql("UPDATE erp.timesheets SET time_out = '16:00:00' WHERE entry_id = %s", (rows[0][0],))
     pworld.sql("UPDATE erp.timesheets SET status = 'cancelled' WHERE entry_id = %s", (rows[1][0],))
@@ -290,7 +204,7 @@ def test_attendances_go_to_v2_attendance_periods(pworld, tmp_path):
     r = pworld.run("run", "--force", check_rc=1)   # 1 of 12: past the mass-change guard's 5%
     s = r.summary("attendances")
     assert (s["created"], s["updated"], s["terminated"]) == (0, 1, 1), s
-    w = collections.Counter((x["method"], x["path"].split("/")[2]) for x in writes(pworld.sandbox.requests(since=seq)))
+    w = collections.Counter((x["method"], x["path"].split("/")[2]) for x in pworld.writes(pworld.sandbox.requests(since=seq)))
     assert w == {("PATCH", "attendance-periods"): 1, ("DELETE", "attendance-periods"): 1}, w
     atts = {a["id"]: a for a in pworld.sandbox.store()["attendance_periods"]}
     assert len(atts) == len(rows) - 1

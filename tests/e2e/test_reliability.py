@@ -1,12 +1,14 @@
 """Issue #4, items 1-3 and 5: runs killed at many instants, platforms that fail in every way
 the sandbox can, a database that goes away in the middle of a run, and the mass-change guard.
 
-What test_faults.py already covers is not repeated here (lock, bad config, database
-unreachable at start, credentials refused at start, the breaker on POST /employees, lost
-answers to POSTs, two request-count kills). This file adds kills between the platform's
-answer and the state commit (HRSYNC_TEST_KILL_BEFORE_COMMIT) over every kind of write,
-including terminations, deletions and replacements in a later run; the fault modes on
-other methods and paths; 401 in the middle of a run (and a Personio token that dies);
+What test_faults.py covers (lock, bad config, database unreachable at start, the breaker
+on POST /employees) and what test_contract.py holds every connector to (first syncs killed
+after so many requests or creates and before a commit, credentials refused, answers to
+creates lost, transient faults on reads and creates, 429s) is not repeated here. This file
+adds, for PeopleForce, kills between the platform's answer and the state commit
+(HRSYNC_TEST_KILL_BEFORE_COMMIT) at each kind of write, including terminations, deletions
+and replacements in a later run; the fault modes on sub-resources and on the writes of a
+later run; 401 in the middle of a run (and a Personio token that dies);
 the breaker when the platform goes down mid-run; PostgreSQL restarted or hrsync's backends
 terminated during a run; the guard on terminations, deletions, records gone from the
 source and a source that becomes empty, with --force.
@@ -23,31 +25,15 @@ import time
 
 import pytest
 
-from checks import MARKER, assert_end_state, expected, retry_delays, writes
-from harness import items
-from personio_harness import MAPS as PIO_MAPS, assert_end_state as pio_assert_end_state, pio_sandbox, pworld  # noqa: F401
+from checks import assert_backoff, finish, kill_before_commit, start_over
+from harness import MARKER, items
+from world_peopleforce import TOKEN
 
 # One line per op_done() in a run's log, in order: the kill hook counts the same events.
 COMMIT_LINE = re.compile(r"mapping=(\w+) key=(\S+) action=(\w+) (created \(id|updated \(id|restored \(id|"
                          r"terminated on the platform|deleted on the platform|refused:|transient:)")
 
 # ---------------------------------------------------------------- helpers
-
-def with_env(world, **extra):
-    """Run hrsync with extra environment variables until the returned function is called."""
-    base = world.env
-    world.env = lambda: dict(base(), **extra)
-
-    def restore():
-        world.env = base
-    return restore
-
-
-def start_over(world):
-    """A first sync again on the same mirror: the sandbox back to its seed, no state."""
-    world.sandbox.reset()
-    world.sql("DROP SCHEMA IF EXISTS hrsync CASCADE")
-
 
 def commits(err):
     """The op_done events of a run's log, in order, as (mapping, key, what)."""
@@ -60,82 +46,6 @@ def commits(err):
     return out
 
 
-def kill_before_commit(world, n):
-    """One run SIGKILLed by hrsync's own hook after the platform's nth answer, before its commit."""
-    restore = with_env(world, HRSYNC_TEST_KILL_BEFORE_COMMIT=str(n))
-    try:
-        r = world.run("run", timeout=300)
-    finally:
-        restore()
-    assert r.rc == -signal.SIGKILL, f"the run was not killed at commit {n} (exit {r.rc}):\n{r.err[-3000:]}"
-    return r
-
-
-def kill_at_request(world, n_requests, deadline_s=120):
-    """Start a run and SIGKILL it once the sandbox has seen n_requests more API requests."""
-    start = world.sandbox.last_seq()
-    log = os.path.join(world.dir, f"killed-{start}-{n_requests}.log")
-    p = world.start("run", log=log)
-    deadline = time.time() + deadline_s
-    try:
-        while p.poll() is None and time.time() < deadline:
-            if world.sandbox.last_seq() - start >= n_requests:
-                break
-            time.sleep(0.003)
-        killed = p.poll() is None
-        if killed:
-            os.kill(p.pid, signal.SIGKILL)
-    finally:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-    assert killed, f"the run ended (exit {p.returncode}) before {n_requests} requests:\n{open(log).read()[-3000:]}"
-
-
-def assert_consistent(world):
-    """checks.assert_end_state, plus what it does not look at: terminations and deletions as
-    the state records them, no link pointing at nothing, no sub-resource written twice, and
-    no transient failure left behind by a run that went to the end."""
-    exp = assert_end_state(world)
-    store = world.sandbox.store()
-    links = collections.defaultdict(dict)
-    for m, k, pid, st in world.sql("SELECT mapping, erp_key, platform_id, status FROM hrsync.links"):
-        links[m][k] = (pid, st)
-    # Employees: terminated exactly when dismissed in the ERP, in the state as on the platform.
-    for k in exp["employees"]:
-        want = "terminated" if k in exp["dismissed"] else "active"
-        assert links["employees"][k][1] == want, (k, links["employees"][k], want)
-    # Absences: a cancelled one is deleted, and its old id is gone from the platform.
-    lr_ids = {str(lr["id"]) for lr in items(store["leave_requests"])}
-    cancelled = {k for (k,) in world.sql("SELECT absence_id FROM erp.absences WHERE status = 'cancelled'")}
-    for k, (pid, st) in links["absences"].items():
-        if k in cancelled:
-            assert st == "deleted", (k, pid, st)
-            assert pid not in lr_ids, f"cancelled absence {k} still on the platform as {pid}"
-        elif st == "active":
-            assert pid in lr_ids, f"absence {k}: the state says {pid}, the platform has no such leave request"
-    # No active link points at a record the platform does not have.
-    emp_ids = {str(e["id"]) for e in items(store["employees"])}
-    asset_ids = {str(a["id"]) for a in items(store["assets"])}
-    for m, ids in (("employees", emp_ids), ("assets", asset_ids)):
-        for k, (pid, st) in links[m].items():
-            assert pid is None or pid in ids, f"{m} {k}: the state says {pid}, unknown to the platform"
-    # One position per employee: a position written twice is a duplicate too.
-    per_emp = collections.Counter(p["employee_id"] for p in items(store["employee_positions"]))
-    assert not [e for e, c in per_emp.items() if c > 1], f"positions written twice: {per_emp.most_common(3)}"
-    # A run that went to the end leaves no transient failure: it retried them.
-    left = world.sql("SELECT mapping, erp_key, reason FROM hrsync.failures WHERE kind = 'transient'")
-    assert not left, left[:5]
-    return exp
-
-
-def finish(world):
-    """Run again to the end: the planted bad rows make it exit 1."""
-    r = world.run("run", timeout=300)
-    assert r.rc == 1, f"exit {r.rc}\n{r.err[-4000:]}"
-    return r
-
-
 # ---------------------------------------------------------------- 1. killed runs
 
 def test_first_sync_killed_before_each_kind_of_commit(world):
@@ -144,7 +54,7 @@ def test_first_sync_killed_before_each_kind_of_commit(world):
     (creates, a refusal) and assets; each time run again to the end."""
     world.write_config(timeout="30s")  # a loaded machine must not turn slow answers into a stopped run
     ref = finish(world)  # a reference run: where each kind of commit falls
-    assert_consistent(world)
+    world.assert_consistent()
     events = commits(ref.err)
     n = len(events)
     assert n > 1000, n
@@ -170,7 +80,7 @@ def test_first_sync_killed_before_each_kind_of_commit(world):
         kill_before_commit(world, at)
         finish(world)
         try:
-            assert_consistent(world)
+            world.assert_consistent()
         except AssertionError as e:
             raise AssertionError(f"after a kill before commit {at} ({label}): {e}") from e
         # The state's history tells the sysadmin what happened to the killed run.
@@ -179,7 +89,19 @@ def test_first_sync_killed_before_each_kind_of_commit(world):
     # And the night after the last recovery sends nothing.
     seq = world.sandbox.last_seq()
     finish(world)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []
+
+
+def _change_pool(world, exp):
+    """Records a later sync may change, a few per round: active employees (not the two that
+    share an email), absences and held assets on the platform."""
+    return {
+        "employees": sorted(exp["employees"] - exp["dismissed"] - set(world.manifest["duplicate_email"])),
+        "absences": sorted(exp["absences"]),
+        "held": [k for (k,) in world.sql(
+            "SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
+            "AND inventory_number = ANY(%s) ORDER BY 1", (sorted(exp["assets"]),))],
+    }
 
 
 def _change_set(world, pool, i):
@@ -208,15 +130,8 @@ def test_later_sync_killed_during_updates_terminations_deletions_and_returns(wor
     commits, then run to the end. Each round changes other records."""
     world.write_config(timeout="30s")
     finish(world)
-    exp = assert_consistent(world)
-    dup = set(world.manifest["duplicate_email"])
-    pool = {
-        "employees": sorted(exp["employees"] - exp["dismissed"] - dup),
-        "absences": sorted(exp["absences"]),
-        "held": [k for (k,) in world.sql(
-            "SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
-            "AND inventory_number = ANY(%s) ORDER BY 1", (sorted(exp["assets"]),))],
-    }
+    exp = world.assert_consistent()
+    pool = _change_pool(world, exp)
     # Commit numbers in a round: 1-3 employee updates, 4-9 terminations, 10-12 leave
     # requests replaced, 13-20 deleted, 21-23 assignments closed.
     rounds = [(2, "employee update"), (4, "first termination"), (7, "termination"), (9, "last termination"),
@@ -229,7 +144,7 @@ def test_later_sync_killed_during_updates_terminations_deletions_and_returns(wor
         assert len(done) == at - 1, (label, done)
         r = finish(world)
         try:
-            assert_consistent(world)
+            world.assert_consistent()
         except AssertionError as e:
             raise AssertionError(f"round {i}, killed before commit {at} ({label}): {e}") from e
         # The rerun finished exactly what was left: nothing done twice, nothing forgotten.
@@ -248,20 +163,7 @@ def test_later_sync_killed_during_updates_terminations_deletions_and_returns(wor
             assert lrs[k] == 0, k
     seq = world.sandbox.last_seq()
     finish(world)
-    assert writes(world.sandbox.requests(since=seq)) == []
-
-
-@pytest.mark.parametrize("thresholds", [(3,), (120,), (470,), (800,), (1150,), (1350,), (260, 700)],
-                         ids=lambda t: "+".join(map(str, t)))
-def test_first_sync_killed_after_n_requests(world, thresholds):
-    """Kills at request counts land anywhere: inside a record's several requests (an
-    employee created but not its position, an asset but not its assignment), during the
-    reference-list lookups, during the platform index reads."""
-    world.write_config(timeout="30s")
-    for n in thresholds:
-        kill_at_request(world, n)
-    finish(world)
-    assert_consistent(world)
+    assert world.writes(world.sandbox.requests(since=seq)) == []
 
 
 def test_later_sync_killed_after_n_requests_of_the_changes(world):
@@ -269,12 +171,8 @@ def test_later_sync_killed_after_n_requests_of_the_changes(world):
     DELETE and its new POST, or a termination and its check."""
     world.write_config(timeout="30s")
     finish(world)
-    exp = assert_consistent(world)
-    pool = {"employees": sorted(exp["employees"] - exp["dismissed"] - set(world.manifest["duplicate_email"])),
-            "absences": sorted(exp["absences"]),
-            "held": [k for (k,) in world.sql(
-                "SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
-                "AND inventory_number = ANY(%s) ORDER BY 1", (sorted(exp["assets"]),))]}
+    exp = world.assert_consistent()
+    pool = _change_pool(world, exp)
     for i, nth_write in enumerate((3, 12, 17)):
         _change_set(world, pool, i)
         # Count writes rather than requests: the reads before them vary.
@@ -282,100 +180,18 @@ def test_later_sync_killed_after_n_requests_of_the_changes(world):
         p = world.start("run")
         deadline = time.time() + 60
         while p.poll() is None and time.time() < deadline:
-            if len(writes(world.sandbox.requests(since=start))) >= nth_write:
+            if len(world.writes(world.sandbox.requests(since=start))) >= nth_write:
                 os.kill(p.pid, signal.SIGKILL)
                 break
             time.sleep(0.01)
         p.wait()
         assert p.returncode == -signal.SIGKILL, f"round {i}: the run ended (exit {p.returncode}) first"
         finish(world)
-        assert_consistent(world)
+        world.assert_consistent()
 
 
 # ---------------------------------------------------------------- 2. failing platforms
-
-def fired(world):
-    """The sandbox's log entries of requests a fault rule answered."""
-    return [x for x in world.sandbox.requests() if x["fault"]]
-
-
-def assert_recorded(world):
-    """Everything the platform holds is linked in the state, to the same id: what a
-    stopped run did is recorded. (Kills are the exception; this is for runs that stop.)"""
-    store = world.sandbox.store()
-    links = {(m, k): pid for m, k, pid in world.sql("SELECT mapping, erp_key, platform_id FROM hrsync.links")}
-    for e in items(store["employees"]):
-        assert links.get(("employees", e["employee_number"])) == str(e["id"]), f"employee {e['employee_number']} not recorded"
-    for lr in items(store["leave_requests"]):
-        k = MARKER.search(lr["description"]).group(1)
-        assert links.get(("absences", k)) == str(lr["id"]), f"leave request {k} not recorded"
-    for a in items(store["assets"]):
-        assert links.get(("assets", a["code"])) == str(a["id"]), f"asset {a['code']} not recorded"
-
-
-def assert_backoff(world, faulted):
-    """Each faulted idempotent request went out again, not before 1 s (docs/design.md: backoff >= 1 s).
-    A connection closed before any byte of answer ('drop') on a reused keep-alive connection
-    is sent again at once by libcurl itself, as for any stale connection; a 'timeout' is
-    logged by the sandbox when it finally answers, after the client gave up and tried
-    again: for those two only that it went out again is checked."""
-    reqs = world.sandbox.requests()
-    for f in faulted:
-        if f["method"] == "POST":
-            continue
-        again = [x for x in reqs if x["seq"] != f["seq"] and x["method"] == f["method"] and x["path"] == f["path"]
-                 and x["query"] == f["query"] and (x["seq"] > f["seq"] or f["fault"] == "timeout")]
-        assert again, f"{f['method']} {f['path']}?{f['query']} ({f['fault']}) was never sent again"
-        gap = again[0]["ts"] - f["ts"]
-        assert f["fault"] in ("drop", "timeout") or gap >= 0.95, f"{f['method']} {f['path']} retried after {gap:.2f} s"
-
-
-# (id, rules). The main creates' POSTs only: a create that lost its answer looks for the
-# record, then sends it again, in the same run. Sub-resource POSTs: see the tests below.
-CREATES = r"^/(employees|leave_requests|assets)$"
-FIRST_SYNC_FAULTS = [
-    ("5xx-get", [{"mode": "500", "method": "GET", "every": 4, "count": 2},
-                 {"mode": "502", "method": "GET", "every": 5, "count": 2},
-                 {"mode": "503", "method": "GET", "every": 6, "count": 2}]),
-    ("408+drop-get", [{"mode": "408", "method": "GET", "every": 4, "count": 2},
-                      {"mode": "drop", "method": "GET", "every": 5, "count": 2}]),
-    ("truncated+reset-get", [{"mode": "truncated", "method": "GET", "every": 4, "count": 2},
-                             {"mode": "reset_midbody", "method": "GET", "every": 5, "count": 2}]),
-    ("timeout-get", [{"mode": "timeout", "method": "GET", "every": 6, "count": 1, "delay_ms": 6000}]),
-    ("5xx-create", [{"mode": "500", "method": "POST", "path": CREATES, "every": 9, "count": 5},
-                    {"mode": "502", "method": "POST", "path": CREATES, "every": 11, "count": 5},
-                    {"mode": "503", "method": "POST", "path": CREATES, "every": 13, "count": 5}]),
-    ("408+drop-create", [{"mode": "408", "method": "POST", "path": CREATES, "every": 9, "count": 8},
-                         {"mode": "drop", "method": "POST", "path": CREATES, "every": 11, "count": 8}]),
-]
-
-
-@pytest.mark.parametrize("rules", [r for _, r in FIRST_SYNC_FAULTS], ids=[i for i, _ in FIRST_SYNC_FAULTS])
-def test_transient_faults_are_retried_within_the_run(world, rules):
-    """5xx, 408, transport errors and timeouts scattered over a first sync: each request is
-    retried with a backoff of at least a second, and the same run ends with everything
-    in place (only the planted bad rows fail: exit 1), nothing created twice."""
-    with world.sandbox.faulted(*rules):
-        r = world.run("run", timeout=300)
-        faulted = fired(world)
-    assert faulted, "the fault never fired"
-    assert r.rc == 1, f"exit {r.rc}\n{r.err[-3000:]}"
-    assert_consistent(world)
-    assert_backoff(world, faulted)
-
-
-def test_429_without_retry_after_backs_off_at_least_a_second(world):
-    with world.sandbox.faulted({"mode": "429", "every": 40, "count": 5, "retry_after": None}):
-        r = world.run("run", timeout=300)
-        faulted = fired(world)
-    assert r.rc == 1, r.err[-3000:]
-    assert len(faulted) == 5
-    assert sum(r.summary(m)["429s"] for m in ("employees", "absences", "assets")) == 5
-    # Without Retry-After, the throttled request waits at least a second (docs/design.md: backoff >= 1 s).
-    delays = retry_delays(world.sandbox.requests())
-    assert len(delays) == 5 and min(delays) >= 0.95, delays
-    assert_consistent(world)
-
+# (test_contract.py: lost answers to creates, transient faults on reads and creates, 429s.)
 
 def test_transient_faults_on_sub_resource_posts_are_retried_within_the_run(world):
     with world.sandbox.faulted({"mode": "502", "method": "POST", "path": r"^/employees/\d+/positions$", "every": 20},
@@ -395,7 +211,7 @@ def test_sub_resource_posts_that_failed_are_done_by_the_next_run(world, mode):
         r = world.run("run", timeout=300)
     assert r.rc == 1, r.err[-3000:]
     finish(world)
-    assert_consistent(world)
+    world.assert_consistent()
 
 
 @pytest.mark.parametrize("mode", ["html200", "malformed"])
@@ -404,8 +220,8 @@ def test_one_non_json_answer_to_a_list_read_is_retried(world, mode):
     with world.sandbox.faulted({"mode": mode, "method": "GET", "path": "^/departments$", "count": 1}):
         r = world.run("run", timeout=300)
     assert r.rc == 1, r.err[-2000:]
-    assert_recorded(world)
-    assert_consistent(world)
+    world.assert_recorded()
+    world.assert_consistent()
 
 
 LATER_SYNC_FAULTS = [
@@ -428,21 +244,17 @@ def test_faults_during_updates_terminations_and_deletions(world, rules):
     under faults: the run does not stop, and the night after everything is in step,
     nothing doubled."""
     finish(world)
-    exp = expected(world)
-    pool = {"employees": sorted(exp["employees"] - exp["dismissed"] - set(world.manifest["duplicate_email"])),
-            "absences": sorted(exp["absences"]),
-            "held": [k for (k,) in world.sql(
-                "SELECT inventory_number FROM erp.assets WHERE holder IS NOT NULL AND returned_on IS NULL "
-                "AND inventory_number = ANY(%s) ORDER BY 1", (sorted(exp["assets"]),))]}
+    exp = world.expected()
+    pool = _change_pool(world, exp)
     _change_set(world, pool, 0)
     with world.sandbox.faulted(*rules):
         r = world.run("run", timeout=300)
-        faulted = fired(world)
+        faulted = world.sandbox.fired()
     assert faulted, "the fault never fired"
     assert r.rc == 1, f"exit {r.rc}\n{r.err[-3000:]}"
     assert_backoff(world, [f for f in faulted if f["fault"] not in ("commit_then_drop", "html200", "malformed")])
     finish(world)
-    assert_consistent(world)
+    world.assert_consistent()
 
 
 def test_401_in_the_middle_of_a_run_stops_it_and_the_next_run_finishes(world):
@@ -457,14 +269,13 @@ def test_401_in_the_middle_of_a_run_stops_it_and_the_next_run_finishes(world):
         assert p.wait(timeout=120) == 3
     err = open(os.path.join(world.dir, "revoked.log")).read()
     assert "credentials refused (HTTP 401" in err, err[-2000:]
-    from harness import TOKEN
     assert TOKEN not in err
     # It stopped at once: a few requests in flight, not one 401 per record.
     refused = [x for x in world.sandbox.requests(since=start) if x["fault"] == "401"]
     assert 0 < len(refused) <= 12, len(refused)
-    assert_recorded(world)
+    world.assert_recorded()
     finish(world)
-    assert_consistent(world)
+    world.assert_consistent()
 
 
 @pytest.mark.parametrize("where", ["employees", "absences"])
@@ -490,16 +301,15 @@ def test_platform_going_down_mid_run_trips_the_breaker(world, where):
     assert "stopped for this run" in err and "in a row failed" in err, err[-2000:]
     after = world.sandbox.requests(since=seq)
     assert len(after) < 60, f"{len(after)} requests after the platform went down"
-    assert_recorded(world)
+    world.assert_recorded()
     finish(world)
-    assert_consistent(world)
+    world.assert_consistent()
 
 
 def test_personio_token_dying_right_after_it_was_issued_is_renewed(pworld):
     """A client-credentials token revoked a moment after it was issued (credentials rotated,
     the platform's sessions reset): hrsync fetches another and the run goes on."""
-    pworld.mappings = [os.path.join(PIO_MAPS, "employees.yaml"), os.path.join(PIO_MAPS, "absences.yaml")]
-    pworld.write_config()
+    pworld.use_mappings("employees.yaml", "absences.yaml")
     start = pworld.sandbox.last_seq()
     log = os.path.join(pworld.dir, "expired.log")
     p = pworld.start("run", log=log)
@@ -511,7 +321,7 @@ def test_personio_token_dying_right_after_it_was_issued_is_renewed(pworld):
         time.sleep(0.005)
     rc = p.wait(timeout=300)
     assert rc == 1, open(log).read()[-3000:]
-    pio_assert_end_state(pworld)
+    pworld.assert_end_state()
 
 
 # ---------------------------------------------------------------- 3. failing database
@@ -540,12 +350,14 @@ def wait_until_requests(world, p, n, start):
     assert p.poll() is None, "the run ended before the database could fail"
 
 
-def terminate_backends(world, purpose):
+def terminate_backends(world, *purposes):
+    """hrsync's sessions of these purposes, terminated in one statement (hrsync stops within
+    milliseconds of losing one: a second statement would find the other gone already)."""
     c = world.cluster.connect("postgres")
     try:
         cur = c.cursor()
         cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                    "AND application_name LIKE %s", (world.db, f"hrsync {purpose}%"))
+                    "AND application_name = ANY(%s)", (world.db, [f"hrsync {p}" for p in purposes]))
         return len(cur.fetchall())
     finally:
         c.close()
@@ -567,7 +379,7 @@ def test_database_lost_during_a_run(world, how):
     else:
         purposes = {"terminate-state": ["state"], "terminate-source": ["source"],
                     "terminate-both": ["state", "source"]}[how]
-        assert sum(terminate_backends(world, x) for x in purposes) == len(purposes)
+        assert terminate_backends(world, *purposes) == len(purposes)
     rc = p.wait(timeout=180)
     err = open(log).read()
     assert rc == 3, f"exit {rc}\n{err[-3000:]}"
@@ -586,7 +398,7 @@ def test_database_lost_during_a_run(world, how):
     for m, k, pid in world.sql("SELECT mapping, erp_key, platform_id FROM hrsync.links WHERE status = 'active'"):
         assert (m, pid) in on_platform, (m, k, pid)
     finish(world)
-    assert_consistent(world)
+    world.assert_consistent()
 
 
 def test_database_gone_at_start_names_it_and_touches_nothing(world):
@@ -611,13 +423,13 @@ def test_database_gone_at_start_names_it_and_touches_nothing(world):
     assert len([l for l in r.err.splitlines() if l.strip()]) <= 3, r.err  # one clear message, not a cascade
     assert world.sandbox.requests() == []
     finish(world)
-    assert_consistent(world)
+    world.assert_consistent()
 
 
 # ---------------------------------------------------------------- mass-change guard (README.md)
 
 def _active_employees(world):
-    exp = expected(world)
+    exp = world.expected()
     return sorted(exp["employees"] - exp["dismissed"] - set(world.manifest["duplicate_email"]))
 
 
@@ -632,7 +444,7 @@ def test_mass_termination_guard_stops_the_run_and_force_goes_through(world):
     r = world.run("run", check_rc=3)
     assert re.search(rf"mass-change guard: mapping employees would terminate 30 of its {active} records", r.err), r.err[-2000:]
     assert "--force" in r.err
-    assert writes(world.sandbox.requests(since=seq)) == [], "the guard let a write through"
+    assert world.writes(world.sandbox.requests(since=seq)) == [], "the guard let a write through"
     emps = {e["employee_number"]: e for e in items(world.sandbox.store()["employees"])}
     assert all(emps[k]["active"] for k in leavers)
     # The held-back terminations wait in the failures, with the reason.
@@ -644,7 +456,7 @@ def test_mass_termination_guard_stops_the_run_and_force_goes_through(world):
     # --force: through, and everything in step.
     r = world.run("run", "--force", check_rc=1)
     assert r.summary("employees")["terminated"] == 30
-    assert_consistent(world)
+    world.assert_consistent()
 
 
 def test_mass_termination_guard_threshold_comes_from_the_config(world):
@@ -656,7 +468,7 @@ def test_mass_termination_guard_threshold_comes_from_the_config(world):
               "WHERE personnel_number = ANY(%s)", (leavers,))
     r = finish(world)  # 11% < 20%: no --force needed
     assert r.summary("employees")["terminated"] == 30
-    assert_consistent(world)
+    world.assert_consistent()
     # A few leavers under the default 5% never trip it (the demo's nightly reality).
     world.extra_top = ""
     world.write_config()
@@ -668,7 +480,7 @@ def test_mass_termination_guard_threshold_comes_from_the_config(world):
 
 def test_mass_deletion_guard_on_cancelled_absences(world):
     finish(world)
-    exp = expected(world)
+    exp = world.expected()
     cancel = sorted(exp["absences"])[:80]  # about 12% of the leave requests
     world.sql("UPDATE erp.absences SET status = 'cancelled' WHERE absence_id = ANY(%s)", (cancel,))
     seq = world.sandbox.last_seq()
@@ -677,7 +489,7 @@ def test_mass_deletion_guard_on_cancelled_absences(world):
     assert [x for x in world.sandbox.requests(since=seq) if x["method"] == "DELETE"] == []
     r = world.run("run", "--force", check_rc=1)
     assert r.summary("absences")["terminated"] == 80
-    assert_consistent(world)
+    world.assert_consistent()
 
 
 def test_source_that_becomes_empty_stops_the_run(world):
@@ -687,7 +499,7 @@ def test_source_that_becomes_empty_stops_the_run(world):
     r = world.run("run", check_rc=3)
     assert re.search(r"mass-change guard: the source of mapping assets is empty but had 120 rows last time", r.err), \
         r.err[-2000:]
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []
     world.run("run", check_rc=3)  # still refused: the last complete run had rows
     r = world.run("run", "--force")
     assert r.rc in (0, 1), r.err[-2000:]
@@ -711,11 +523,11 @@ def test_records_gone_from_the_source_are_deleted_under_the_guard(tmp_path, worl
     world.mappings = [str(d / "*.yaml")]
     world.write_config()
     finish(world)
-    gone = sorted(expected(world)["absences"])
+    gone = sorted(world.expected()["absences"])
     world.sql("DELETE FROM erp.absences WHERE absence_id = ANY(%s)", (gone[:10],))
     r = finish(world)
     assert r.summary("absences")["terminated"] == 10
-    assert_consistent(world)
+    world.assert_consistent()
     world.sql("DELETE FROM erp.absences WHERE absence_id = ANY(%s)", (gone[10:90],))
     seq = world.sandbox.last_seq()
     r = world.run("run", check_rc=3)
@@ -723,7 +535,7 @@ def test_records_gone_from_the_source_are_deleted_under_the_guard(tmp_path, worl
     assert [x for x in world.sandbox.requests(since=seq) if x["method"] == "DELETE"] == []
     r = world.run("run", "--force", check_rc=1)
     assert r.summary("absences")["terminated"] == 80
-    assert_consistent(world)
+    world.assert_consistent()
     st = dict(world.sql("SELECT erp_key, status FROM hrsync.links WHERE mapping = 'absences' AND erp_key = ANY(%s)",
                         (gone[:90],)))
     assert set(st.values()) == {"deleted"} and len(st) == 90, st

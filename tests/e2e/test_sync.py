@@ -1,13 +1,16 @@
-"""The nightly sync against the PeopleForce sandbox: issue #2's acceptance tests."""
+"""The nightly sync against the PeopleForce sandbox: issue #2's acceptance tests. (The
+night after a complete sync sends nothing: test_contract.py, for every connector.)"""
 import collections
+import os
+import shutil
 
-from checks import assert_end_state, bad_keys, expected, retry_delays, writes
-from harness import items
+from checks import retry_delays
+from harness import ROOT, items
 
 
 def test_full_sync_creates_every_valid_record_once(world):
     r = world.run("run", check_rc=1)  # planted bad rows fail: exit 1
-    exp = assert_end_state(world)
+    exp = world.assert_end_state()
     emp = r.summary("employees")
     assert emp["created"] == len(exp["employees"])
     assert emp["terminated"] == len(exp["dismissed"])
@@ -43,21 +46,9 @@ def test_full_sync_creates_every_valid_record_once(world):
     assert set(fails) == listed, (set(fails) ^ listed)
 
 
-def test_second_run_sends_no_write(world):
-    world.run("run", check_rc=1)
-    seq = world.sandbox.last_seq()
-    r = world.run("run", check_rc=1)
-    after = world.sandbox.requests(since=seq)
-    assert writes(after) == [], writes(after)[:5]
-    for m in ("employees", "absences", "assets"):
-        s = r.summary(m)
-        assert s["created"] == s["updated"] == s["terminated"] == 0, (m, s)
-    assert_end_state(world)
-
-
 def test_changes_send_exactly_what_changed(world):
     world.run("run", check_rc=1)
-    exp = expected(world)
+    exp = world.expected()
     active = sorted(exp["employees"] - exp["dismissed"])
     changed = active[:10]
     world.sql("UPDATE erp.employees SET mobile_phone = '+33 6 00 00 00 ' || right(personnel_number, 2) "
@@ -80,7 +71,7 @@ def test_changes_send_exactly_what_changed(world):
     asg = r.summary("assets")
     assert (asg["created"], asg["updated"], asg["terminated"]) == (0, 1, 0), asg
 
-    w = writes(world.sandbox.requests(since=seq))
+    w = world.writes(world.sandbox.requests(since=seq))
     kinds = collections.Counter((x["method"], x["path"].split("/")[1] + ("/terminate" if x["path"].endswith("/terminate") else ""))
                                 for x in w)
     assert kinds == {("PUT", "employees"): 10, ("POST", "employees/terminate"): 1,
@@ -103,7 +94,7 @@ def test_changes_send_exactly_what_changed(world):
     # And the night after, nothing again.
     seq = world.sandbox.last_seq()
     world.run("run", check_rc=1)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []
 
 
 def test_awkward_keys_are_updated_not_created_again(world):
@@ -112,7 +103,7 @@ def test_awkward_keys_are_updated_not_created_again(world):
     awkward = ['Q"1\\x', "é'2 ,(3)", "  lead"]
     cols = ("company, last_name, first_name, patronymic, sex, birth_date, mobile_phone, hire_date, "
             "department_name, job_title, grade, location_name")
-    donor = sorted(expected(world)["employees"] - expected(world)["dismissed"])[0]
+    donor = sorted(world.expected()["employees"] - world.expected()["dismissed"])[0]
     for i, k in enumerate(awkward):
         world.sql("INSERT INTO erp.employees (personnel_number, email, %s) SELECT %%s, %%s, %s "
                   "FROM erp.employees WHERE personnel_number = %%s" % (cols, cols),
@@ -125,7 +116,7 @@ def test_awkward_keys_are_updated_not_created_again(world):
               (awkward,))
     seq = world.sandbox.last_seq()
     r = world.run("run", check_rc=1)
-    w = writes(world.sandbox.requests(since=seq))
+    w = world.writes(world.sandbox.requests(since=seq))
     assert sorted((x["method"], x["path"]) for x in w) == sorted(("PUT", "/employees/%s" % ids[k]) for k in awkward)
     assert r.summary("employees")["updated"] == 3
 
@@ -137,7 +128,7 @@ def test_source_hashes_of_another_format_cost_one_pass_and_no_write(world):
     world.sql("UPDATE hrsync.links SET src_hash = 'old' || src_hash WHERE src_hash IS NOT NULL")
     seq = world.sandbox.last_seq()
     r = world.run("run", check_rc=1)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []
     assert r.summary("employees")["updated"] == 0
     # (records gone from the platform and out of scope stay as they are, whatever their hash)
     stale = world.sql("SELECT l.mapping, l.erp_key, l.status FROM hrsync.links l WHERE l.src_hash LIKE 'old%%' "
@@ -154,13 +145,13 @@ def test_source_hashes_of_another_format_cost_one_pass_and_no_write(world):
               "WHERE mapping = 'employees' AND erp_key = %s", (key,))
     seq = world.sandbox.last_seq()
     r = world.run("run", check_rc=1)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []
     assert r.summary("employees")["updated"] == 0
     # ... and is mapped, found different and sent once its hash is not
     world.sql("UPDATE hrsync.links SET src_hash = 'old' WHERE mapping = 'employees' AND erp_key = %s", (key,))
     seq = world.sandbox.last_seq()
     world.run("run", check_rc=1)
-    assert [(x["method"], x["path"]) for x in writes(world.sandbox.requests(since=seq))] == \
+    assert [(x["method"], x["path"]) for x in world.writes(world.sandbox.requests(since=seq))] == \
         [("PUT", "/employees/%s" % pid)]
 
 
@@ -177,18 +168,15 @@ def test_sync_completes_when_one_request_in_five_gets_429(world):
     # The three told Retry-After: 1 came back no sooner than a second later.
     delays = retry_delays(world.sandbox.requests())
     assert len([d for d in delays if d >= 0.95]) >= 3, sorted(delays)[-5:]
-    assert_end_state(world)
+    world.assert_end_state()
     seq = world.sandbox.last_seq()
     world.run("run", check_rc=1)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []
 
 
 def test_on_missing_terminate_deletes_what_left_the_erp(world, tmp_path):
     """source.on_missing: terminate — an absence deleted from the ERP (no trace left)
     deletes its leave request; the guard counts it like any termination."""
-    import os
-    import shutil
-    from harness import ROOT
     d = tmp_path / "maps"
     shutil.copytree(os.path.join(ROOT, "mappings", "peopleforce"), d)
     ab = (d / "absences.yaml").read_text().replace("  key: absence_id\n", "  key: absence_id\n  on_missing: terminate\n")
@@ -196,7 +184,7 @@ def test_on_missing_terminate_deletes_what_left_the_erp(world, tmp_path):
     world.mappings = [str(d / "*.yaml")]
     world.write_config()
     world.run("run", check_rc=1)
-    exp = expected(world)
+    exp = world.expected()
     gone = sorted(exp["absences"])[:2]
     pid = dict(world.sql("SELECT erp_key, platform_id FROM hrsync.links WHERE mapping = 'absences' "
                          "AND erp_key = ANY(%s)", (gone,)))
@@ -206,7 +194,7 @@ def test_on_missing_terminate_deletes_what_left_the_erp(world, tmp_path):
     seq = world.sandbox.last_seq()
     r = world.run("run", check_rc=1)
     assert r.summary("absences")["terminated"] == 2
-    w = writes(world.sandbox.requests(since=seq))
+    w = world.writes(world.sandbox.requests(since=seq))
     assert sorted((x["method"], x["path"]) for x in w) == sorted(("DELETE", f"/leave_requests/{pid[k]}") for k in gone)
     left = {str(lr["id"]) for lr in items(world.sandbox.store()["leave_requests"])}
     assert not set(pid.values()) & left
@@ -214,4 +202,4 @@ def test_on_missing_terminate_deletes_what_left_the_erp(world, tmp_path):
                      "AND erp_key = ANY(%s)", (gone,)) == [(2,)]
     seq = world.sandbox.last_seq()
     world.run("run", check_rc=1)
-    assert writes(world.sandbox.requests(since=seq)) == []
+    assert world.writes(world.sandbox.requests(since=seq)) == []

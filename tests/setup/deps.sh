@@ -9,7 +9,7 @@ pkgs=(
   libcurl4-openssl-dev libyajl-dev libpq-dev libyaml-dev
   libcmocka-dev
   postgresql-15 postgresql-client-15
-  python3 python3-pytest python3-psycopg2
+  python3 python3-pytest python3-pytest-xdist python3-psycopg2
   systemd man-db tzdata
 )
 missing=()

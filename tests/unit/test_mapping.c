@@ -1902,6 +1902,93 @@ T(load_problems_in_every_field_reported)
 	assert_true(d->errors >= 4);
 }
 
+/* ---- issue 19 (9): a mapping name: with a newline forged journal lines ---- */
+
+T(load_mapping_name_with_a_newline_refused_and_shown_escaped)
+{
+	const char *text = "name: \"emp\\nrun=1 mapping=x summary created=0\"\nconnector: pf\nentity: employees\n"
+			   "source: { table: erp.employees, key: id }\nfields:\n  a: { from: a }\n";
+	struct diag *d;
+	char *path;
+	load_bad(text, &d, &path);
+	assert_int_equal(d->errors, 1);
+	assert_msg_at(d, path, 1, 7, "name: 'emp\\nrun=1 mapping=x summary created=0' has a character other than a-z, 0-9, _ and -");
+	assert_null(strchr(d->msgs[0].text, '\n'));
+}
+
+T(load_mapping_name_upper_case_or_too_long_refused)
+{
+	struct diag *d;
+	char *path;
+	load_bad("name: Employees\nconnector: pf\nentity: employees\nsource: { table: t, key: id }\nfields:\n  a: { from: a }\n",
+		 &d, &path);
+	assert_msg_at(d, path, 1, 7, "name: 'Employees' has a character other than a-z, 0-9, _ and -; a mapping name is 1 to 63 "
+				     "of a-z, 0-9, _ and - (e.g. employees)");
+	char *text = ks(xasprintf("name: %064d\nconnector: pf\nentity: employees\nsource: { table: t, key: id }\n"
+				  "fields:\n  a: { from: a }\n", 0));
+	load_bad(text, &d, &path);
+	find_msg(d, "is longer than 63 characters");
+}
+
+T(load_mapping_name_of_the_allowed_characters_kept)
+{
+	struct mapping *m = load_text_ok("name: abs-2_x9\nconnector: pf\nentity: employees\nsource: { table: t, key: id }\n"
+					 "fields:\n  a: { from: a }\n");
+	assert_string_equal(m->name, "abs-2_x9");
+}
+
+T(load_file_name_that_is_no_mapping_name_asks_for_name)
+{
+	char *path = write_file("Employees 2.yaml", HEAD "  a: { from: a }\n");
+	struct diag *d = keep(xcalloc(1, sizeof *d), free_diag);
+	keep(mapping_load(path, d), free_mapping);
+	assert_int_equal(d->errors, 1);
+	assert_msg_at(d, path, 1, 1, "the file name gives the mapping name 'Employees 2', which has a character other than "
+				     "a-z, 0-9, _ and -; add a name of those (e.g. name: employees_2) at the top of the file");
+	/* With a name: of its own, the file's name does not matter. */
+	path = write_file("Employees 3.yaml", "name: employees3\n" HEAD "  a: { from: a }\n");
+	struct diag *d2 = keep(xcalloc(1, sizeof *d2), free_diag);
+	struct mapping *m = keep(mapping_load(path, d2), free_mapping);
+	assert_int_equal(d2->errors, 0);
+	assert_string_equal(m->name, "employees3");
+}
+
+/* ---- issue 19 (6): big code tables ---- */
+
+T(load_map_of_10000_codes_keeps_every_code_in_order)
+{
+	struct sb b = {0};
+	sb_puts(&b, HEAD "  kind:\n    from: code\n    unmapped: null\n    map:\n");
+	for (int i = 0; i < 10000; i++)
+		sb_printf(&b, "      K%05d: %d\n", i, i);
+	struct mapping *m = load_text_ok(ks(sb_steal(&b)));
+	const struct field *f = mapping_field(m, "kind");
+	assert_int_equal(f->nmap, 10000);
+	for (size_t i = 0; i < f->nmap; i += 1111) {
+		char k[16];
+		snprintf(k, sizeof k, "K%05d", (int)i % 100000);
+		assert_string_equal(f->map[i].key, k);
+	}
+}
+
+T(load_map_file_past_the_size_limit_refused_where_it_goes_past)
+{
+	char *csv = ks(xasprintf("%s/huge.csv", dir));
+	FILE *fp = fopen(csv, "w");
+	assert_non_null(fp);
+	size_t n = 0;
+	while (n <= YAML_MAX_BYTES)
+		n += (size_t)fprintf(fp, "%015zu,1\n", n);   /* 18 bytes a line */
+	fclose(fp);
+	char *text = ks(xasprintf(HEAD "  kind: { from: code, map_file: huge.csv, unmapped: null }\n"));
+	struct diag *d;
+	char *path;
+	load_bad(text, &d, &path);
+	assert_int_equal(d->errors, 1);
+	assert_msg_at(d, csv, (int)(YAML_MAX_BYTES / 18) + 1, (int)(YAML_MAX_BYTES % 18) + 1,
+		      "the file goes past 8 MiB here, the most hrsync reads from one file; split it (used by field 'kind' of");
+}
+
 int main(void)
 {
 	setlocale(LC_CTYPE, "C.UTF-8");
@@ -2069,6 +2156,12 @@ int main(void)
 		cmocka_unit_test_teardown(load_missing_file, cleanup),
 		cmocka_unit_test_teardown(load_three_problems_three_errors, cleanup),
 		cmocka_unit_test_teardown(load_problems_in_every_field_reported, cleanup),
+		cmocka_unit_test_teardown(load_mapping_name_with_a_newline_refused_and_shown_escaped, cleanup),
+		cmocka_unit_test_teardown(load_mapping_name_upper_case_or_too_long_refused, cleanup),
+		cmocka_unit_test_teardown(load_mapping_name_of_the_allowed_characters_kept, cleanup),
+		cmocka_unit_test_teardown(load_file_name_that_is_no_mapping_name_asks_for_name, cleanup),
+		cmocka_unit_test_teardown(load_map_of_10000_codes_keeps_every_code_in_order, cleanup),
+		cmocka_unit_test_teardown(load_map_file_past_the_size_limit_refused_where_it_goes_past, cleanup),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -108,6 +108,51 @@ T(sb_json_escape_body)
 	sb_free(&b);
 }
 
+/* Issue 19 (8): status and failures printed ERP values raw; escape sequences reached the terminal. */
+static void printable_is(const char *in, size_t n, const char *want)
+{
+	struct sb b = {0};
+	sb_put_printable(&b, in, n);
+	assert_string_equal(sb_str(&b), want);
+	sb_free(&b);
+}
+
+T(printable_escapes_esc_and_other_c0_controls)
+{
+	const char in[] = "000\x1b[31mRED\x1b[0m\a\b\x7f\x01";
+	printable_is(in, sizeof in - 1, "000\\x1b[31mRED\\x1b[0m\\x07\\x08\\x7f\\x01");
+	printable_is("a\nb\rc\td", 7, "a\\nb\\rc\\td");
+	const char nul[] = "a\0b";
+	printable_is(nul, 3, "a\\x00b");
+}
+
+T(printable_escapes_c1_controls)
+{
+	/* U+009B is CSI on a terminal that reads C1 controls; U+0085 is NEL (a new line). */
+	printable_is("x\xc2\x9b" "31my\xc2\x85z\xc2\x80", 12, "x\\u009b31my\\u0085z\\u0080");
+	printable_is("\xc2\xa0nbsp", 6, "\xc2\xa0nbsp");   /* U+00A0 is printable */
+}
+
+T(printable_escapes_bidi_and_invisible_characters)
+{
+	printable_is("ab\xe2\x80\xae" "cd", 7, "ab\\u202ecd");               /* RIGHT-TO-LEFT OVERRIDE */
+	printable_is("\xe2\x80\xa8|\xe2\x81\xa6|\xef\xbb\xbf", 11, "\\u2028|\\u2066|\\ufeff");
+	printable_is("a\xe2\x80\x8b" "b", 5, "a\\u200bb");                    /* ZERO WIDTH SPACE */
+	printable_is("\xf3\xa0\x81\x81!", 5, "\\U000e0041!");                 /* TAG LATIN CAPITAL LETTER A */
+}
+
+T(printable_keeps_printable_utf8_and_backslashes)
+{
+	const char *in = "Производсво — Élodie 😀 C:\\x1b";
+	printable_is(in, strlen(in), in);
+}
+
+T(printable_shows_bytes_that_are_not_utf8)
+{
+	printable_is("caf\xe9 \xc2", 6, "caf\\xe9 \\xc2");
+	printable_is("\xed\xa0\x80", 3, "\\xed\\xa0\\x80");   /* a UTF-16 surrogate is not UTF-8 */
+}
+
 T(xasprintf_long)
 {
 	char big[600];
@@ -707,6 +752,11 @@ int main(void)
 		cmocka_unit_test(sb_reset_keeps_buffer_empties_text),
 		cmocka_unit_test(sb_steal_hands_over),
 		cmocka_unit_test(sb_json_escape_body),
+		cmocka_unit_test(printable_escapes_esc_and_other_c0_controls),
+		cmocka_unit_test(printable_escapes_c1_controls),
+		cmocka_unit_test(printable_escapes_bidi_and_invisible_characters),
+		cmocka_unit_test(printable_keeps_printable_utf8_and_backslashes),
+		cmocka_unit_test(printable_shows_bytes_that_are_not_utf8),
 		cmocka_unit_test(xasprintf_long),
 		cmocka_unit_test(xstrdup_null_stays_null),
 		cmocka_unit_test(streq_is_null_safe),

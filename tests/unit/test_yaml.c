@@ -1,7 +1,9 @@
 /*
  * test_yaml — the YAML tree behind config and mapping files: positions (1-based line:col),
  * the YAML 1.2 core schema as yscalar_kind resolves it (quoted scalars are strings,
- * 007 stays a string), duplicate keys, syntax errors with positions, aliases.
+ * 007 stays a string), duplicate keys, syntax errors with positions, aliases; and the
+ * limits of issue 19 (a big map in linear memory, file size and node count capped, NUL
+ * refused), each refused with its file:line:col.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -474,6 +476,237 @@ T(load_file_names_nodes)
 	diag_free(&d);
 }
 
+/* ---- issue 19: big maps, limits, NUL ---- */
+
+/* "map:\n" then n lines "  Cnnnnnn: v_nnnnnn", the line of code dup (if any) repeating code 0. Caller frees. */
+static char *big_map(size_t n, size_t dup, size_t *len)
+{
+	struct sb b = {0};
+	sb_puts(&b, "map:\n");
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&b, "  C%06zu: v_%zu\n", i == dup ? 0 : i, i);
+	*len = b.len;
+	return sb_steal(&b);
+}
+
+/* Issue 19 (6): a map of 30,000 codes took 6 GB (each entry copied the arrays). */
+T(yaml_map_of_30000_codes_keeps_every_entry_in_order)
+{
+	size_t len;
+	char *text = big_map(30000, (size_t)-1, &len);
+	struct diag d = {0};
+	struct ydoc *doc = ydoc_parse("codes.yaml", text, len, &d);
+	free(text);
+	assert_non_null(doc);
+	assert_int_equal(d.n, 0);
+	const struct ynode *m = ymap_get(doc->root, "map");
+	assert_int_equal(m->n, 30000);
+	assert_true(m->cap < 2 * 30000);
+	for (size_t i = 0; i < m->n; i += 997) {
+		char k[32];
+		snprintf(k, sizeof k, "C%06zu", i);
+		assert_string_equal(m->keys[i]->str, k);
+		assert_int_equal(m->keys[i]->line, (int)i + 2);
+		assert_ptr_equal(ymap_get(m, k), m->vals[i]);
+	}
+	ydoc_free(doc);
+	diag_free(&d);
+}
+
+T(yaml_duplicate_key_among_30000_reported_at_its_line)
+{
+	size_t len;
+	char *text = big_map(30000, 25000, &len);
+	struct diag d = {0};
+	struct ydoc *doc = ydoc_parse("codes.yaml", text, len, &d);
+	free(text);
+	assert_non_null(doc);
+	assert_int_equal(d.errors, 1);
+	assert_string_equal(d.msgs[0].text, "key 'C000000' appears twice");
+	assert_int_equal(d.msgs[0].line, 25002);
+	assert_int_equal(d.msgs[0].col, 3);
+	assert_int_equal(ymap_get(doc->root, "map")->n, 29999);
+	ydoc_free(doc);
+	diag_free(&d);
+}
+
+T(yaml_more_nodes_than_the_cap_refused_where_it_goes_past)
+{
+	/* A flow list of YAML_MAX_NODES items under a key: the root map, the key and the list
+	 * take 3 nodes, so the cap falls on item YAML_MAX_NODES - 3 (0-based), at column 2 + 2i. */
+	struct sb b = {0};
+	sb_puts(&b, "k: [");
+	for (size_t i = 0; i < YAML_MAX_NODES; i++)
+		sb_puts(&b, i ? ",1" : "1");
+	sb_puts(&b, "]\n");
+	struct diag d = {0};
+	struct ydoc *doc = ydoc_parse("big.yaml", b.s, b.len, &d);
+	sb_free(&b);
+	assert_null(doc);
+	assert_int_equal(d.errors, 1);
+	assert_non_null(strstr(d.msgs[0].text, "more than 500000 values (YAML nodes)"));
+	assert_int_equal(d.msgs[0].line, 1);
+	assert_int_equal(d.msgs[0].col, 5 + 2 * ((int)YAML_MAX_NODES - 3));
+	diag_free(&d);
+}
+
+T(yaml_nodes_up_to_the_cap_load)
+{
+	struct sb b = {0};
+	sb_puts(&b, "k: [");
+	for (size_t i = 0; i < YAML_MAX_NODES - 3; i++)
+		sb_puts(&b, i ? ",1" : "1");
+	sb_puts(&b, "]\n");
+	struct ydoc *doc = parse_ok(b.s);
+	sb_free(&b);
+	assert_int_equal(ymap_get(doc->root, "k")->n, YAML_MAX_NODES - 3);
+	ydoc_free(doc);
+}
+
+T(yaml_aliases_count_as_nodes)
+{
+	struct sb b = {0};
+	sb_puts(&b, "a: &x 1\nk: [");
+	for (size_t i = 0; i < YAML_MAX_NODES; i++)
+		sb_puts(&b, i ? ",*x" : "*x");
+	sb_puts(&b, "]\n");
+	struct diag d = {0};
+	struct ydoc *doc = ydoc_parse("aliases.yaml", b.s, b.len, &d);
+	sb_free(&b);
+	assert_null(doc);
+	assert_non_null(strstr(d.msgs[0].text, "more than 500000 values"));
+	assert_int_equal(d.msgs[0].line, 2);
+	diag_free(&d);
+}
+
+T(yaml_many_anchors_each_alias_finds_its_own)
+{
+	struct sb b = {0};
+	for (int i = 0; i < 5000; i++)
+		sb_printf(&b, "a%d: &n%d v%d\n", i, i, i);
+	for (int i = 0; i < 5000; i += 7)
+		sb_printf(&b, "b%d: *n%d\n", i, i);
+	struct ydoc *doc = parse_ok(b.s);
+	sb_free(&b);
+	assert_string_equal(ymap_get(doc->root, "b4998")->str, "v4998");
+	assert_ptr_equal(ymap_get(doc->root, "b7"), ymap_get(doc->root, "a7"));
+	ydoc_free(doc);
+}
+
+/* k: v lines past YAML_MAX_BYTES; the line at which the limit falls, 1-based. */
+static char *past_the_size_limit(size_t *len, int *limit_line, int *limit_col)
+{
+	struct sb b = {0};
+	while (b.len <= YAML_MAX_BYTES)
+		sb_printf(&b, "key%09zu: value\n", b.len);   /* 20 bytes a line */
+	assert_int_equal(b.len % 20, 0);
+	*len = b.len;
+	*limit_line = (int)(YAML_MAX_BYTES / 20) + 1;
+	*limit_col = (int)(YAML_MAX_BYTES % 20) + 1;
+	return sb_steal(&b);
+}
+
+T(yaml_text_past_the_size_limit_refused_where_it_goes_past)
+{
+	size_t len;
+	int line, col;
+	char *text = past_the_size_limit(&len, &line, &col);
+	struct diag d = {0};
+	assert_null(ydoc_parse("huge.yaml", text, len, &d));
+	free(text);
+	assert_int_equal(d.errors, 1);
+	assert_string_equal(d.msgs[0].file, "huge.yaml");
+	assert_int_equal(d.msgs[0].line, line);
+	assert_int_equal(d.msgs[0].col, col);
+	assert_string_equal(d.msgs[0].text, "the file goes past 8 MiB here, the most hrsync reads from one file; split it");
+	diag_free(&d);
+}
+
+T(yaml_file_past_the_size_limit_refused_by_load)
+{
+	size_t len;
+	int line, col;
+	char *text = past_the_size_limit(&len, &line, &col);
+	char path[] = "/tmp/hrsync-yaml-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	free(text);
+	struct diag d = {0};
+	assert_null(ydoc_load(path, &d));
+	unlink(path);
+	assert_int_equal(d.errors, 1);
+	assert_string_equal(d.msgs[0].file, path);
+	assert_int_equal(d.msgs[0].line, line);
+	assert_non_null(strstr(d.msgs[0].text, "goes past 8 MiB"));
+	diag_free(&d);
+}
+
+T(yaml_endless_file_read_no_further_than_the_limit)
+{
+	struct diag d = {0};
+	size_t len = 0;
+	assert_null(yfile_read("/dev/zero", &len, &d));
+	assert_int_equal(d.errors, 1);
+	assert_non_null(strstr(d.msgs[0].text, "goes past 8 MiB"));
+	diag_free(&d);
+}
+
+T(yaml_file_at_the_size_limit_reads)
+{
+	char path[] = "/tmp/hrsync-yaml-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)YAML_MAX_BYTES), 0);
+	close(fd);
+	struct diag d = {0};
+	size_t len = 0;
+	char *text = yfile_read(path, &len, &d);
+	unlink(path);
+	assert_non_null(text);
+	assert_int_equal(len, YAML_MAX_BYTES);
+	assert_int_equal(d.n, 0);
+	free(text);
+}
+
+/* Issue 19 (10): a "\0" escape silently cut table: or where: short. */
+T(yaml_nul_escape_in_a_value_refused_with_its_position)
+{
+	static const char *const texts[] = {
+		"source:\n  table: \"erp.employees\\0; DROP\"\n",
+		"source:\n  table: \"erp.employees\\x00x\"\n",
+		"source:\n  table: \"erp.employees\\u0000x\"\n",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(texts); i++) {
+		struct diag d = {0};
+		struct ydoc *doc = ydoc_parse("m.yaml", texts[i], strlen(texts[i]), &d);
+		assert_int_equal(d.errors, 1);
+		assert_int_equal(d.msgs[0].line, 2);
+		assert_int_equal(d.msgs[0].col, 10);
+		assert_non_null(strstr(d.msgs[0].text, "cannot hold a NUL character"));
+		ydoc_free(doc);
+		diag_free(&d);
+	}
+}
+
+T(yaml_nul_escape_in_a_key_refused)
+{
+	struct diag d = {0};
+	parse_bad("\"wh\\0ere\": x\n", &d);
+	assert_int_equal(d.errors, 1);
+	assert_int_equal(d.msgs[0].line, 1);
+	assert_int_equal(d.msgs[0].col, 1);
+	diag_free(&d);
+}
+
+T(yaml_other_escapes_still_read)
+{
+	struct ydoc *doc = parse_ok("a: \"tab\\there \\u00e9 \\x41\"\n");
+	assert_string_equal(ymap_get(doc->root, "a")->str, "tab\there \xc3\xa9 A");
+	ydoc_free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +750,19 @@ int main(void)
 		cmocka_unit_test(unknown_alias_reported),
 		cmocka_unit_test(load_missing_file_reports),
 		cmocka_unit_test(load_file_names_nodes),
+		cmocka_unit_test(yaml_map_of_30000_codes_keeps_every_entry_in_order),
+		cmocka_unit_test(yaml_duplicate_key_among_30000_reported_at_its_line),
+		cmocka_unit_test(yaml_more_nodes_than_the_cap_refused_where_it_goes_past),
+		cmocka_unit_test(yaml_nodes_up_to_the_cap_load),
+		cmocka_unit_test(yaml_aliases_count_as_nodes),
+		cmocka_unit_test(yaml_many_anchors_each_alias_finds_its_own),
+		cmocka_unit_test(yaml_text_past_the_size_limit_refused_where_it_goes_past),
+		cmocka_unit_test(yaml_file_past_the_size_limit_refused_by_load),
+		cmocka_unit_test(yaml_endless_file_read_no_further_than_the_limit),
+		cmocka_unit_test(yaml_file_at_the_size_limit_reads),
+		cmocka_unit_test(yaml_nul_escape_in_a_value_refused_with_its_position),
+		cmocka_unit_test(yaml_nul_escape_in_a_key_refused),
+		cmocka_unit_test(yaml_other_escapes_still_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
