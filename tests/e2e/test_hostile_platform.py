@@ -28,7 +28,7 @@ import urllib.request
 import pytest
 
 from harness import HRSYNC, TOKEN, items
-from personio_harness import CLIENT_ID, CLIENT_SECRET, pio_sandbox, pworld  # noqa: F401  (fixtures)
+from world_personio import CLIENT_ID, CLIENT_SECRET
 
 # A header value that is not masked: "X-API-KEY: ***" is what redaction leaves.
 HEADER_VALUE = re.compile(r"(?i)(x-api-key|authorization)\s*[:=]\s*(?!(?:bearer\s+)?\*\*\*)\S")
