@@ -16,7 +16,7 @@ endif
 OPT     ?= -O2 -g
 SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
-ALL_CFLAGS = $(OPT) $(SAN) -std=c11 -D_DEFAULT_SOURCE $(WARN) -DHRSYNC_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(OPT) $(SAN) -std=c11 -D_DEFAULT_SOURCE $(WARN) -DHRSYNC_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CFLAGS) $(CPPFLAGS)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm
 

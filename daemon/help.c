@@ -68,14 +68,18 @@ static const struct help helps[] = {
 	 "0 every row maps, 1 some rows fail or wait (or no row has KEY), 2 usage or configuration error, or no "
 	 "push mapping MAPPING, 3 could not run."},
 	{"check",
-	 "hrsync check [--online]",
+	 "hrsync check [--online] [--list-mappings]",
 	 "Validate the configuration and every mapping file it names. Every problem in every file is reported "
 	 "at once, compiler-style (file:line:column: message). Writes nothing.",
 	 {{0}},
 	 {{"--online",
 	   "also check the database (the tables and columns exist, their types fit) and each connector's "
-	   "credentials"}},
-	 "0 no errors (warnings may be printed), 2 the configuration or a mapping has errors."},
+	   "credentials"},
+	  {"--list-mappings",
+	   "print only the names of the configuration's mappings, one per line, even when some files have "
+	   "errors (for shell completion)"}},
+	 "0 no errors (warnings may be printed), 2 the configuration or a mapping has errors; with "
+	 "--list-mappings, 2 only when the configuration cannot be read."},
 	{"daemon",
 	 "hrsync daemon",
 	 "Run in the foreground, one sync at each time of the configuration's `schedule` (in its `timezone`), "
