@@ -89,3 +89,15 @@ def test_list_mappings_prints_names_only():
                        text=True, timeout=30)
     assert r.returncode == 2 and r.stdout == ""
     assert "/nonexistent.yaml" in r.stderr
+
+
+def test_make_install_puts_the_completion_where_bash_completion_looks(tmp_path):
+    build = os.path.dirname(os.path.abspath(HRSYNC))
+    for prefix, where in (("/usr", "usr/share/bash-completion/completions/hrsync"),
+                          (None, "usr/local/share/bash-completion/completions/hrsync")):
+        dest = tmp_path / (prefix or "default").strip("/")
+        args = ["make", "-s", "-C", ROOT, "-o", HRSYNC, "install", f"DESTDIR={dest}", f"BUILD={build}"]
+        subprocess.run(args + ([f"PREFIX={prefix}"] if prefix else []), check=True, capture_output=True, text=True)
+        with open(dest / where) as f, open(SCRIPT) as g:
+            assert f.read() == g.read()
+        assert oct(os.stat(dest / where).st_mode & 0o777) == "0o644"
