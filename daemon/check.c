@@ -498,7 +498,9 @@ int cmd_check(const struct globals *g, int argc, char **argv)
 		} else if (streq(argv[i], "--list-mappings")) {
 			list = true;
 		} else {
-			fprintf(stderr, "hrsync check: unknown argument '%s'\nusage: hrsync check [--online] [--list-mappings]\n", argv[i]);
+			fprintf(stderr,
+				"hrsync check: unknown argument '%s'\nusage: hrsync check [--online] [--list-mappings]\n",
+				argv[i]);
 			return 2;
 		}
 	}

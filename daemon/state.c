@@ -187,7 +187,7 @@ static const char *const migration_v3 =
 	"CREATE INDEX IF NOT EXISTS links_nochange ON %1$s.links (mapping, erp_key) INCLUDE (src_hash, status);";
 
 /*
- * v4: the row hash is XXH3 (libxxhash) instead of MurmurHash64A. A stored hash of the old
+ * v4: the row hash is xxHash's XXH3 instead of MurmurHash64A (util.c hash64). A stored hash of the old
  * function must never be taken for a new one: clear them all. The next run then maps every
  * record once, sends only what the payload fingerprints (SHA-256, unchanged) say differs,
  * which is nothing when the mirror did not change, and stores the new hashes.
