@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = libcurl yajl libpq yaml-0.1
+PKGS     = libcurl yajl libpq yaml-0.1 libcrypto
 VERSION  = 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -10,13 +10,13 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Debian's libpq ships no .pc file in some versions: fall back to pg_config.
 ifeq ($(findstring -lpq,$(PKG_LIBS)),)
 PKG_CFLAGS += -I$(shell pg_config --includedir 2>/dev/null)
-PKG_LIBS   += $(shell pkg-config --libs libcurl yajl yaml-0.1 2>/dev/null) -lpq
+PKG_LIBS   += $(shell pkg-config --libs libcurl yajl yaml-0.1 libcrypto 2>/dev/null) -lpq
 endif
 
 OPT     ?= -O2 -g
 SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
-ALL_CFLAGS = $(OPT) $(SAN) -std=c11 -D_DEFAULT_SOURCE $(WARN) -DHRSYNC_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(OPT) $(SAN) -std=c11 -D_DEFAULT_SOURCE $(WARN) -DHRSYNC_VERSION='"$(VERSION)"' $(PKG_CFLAGS) $(CFLAGS) $(CPPFLAGS)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm
 

@@ -491,17 +491,34 @@ static void warn_insecure_http(const struct config *cfg, struct diag *d)
 
 int cmd_check(const struct globals *g, int argc, char **argv)
 {
-	bool online = false;
+	bool online = false, list = false;
 	for (int i = 0; i < argc; i++) {
 		if (streq(argv[i], "--online")) {
 			online = true;
+		} else if (streq(argv[i], "--list-mappings")) {
+			list = true;
 		} else {
-			fprintf(stderr, "hrsync check: unknown argument '%s'\nusage: hrsync check [--online]\n", argv[i]);
+			fprintf(stderr,
+				"hrsync check: unknown argument '%s'\nusage: hrsync check [--online] [--list-mappings]\n",
+				argv[i]);
 			return 2;
 		}
 	}
 	struct diag d = {0};
 	struct config *cfg = config_load(g->config, &d);
+	if (list) {
+		/* For shell completion: the names alone, even when some files have errors; the
+		 * problems only when there is no configuration to list. */
+		if (!cfg)
+			diag_print(&d, stderr);
+		for (size_t i = 0; cfg && i < cfg->nmaps; i++)
+			if (cfg->maps[i]->name && *cfg->maps[i]->name)
+				printf("%s\n", cfg->maps[i]->name);
+		diag_free(&d);
+		int lrc = cfg ? 0 : 2;
+		config_free(cfg);
+		return lrc;
+	}
 	if (cfg)
 		warn_insecure_http(cfg, &d);
 	if (cfg && !d.errors && online) {

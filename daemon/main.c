@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "help.h"
 #include "log.h"
 #include "sync.h"
 #include "version.h"
@@ -115,6 +116,21 @@ int main(int argc, char **argv)
 	const char *cmd = argv[i++];
 	int rest = argc - i;
 	char **args = argv + i;
+	/* help COMMAND, COMMAND --help, COMMAND -h: help.c, before any command parses its arguments. */
+	if (streq(cmd, "help") || help_asked(rest, args)) {
+		const char *about = cmd;
+		if (streq(cmd, "help") && rest == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (streq(cmd, "help") && args[0][0] != '-')
+			about = args[0];
+		if (help_print(about, stdout))
+			return 0;
+		fprintf(stderr, "hrsync: unknown command '%s'\n", about);
+		usage(stderr);
+		return 2;
+	}
 	if (streq(cmd, "version")) {
 		printf("hrsync %s (%s)\n", HRSYNC_VERSION, curl_version());
 		return 0;

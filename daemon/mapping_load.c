@@ -757,14 +757,6 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 	m->doc = doc;
 	struct loader Ls = {.m = m, .d = d, .file = m->file, .dir = path_dirname(path)}, *L = &Ls;
 	const struct ynode *root = doc->root;
-	sha256_init(&Ls.hash);
-	{
-		size_t len;
-		char *bytes = read_file(path, &len);
-		if (bytes)
-			sha256_update(&Ls.hash, bytes, len);
-		free(bytes);
-	}
 	if (!root || root->type != YN_MAP) {
 		diag_error(d, path, root ? root->line : 1, root ? root->col : 1,
 			   "a mapping file is a map with connector, entity, source and fields");
@@ -772,6 +764,15 @@ struct mapping *mapping_load(const char *path, struct diag *d)
 		m->mapping_hash = xstrdup("");
 		free(Ls.dir);
 		return m;
+	}
+	/* From here every path reaches sha256_final() below. */
+	sha256_init(&Ls.hash);
+	{
+		size_t len;
+		char *bytes = read_file(path, &len);
+		if (bytes)
+			sha256_update(&Ls.hash, bytes, len);
+		free(bytes);
 	}
 	m->line = root->line;
 	m->col = root->col;

@@ -187,6 +187,14 @@ static const char *const migration_v3 =
 	"CREATE INDEX IF NOT EXISTS links_nochange ON %1$s.links (mapping, erp_key) INCLUDE (src_hash, status);";
 
 /*
+ * v4: the row hash is xxHash's XXH3 instead of MurmurHash64A (util.c hash64). A stored hash of the old
+ * function must never be taken for a new one: clear them all. The next run then maps every
+ * record once, sends only what the payload fingerprints (SHA-256, unchanged) say differs,
+ * which is nothing when the mirror did not change, and stores the new hashes.
+ */
+static const char *const migration_v4 = "UPDATE %1$s.links SET src_hash = NULL WHERE src_hash IS NOT NULL;";
+
+/*
  * The state schema, created only when it is missing: PostgreSQL checks CREATE on the database
  * before it looks whether the schema exists, so `CREATE SCHEMA IF NOT EXISTS` would fail for
  * a role that owns a schema a DBA made for it (hrsync.yaml(5), "Database roles") but may not
@@ -235,7 +243,7 @@ bool state_migrate(struct state *s, char **err)
 		return false;
 	}
 	/* Each step in its own transaction, recorded with its version: a crash mid-way resumes there. */
-	static const char *const *steps[] = {&migration_v1, &migration_v2, &migration_v3};
+	static const char *const *steps[] = {&migration_v1, &migration_v2, &migration_v3, &migration_v4};
 	for (int v = have + 1; v <= STATE_VERSION; v++) {
 		char *body = NULL;
 		if (asprintf(&body, *steps[v - 1], s->schema_q) < 0)

@@ -15,6 +15,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+/* xxHash from Debian's libxxhash-dev, compiled in (its header-only mode): XXH3 on the short
+ * columns of a row is faster than through libxxhash.so's calls (bench/README.md, "Row hash"). */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 static void oom(size_t n)
 {
@@ -380,33 +384,7 @@ int edit_distance(const char *a, const char *b)
 
 uint64_t hash64(const void *p, size_t n, uint64_t seed)
 {
-	/* MurmurHash64A, Austin Appleby (public domain). */
-	const uint64_t m = 0xc6a4a7935bd1e995ULL;
-	const int r = 47;
-	const unsigned char *b = p;
-	uint64_t h = seed ^ (n * m);
-	for (size_t i = 0; i + 8 <= n; i += 8) {
-		uint64_t k;
-		memcpy(&k, b + i, 8);
-		k *= m;
-		k ^= k >> r;
-		k *= m;
-		h ^= k;
-		h *= m;
-	}
-	size_t tail = n & 7;
-	if (tail) {
-		const unsigned char *t = b + (n - tail);
-		uint64_t k = 0;
-		for (size_t i = tail; i-- > 0;)
-			k = (k << 8) | t[i];
-		h ^= k;
-		h *= m;
-	}
-	h ^= h >> r;
-	h *= m;
-	h ^= h >> r;
-	return h;
+	return XXH3_64bits_withSeed(p, n, seed);
 }
 
 int64_t now_ms(void)

@@ -70,8 +70,11 @@ size_t utf8_len(const char *s, size_t n);
 bool parse_ll(const char *s, long long *out);
 bool parse_double(const char *s, double *out);
 /*
- * 64 bits of n bytes, chained through seed (MurmurHash64A). For change detection, not
- * security: hash64(NULL, 0, seed) is valid.
+ * 64 bits of n bytes, chained through seed: xxHash's XXH3_64bits_withSeed (compiled from
+ * libxxhash-dev's header), faster than the MurmurHash64A of state schema v3 and before
+ * (bench/README.md, "Row hash").
+ * For change detection, not security: hash64(NULL, 0, seed) is valid. The no-change pass
+ * stores it (links.src_hash): changing the hash needs a state upgrade that clears them (v4).
  */
 uint64_t hash64(const void *p, size_t n, uint64_t seed);
 /* Levenshtein distance, for "did you mean"; capped at 16. */

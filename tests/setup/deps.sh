@@ -11,6 +11,8 @@ pkgs=(
   postgresql-15 postgresql-client-15
   python3 python3-pytest python3-pytest-xdist python3-psycopg2
   systemd man-db tzdata
+  libssl-dev libxxhash-dev
+  debhelper dpkg-dev fakeroot lintian bash-completion
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,6 +14,7 @@
 
 #include "diag.h"
 #include "sha256.h"
+#include "state.h"
 #include "strmap.h"
 #include "util.h"
 
@@ -671,6 +672,18 @@ T(hash64_is_stable_and_seeded)
 	assert_true(hash64(NULL, 0, 7) != hash64(NULL, 0, ~(uint64_t)7));
 }
 
+/* hash64 is XXH3_64bits_withSeed since state schema v4: links.src_hash stores it, so another
+ * function needs another state upgrade that clears them (state.c migration_v4). The first two
+ * are xxHash's published XXH3 values. */
+T(hash64_is_xxh3_of_state_v4)
+{
+	const char *s = "Dupont;2026-01-31;f";
+	assert_true(hash64("", 0, 0) == 0x2d06800538d394c2ULL);
+	assert_true(hash64("abc", 3, 0) == 0x78af5f94892f3950ULL);
+	assert_true(hash64(s, strlen(s), 42) == 0x9fab9beef39f16a4ULL);
+	assert_true(STATE_VERSION >= 4);
+}
+
 T(hash64_sees_every_byte_and_not_the_alignment)
 {
 	/* Lengths 0..40 cover the 8-byte blocks and every tail length. */
@@ -802,6 +815,7 @@ int main(void)
 		cmocka_unit_test(diag_suggest_skips_null_candidates),
 		cmocka_unit_test(diag_counts_errors_and_warnings),
 		cmocka_unit_test(hash64_is_stable_and_seeded),
+		cmocka_unit_test(hash64_is_xxh3_of_state_v4),
 		cmocka_unit_test(hash64_sees_every_byte_and_not_the_alignment),
 		cmocka_unit_test(diag_print_sorted_compiler_style),
 		cmocka_unit_test(diag_print_without_file),
