@@ -238,9 +238,12 @@ bool batch_flush(struct connector *c)
 	struct batch_queue *q = c ? c->batchq : NULL;
 	if (!q || !q->waiting)
 		return false;
-	for (size_t i = 0; i < q->ngroups; i++)
-		while (q->groups[i].n)
-			send_group(c, q->ent, &q->groups[i]);
+	/* The largest group: it frees the most room, and the others may still fill up meanwhile. */
+	size_t best = 0;
+	for (size_t i = 1; i < q->ngroups; i++)
+		if (q->groups[i].n > q->groups[best].n)
+			best = i;
+	send_group(c, q->ent, &q->groups[best]);
 	return true;
 }
 
@@ -255,7 +258,8 @@ bool batch_park(struct op *op)
 		c->batchq = xcalloc(1, sizeof *c->batchq);
 	struct batch_queue *q = c->batchq;
 	if (q->ent != e) {
-		batch_flush(c); /* another entity's creates go first */
+		while (batch_flush(c)) /* another entity's creates go first */
+			;
 		q->ent = e;
 	}
 	const char *key = b->group ? b->group(op) : NULL;

@@ -7,7 +7,7 @@
  * for what an interrupted run made). There it parks in the connector's queue, grouped by
  * what the batch request carries once for all its records (a Troops agency). A group that
  * reaches `max` records goes at once; the engine sends what is left when it has nothing
- * else to wait for (batch_flush). The answer's per-item results become per-record
+ * else to wait for (batch_flush, the largest group first). The answer's per-item results become per-record
  * outcomes: created (then the entity's sub-resources, as for a single create), existing
  * (adopted), refused with the platform's message, or parked again (rolled back for the
  * others' sake).
@@ -59,7 +59,8 @@ struct batch {
 
 /* kit_absent: true when op's create waits for a batch (the entity has one, enabled). */
 bool batch_park(struct op *op);
-/* Send every group waiting; false when none waited. The engine calls it when idle. */
+/* Send the largest group waiting; false when none waited. The engine calls it when it has
+ * nothing else to wait for, again and again until it has room (or nothing waits). */
 bool batch_flush(struct connector *c);
 /* Records waiting in c's queue. */
 size_t batch_waiting(const struct connector *c);

@@ -982,12 +982,15 @@ static void retry_transients(struct engine *e)
 	e->second_pass = false;
 }
 
-/* An entity that sends its creates in batches: room for two full batches of ops at once. */
+/*
+ * An entity that sends its creates in batches: room for a few full batches of ops at once
+ * (records of several groups, e.g. agencies, fill their batches side by side).
+ */
 static void batch_room(struct engine *e, const struct mapping *m)
 {
 	const struct batch *b = m->ent ? m->ent->batch : NULL;
-	if (b && (!b->enabled || b->enabled(e->conn)) && e->max_inflight < 2 * b->max)
-		e->max_inflight = 2 * b->max;
+	if (b && (!b->enabled || b->enabled(e->conn)) && e->max_inflight < 4 * b->max)
+		e->max_inflight = 4 * b->max;
 }
 
 static void run_mapping(struct engine *e, struct mapping *m, struct connector *conn)

@@ -62,7 +62,21 @@ class TroopsWorld(World):
             self.tm = json.load(f)
 
     def bad(self, table, outcomes=("mapping_error", "deferred", "platform_error")):
-        return {b["key"] for b in self.tm["bad"] if b["table"] == table and b["outcome"] in outcomes}
+        keys = {b["key"] for b in self.tm["bad"] if b["table"] == table and b["outcome"] in outcomes
+                and b["why"] != "e-mail taken in the TEA"}
+        if table == "interimaires" and "platform_error" in outcomes and self.tm.get("duplicate_email"):
+            keys.add(self.dup_loser())
+        return keys
+
+    def dup_loser(self):
+        """Two workers share an e-mail: Troops takes the first to arrive (batches go in any
+        order), and refuses the other."""
+        pair = self.tm["duplicate_email"]
+        refused = {k for (k,) in self.sql("SELECT erp_key FROM hrsync.failures WHERE kind = 'refused' "
+                                          "AND reason LIKE '%%email has already been taken%%'")} \
+            if self.has_state() else set()
+        losers = set(pair) & refused
+        return losers.pop() if len(losers) == 1 else pair[1]
 
     # ---- what must be on the platform ------------------------------------------------
     def expected(self):

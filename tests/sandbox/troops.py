@@ -479,8 +479,8 @@ class TroopsSandbox(Sandbox):
                 vals, warnings = self.check_candidate(cb, tea)
                 if vals.get("ref"):
                     if vals["ref"] in refs_in_batch:
-                        raise ApiError(422, [{"field": "ref", "message": "is given twice in this import (index %d)"
-                                              % refs_in_batch[vals["ref"]]}])
+                        raise ApiError(422, [{"field": "ref", "message": "%s:%s is given twice in this import (index %d)"
+                                              % (vals["ref"] + (refs_in_batch[vals["ref"]],))}])
                     refs_in_batch[vals["ref"]] = i
                 checked.append((vals, warnings, None))
             except ApiError as e:
