@@ -4,6 +4,7 @@ every entity, the TEA scope and the encoding of native references, the batch imp
 lost answers, the strategies for warnings, the deferral of records whose worker Troops does
 not know in the TEA, the pull of missions and the decisions sent back, and bad input."""
 import collections
+import json
 import os
 import re
 import uuid
@@ -11,6 +12,7 @@ from urllib.parse import parse_qs, unquote
 
 import pytest
 
+from checks import assert_clean, finish, kill
 from harness import MARKER, items
 from world_troops import OTHER_TEA, SENDER, TEA, TOKEN, TroopsWorld
 
@@ -521,3 +523,63 @@ def test_transient_faults_and_429_are_retried_within_the_run(tw):
     assert r.rc == 1, r.err[-3000:]
     w.assert_end_state()
     assert not w.sql("SELECT erp_key FROM hrsync.failures WHERE kind = 'transient'")
+
+
+# ---------------------------------------------------------------- what the contract holds every connector to
+
+@pytest.mark.parametrize("plan", [(("creates", 1),), (("commit", 40), ("requests", 30)), (("commit", 15),),
+                                  (("creates", 2), ("commit", 200))], ids=lambda p: "+".join(f"{h}{n}" for h, n in p))
+def test_killed_runs_create_no_duplicates(tw, plan):
+    """Runs SIGKILLed in the middle of a batch (the import sent, its answer not read or not
+    committed), then a run to the end: every worker once on Troops, linked to the right id."""
+    w = tw
+    w.write_config(timeout="30s")
+    for how, n in plan:
+        kill(w, how, n)
+    r = finish(w)
+    w.assert_consistent()
+    if plan[-1][0] == "commit":
+        assert re.search(r"action=adopt ", r.err), r.err[-3000:]
+
+
+def test_plan_and_dry_run_send_no_write_and_write_no_state(tw):
+    w = tw
+    plan = w.run("-q", "plan", "--format", "json")
+    assert plan.rc == 1, plan.err[-3000:]
+    assert json.loads(plan.out)["totals"]["create"] > 100
+    dry = w.run("-q", "run", "--dry-run")
+    assert dry.rc == 1, dry.err[-3000:]
+    assert writes(w, w.sandbox.requests()) == []
+    assert w.sql("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'hrsync'") == [(0,)]
+    w.run("run")
+    leaver = sorted(set(w.tm["workers"]) - set(w.tm["left"]) - w.bad("interimaires"))[0]
+    w.sql("UPDATE evolia.interimaires SET date_sortie = '2026-11-30' WHERE matricule = %s", (leaver,))
+    state, seq = w.state_dump(), w.sandbox.last_seq()
+    table = w.run("-q", "plan")
+    assert re.search(rf"^candidates\s+{re.escape(leaver)}\s+terminate\b", table.out, re.M), table.out
+    assert writes(w, w.sandbox.requests(since=seq)) == [] and w.state_dump() == state
+
+
+def test_debug_output_and_urls_hold_no_token(tw, tmp_path):
+    w = tw
+    secret_file = tmp_path / "troops-token"
+    secret_file.write_text(TOKEN + "\n")
+    os.chmod(secret_file, 0o600)
+    text = open(w.path).read().replace("    token: { env: TROOPS_TOKEN }", f"    token: {{ file: {secret_file} }}")
+    open(w.path, "w").write(text)
+    env = {k: v for k, v in w.env().items() if k != "TROOPS_TOKEN"}
+    outs = []
+    with w.sandbox.faulted({"mode": "500", "method": "GET", "every": 5, "count": 2},
+                           {"mode": "html200", "method": "POST", "path": "^/paychecks$", "count": 2}):
+        r = w.run("-v", "run", env=env)
+    assert r.rc == 1, r.err[-3000:]
+    outs.append(r.out + r.err)
+    for args in (["-v", "--log-format", "json", "run"], ["-v", "check", "--online"], ["-v", "plan"],
+                 ["-v", "failures"], ["-v", "preview", "candidates", "--limit", "3"]):
+        r = w.run(*args, env=env)
+        assert r.rc in (0, 1), (args, r.err[-2000:])
+        outs.append(r.out + r.err)
+    everything = "\n".join(outs) + w.state_dump()
+    assert_clean(everything, TOKEN)
+    urls = "\n".join(x["path"] + "?" + x["query"] for x in w.sandbox.requests())
+    assert_clean(urls, TOKEN)
