@@ -43,7 +43,7 @@ class TroopsWorld(World):
     refusal_says = ("the Troops API key is invalid or expired",)
 
     def __init__(self, cluster, db, sandbox, tmpdir, mappings=None, extra_conn="", extra_top="", workers=WORKERS,
-                 strategy=None, batch=None):
+                 strategy=None, batch=None, gen_args=()):
         opts = f"    tea_id: {TEA}\n    sender_id: {SENDER}\n"
         if strategy:
             opts += f"    import_strategy: {strategy}\n"
@@ -51,7 +51,8 @@ class TroopsWorld(World):
             opts += f"    batch_import: {'true' if batch else 'false'}\n"
         super().__init__(cluster, db, sandbox, tmpdir, mappings, extra_conn=opts + extra_conn, extra_top=extra_top)
         self.troops_manifest = os.path.join(self.dir, "troops-manifest.json")
-        gen = subprocess.Popen([PYTHON, GEN, "--workers", str(workers), "--manifest", self.troops_manifest],
+        gen = subprocess.Popen([PYTHON, GEN, "--workers", str(workers), "--manifest", self.troops_manifest,
+                                *gen_args],
                                stdout=subprocess.PIPE)
         env = dict(os.environ, PGHOST=cluster.host, PGPORT=cluster.port, PGUSER=cluster.user, PGDATABASE=db)
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"], stdin=gen.stdout, check=True, env=env,
