@@ -65,23 +65,38 @@ static const char *opt(const struct connector *c, const char *name)
 
 /* ================= messages: NIRs never leave unmasked ================= */
 
-/* s with every NIR-like run (13 to 15 digits, spaces and a Corsican 2A/2B) masked. Caller frees. */
+/* Whether s[i] may end a NIR: the end of the text or a character that cannot continue a number. */
+static bool nir_ends(const char *s, size_t i)
+{
+	unsigned char c = (unsigned char)s[i];
+	return !c || (!isalnum(c) && !strchr("-/.:,+_", c)) || ((c == '.' || c == ',') && !isdigit((unsigned char)s[i + 1]));
+}
+
+/*
+ * s with every NIR-like run masked: 13 or 15 characters (digits, a Corsican 2A/2B in the
+ * department), single spaces between groups, starting at a 1-8 that no digit, letter or '+'
+ * comes before, and ending where a number cannot go on. Caller frees.
+ */
 static char *mask_nirs(const char *s)
 {
 	struct sb b = {0};
 	for (size_t i = 0; s && s[i];) {
-		bool start = isdigit((unsigned char)s[i]) && (i == 0 || !isalnum((unsigned char)s[i - 1]));
-		size_t j = i, sig = 0, end = i;
-		while (start && s[j] && sig < 15 &&
-		       (isdigit((unsigned char)s[j]) || s[j] == ' ' || ((s[j] == 'A' || s[j] == 'B' || s[j] == 'a' ||
-									s[j] == 'b') && sig == 6))) {
-			if (s[j] != ' ') {
+		unsigned char c0 = (unsigned char)s[i];
+		bool start = c0 >= '1' && c0 <= '8' && (i == 0 || (!isalnum((unsigned char)s[i - 1]) && s[i - 1] != '+'));
+		size_t j = i, sig = 0, end = 0;
+		while (start && s[j] && sig < 15) {
+			unsigned char c = (unsigned char)s[j];
+			bool corsica = (c == 'A' || c == 'B' || c == 'a' || c == 'b') && sig == 6;
+			if (isdigit(c) || corsica) {
 				sig++;
-				end = j + 1;
+				if ((sig == 13 || sig == 15) && nir_ends(s, j + 1))
+					end = j + 1;
+			} else if (!(c == ' ' && j > i && s[j - 1] != ' ')) {
+				break;
 			}
 			j++;
 		}
-		if (start && sig >= 13 && !isalnum((unsigned char)s[end])) {
+		if (end) {
 			char run[40], masked[40];
 			snprintf(run, sizeof run, "%.*s", (int)(end - i), s + i);
 			nir_mask(run, masked, sizeof masked);
