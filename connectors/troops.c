@@ -45,6 +45,7 @@
 struct tr {
 	struct nat_index cand_by_ref;   /* "erp:8304/06", "ssn:<NIR>" -> candidate UUID */
 	struct strmap known_refs;       /* references Troops knows in the TEA (this run) */
+	struct strmap archived;         /* candidates listed as archived: adopted for an active worker, unarchived */
 	const char *tea, *sender, *strategy;
 	bool batch;
 };
@@ -244,6 +245,15 @@ static struct jv *cand_body(struct op *op, struct jv *f, bool create, char **why
 }
 
 /* A listed candidate's references into the index: "erp:…", "ssn:…". */
+static void note_archived(struct connector *c, const struct jv *item)
+{
+	const struct jv *a = jv_obj_get(item, "archived");
+	char *id = jv_id_text(jv_obj_get(item, "id"));
+	if (id && a && a->t == JV_BOOL && a->u.b)
+		strmap_put(&TR(c)->archived, id, "");
+	free(id);
+}
+
 static void index_candidate(struct nat_index *ix, const struct jv *item)
 {
 	char *id = jv_id_text(jv_obj_get(item, "id"));
@@ -279,8 +289,10 @@ static bool cand_prepare(struct connector *c, const struct conn_entity *e, long 
 		free(p);
 		const struct jv *items = NULL;
 		ok = j && page_read(&tr_pages, &ps, j, &items, &more, err);
-		for (size_t i = 0; ok && i < items->u.arr.n; i++)
+		for (size_t i = 0; ok && i < items->u.arr.n; i++) {
 			index_candidate(&tr->cand_by_ref, items->u.arr.v[i]);
+			note_archived(c, items->u.arr.v[i]);
+		}
 		jv_free(j);
 	}
 	free(path);
@@ -305,6 +317,7 @@ static void cand_listed(struct op *op)
 		op_finish(op, OPR_REFUSED, "%zu candidates have reference %s in this TEA on Troops; merge them first", n, shown);
 		free(shown);
 	} else {
+		note_archived(op->conn, data->u.arr.v[0]);
 		kit_found_item(op, data->u.arr.v[0]);
 	}
 }
@@ -361,7 +374,28 @@ static void cand_patch(struct op *op, const struct step *st)
 }
 
 static const struct step cand_updated = {.doing = "updating the %s", .ok = kit_written, .gone = kit_recreate};
-static const struct step cand_adopted = {.doing = "updating the %s found on Troops", .ok = kit_written};
+
+static void readopt_refused(struct op *op)
+{
+	if (op->call.status == 409) /* not archived any more */
+		kit_written(op);
+	else
+		op_fail_answer(op, "unarchiving the candidate found on Troops");
+}
+
+static void cand_adopted_ok(struct op *op);
+static const struct step cand_adopted = {.doing = "updating the %s found on Troops", .ok = cand_adopted_ok};
+static const struct step cand_readopted = {.doing = "unarchiving the %s found on Troops", .ok = kit_written,
+					   .refused = readopt_refused};
+
+/* Found archived (by HR, or by a run whose commit was lost) while the worker is in the group: back. */
+static void cand_adopted_ok(struct op *op)
+{
+	if (!op->then_terminate && op->platform_id && strmap_get(&TR(op->conn)->archived, op->platform_id, NULL))
+		op_send(op, &cand_readopted, "POST", "/candidates/{id}/unarchive", scoped(op, NULL));
+	else
+		kit_written(op);
+}
 
 static void cand_adopt(struct op *op)
 {
@@ -905,6 +939,7 @@ static void tr_destroy(struct connector *c)
 {
 	nat_clear(&TR(c)->cand_by_ref);
 	strmap_clear(&TR(c)->known_refs);
+	strmap_clear(&TR(c)->archived);
 }
 
 static const struct id_field cand_ids[] = {

@@ -296,10 +296,17 @@ def test_a_candidate_made_by_hand_on_troops_is_adopted_not_duplicated(tw):
         "phone": "+33600000000", "address": {"street": "1 rue", "zip_code": "69001", "city": "Lyon", "country": "FR"},
         "ref": "erp:" + k})
     assert st == 201, made
+    # HR archived it too; the worker is in the group in Evolia: adopted, updated, unarchived.
+    assert w.sandbox.api("POST", f"/candidates/{made['data']['id']}/archive", {"tea_id": TEA})[0] == 200
     r = w.run("run")
     assert re.search(rf"key={re.escape(k)} action=adopt ", r.err), r.err[-3000:]
     refs = [c["refs"]["erp"] for c in w.tea_candidates()]
     assert refs.count(k) == 1
+    c = w.sandbox.store()["candidates"][made["data"]["id"]]
+    assert c["archived"] is False and c["email"] != "by-hand@interim.example"
+    mine = [(x["method"], x["path"]) for x in writes(w, w.sandbox.requests()) if made["data"]["id"] in x["path"]]
+    assert mine == [("POST", f"/candidates/{made['data']['id']}/archive"), ("PATCH", f"/candidates/{made['data']['id']}"),
+                    ("POST", f"/candidates/{made['data']['id']}/unarchive")], mine
 
 
 def test_availability_cancelled_is_deleted_and_a_change_replaces_it(tw):
