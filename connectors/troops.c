@@ -44,6 +44,7 @@
 
 struct tr {
 	struct nat_index cand_by_ref;   /* "erp:8304/06", "ssn:<NIR>" -> candidate UUID */
+	struct nat_index pay_by_number; /* paycheck number -> UUID */
 	struct strmap known_refs;       /* references Troops knows in the TEA (this run) */
 	struct strmap archived;         /* candidates listed as archived: adopted for an active worker, unarchived */
 	const char *tea, *sender, *strategy;
@@ -270,40 +271,52 @@ static void index_candidate(struct nat_index *ix, const struct jv *item)
 }
 
 /*
- * Before many creates: Troops' lists say no count, so the listing is read while it is short
- * enough to be cheaper than one lookup per new candidate (a first load reads one page).
+ * Before many creates: Troops' lists say no count, so a listing is read into an index while it
+ * is short enough to be cheaper than one lookup per new record (a first load reads one page).
+ * The index is ready when the listing ended within that; otherwise it is left empty.
  */
-static bool cand_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
+static bool index_short_listing(struct connector *c, const struct conn_entity *e, const char *resource, long pending,
+				struct nat_index *ix, void (*take)(struct connector *c, struct nat_index *ix,
+								   const struct jv *item),
+				char **err)
 {
-	struct tr *tr = TR(c);
-	if (pending <= 0 || tr->cand_by_ref.ready)
+	if (pending <= 0 || ix->ready)
 		return true;
 	long max_pages = pending / tr_pages.size + 1;
-	char *path = url_expand("/candidates", NULL, NULL, QUERY("filters[tea_id]", tr->tea));
+	char *path = url_expand(resource, NULL, NULL, QUERY("filters[tea_id]", TR(c)->tea));
 	struct page_state ps = {.base = c->cfg->base_url, .total = -1, .pages = -1};
 	bool ok = true, more = true;
-	nat_clear(&tr->cand_by_ref);
+	nat_clear(ix);
 	while (ok && more && ps.n < max_pages) {
 		char *p = page_path(&tr_pages, &ps, path);
 		struct jv *j = conn_get(c, p, err);
 		free(p);
 		const struct jv *items = NULL;
 		ok = j && page_read(&tr_pages, &ps, j, &items, &more, err);
-		for (size_t i = 0; ok && i < items->u.arr.n; i++) {
-			index_candidate(&tr->cand_by_ref, items->u.arr.v[i]);
-			note_archived(c, items->u.arr.v[i]);
-		}
+		for (size_t i = 0; ok && i < items->u.arr.n; i++)
+			take(c, ix, items->u.arr.v[i]);
 		jv_free(j);
 	}
 	free(path);
 	page_state_free(&ps);
 	if (ok && !more) {
-		tr->cand_by_ref.ready = true;
+		ix->ready = true;
 		log_info("indexed %lld page(s) of %s before their creates", ps.n, e->name);
 	} else {
-		nat_clear(&tr->cand_by_ref); /* longer than the lookups it would save: each is looked up */
+		nat_clear(ix); /* longer than the lookups it would save: each is looked up */
 	}
 	return ok;
+}
+
+static void take_candidate(struct connector *c, struct nat_index *ix, const struct jv *item)
+{
+	index_candidate(ix, item);
+	note_archived(c, item);
+}
+
+static bool cand_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
+{
+	return index_short_listing(c, e, "/candidates", pending, &TR(c)->cand_by_ref, take_candidate, err);
 }
 
 static void cand_listed(struct op *op)
@@ -658,9 +671,10 @@ static const struct step ref_check = {.doing = "looking for the candidate of the
  * record costs no write on the nights it waits.) */
 static void create_if_known(struct op *op)
 {
-	const char *ref = jv_obj_str(op->payload, "candidate_ref"), *rid = NULL;
+	const char *ref = jv_obj_str(op->payload, "candidate_ref"), *rid = NULL, *cid = NULL;
 	char key[48];
-	if (!ref || strmap_get(&TR(op->conn)->known_refs, ref, NULL) || !ref_query(ref, key, sizeof key, &rid)) {
+	if (!ref || strmap_get(&TR(op->conn)->known_refs, ref, NULL) || !ref_query(ref, key, sizeof key, &rid) ||
+	    nat_find(&TR(op->conn)->cand_by_ref, NULL, ref, &cid) == NAT_ONE) {
 		kit_absent(op);
 		return;
 	}
@@ -687,9 +701,37 @@ static const char *pay_number(const struct op *op)
 	return n && *n ? n : op->key;
 }
 
+static void take_paycheck(struct connector *c, struct nat_index *ix, const struct jv *item)
+{
+	(void)c;
+	char *id = jv_id_text(jv_obj_get(item, "id"));
+	nat_add(ix, jv_obj_str(item, "number"), id);
+	free(id);
+}
+
+static bool pay_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
+{
+	return index_short_listing(c, e, "/paychecks", pending, &TR(c)->pay_by_number, take_paycheck, err);
+}
+
 static void pay_find(struct op *op)
 {
-	op_get(op, &pay_look, "/paychecks", QUERY("filters[tea_id]", TR(op->conn)->tea, "filters[number]", pay_number(op)));
+	const char *id = NULL;
+	switch (nat_find(&TR(op->conn)->pay_by_number, op, pay_number(op), &id)) {
+	case NAT_ONE:
+		kit_found(op, id);
+		return;
+	case NAT_MANY:
+		op_finish(op, OPR_REFUSED, "several paychecks have number %s on Troops", pay_number(op));
+		return;
+	case NAT_NONE:
+		create_if_known(op);
+		return;
+	case NAT_UNKNOWN:
+		op_get(op, &pay_look, "/paychecks",
+		       QUERY("filters[tea_id]", TR(op->conn)->tea, "filters[number]", pay_number(op)));
+		return;
+	}
 }
 
 static void pay_refused(struct op *op)
@@ -938,6 +980,7 @@ static bool tr_init(struct connector *c, char **err)
 static void tr_destroy(struct connector *c)
 {
 	nat_clear(&TR(c)->cand_by_ref);
+	nat_clear(&TR(c)->pay_by_number);
 	strmap_clear(&TR(c)->known_refs);
 	strmap_clear(&TR(c)->archived);
 }
@@ -973,7 +1016,7 @@ static const struct conn_entity tr_entities[] = {
 	{
 		.name = "paychecks", .what = "paycheck", .term = TERM_DELETE,
 		.path = "/paychecks", .item = "/paychecks/{id}", .ids = ID_UUID, .update_method = "PATCH",
-		.find = pay_find, .create = pay_create, .body = scoped_body,
+		.prepare = pay_prepare, .find = pay_find, .create = pay_create, .body = scoped_body,
 		.required = NAMES("candidate_ref", "number", "period", "issued_on", "gross_amount", "net_amount", "currency"),
 		.fields = NAMES("candidate_ref", "number", "period", "issued_on", "gross_amount", "net_amount", "currency",
 				"document"),
