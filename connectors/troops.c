@@ -45,6 +45,7 @@
 struct tr {
 	struct nat_index cand_by_ref;   /* "erp:8304/06", "ssn:<NIR>" -> candidate UUID */
 	struct nat_index pay_by_number; /* paycheck number -> UUID */
+	struct nat_index avail_by_key;  /* hrsync's marker in an availability's comment -> "fp id" */
 	struct strmap known_refs;       /* references Troops knows in the TEA (this run) */
 	struct strmap archived;         /* candidates listed as archived: adopted for an active worker, unarchived */
 	const char *tea, *sender, *strategy;
@@ -301,7 +302,7 @@ static bool index_short_listing(struct connector *c, const struct conn_entity *e
 	page_state_free(&ps);
 	if (ok && !more) {
 		ix->ready = true;
-		log_info("indexed %lld page(s) of %s before their creates", ps.n, e->name);
+		log_info("indexed %lld page(s) of %s before the creates of %s", ps.n, resource + 1, e->name);
 	} else {
 		nat_clear(ix); /* longer than the lookups it would save: each is looked up */
 	}
@@ -622,7 +623,28 @@ static void avail_unknown(struct op *op)
 static const struct step avail_look = {.doing = "looking for the %s", .ok = avail_listed, .gone = avail_unknown,
 				       .body = true};
 
-/* The candidate's availabilities starting at the same instant, for our marker (a 404: no such candidate). */
+static void take_availability(struct connector *c, struct nat_index *ix, const struct jv *item)
+{
+	(void)c;
+	char *id = jv_id_text(jv_obj_get(item, "id"));
+	nat_add_marker(ix, jv_obj_str(item, "comment"), id);
+	free(id);
+}
+
+/* Before many creates: the TEA's availabilities (for markers) and candidates (who Troops knows), when short. */
+static bool avail_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
+{
+	return index_short_listing(c, e, "/availabilities", pending, &TR(c)->avail_by_key, take_availability, err) &&
+	       index_short_listing(c, e, "/candidates", pending, &TR(c)->cand_by_ref, take_candidate, err);
+}
+
+static void create_if_known(struct op *op);
+
+/*
+ * The index when it can say (then the candidate must be one Troops knows), else the
+ * candidate's availabilities starting at the same instant, for our marker (a 404: no such
+ * candidate in the TEA).
+ */
 static void avail_find(struct op *op)
 {
 	const char *ref = jv_obj_str(op->payload, "candidate_ref");
@@ -630,6 +652,15 @@ static void avail_find(struct op *op)
 	if (!ref || !start) {
 		kit_absent(op); /* Troops says what is missing */
 		return;
+	}
+	switch (nat_marker(&TR(op->conn)->avail_by_key, op)) {
+	case NAT_ONE:
+		return; /* kit_marker_found took it */
+	case NAT_NONE:
+		create_if_known(op);
+		return;
+	default:
+		break;
 	}
 	op_get(op, &avail_look, "/availabilities",
 	       QUERY("filters[tea_id]", TR(op->conn)->tea, "filters[candidate_ref]", ref,
@@ -711,7 +742,8 @@ static void take_paycheck(struct connector *c, struct nat_index *ix, const struc
 
 static bool pay_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
 {
-	return index_short_listing(c, e, "/paychecks", pending, &TR(c)->pay_by_number, take_paycheck, err);
+	return index_short_listing(c, e, "/paychecks", pending, &TR(c)->pay_by_number, take_paycheck, err) &&
+	       index_short_listing(c, e, "/candidates", pending, &TR(c)->cand_by_ref, take_candidate, err);
 }
 
 static void pay_find(struct op *op)
@@ -981,6 +1013,7 @@ static void tr_destroy(struct connector *c)
 {
 	nat_clear(&TR(c)->cand_by_ref);
 	nat_clear(&TR(c)->pay_by_number);
+	nat_clear(&TR(c)->avail_by_key);
 	strmap_clear(&TR(c)->known_refs);
 	strmap_clear(&TR(c)->archived);
 }
@@ -1008,7 +1041,8 @@ static const struct conn_entity tr_entities[] = {
 	{
 		.name = "availabilities", .what = "availability", .term = TERM_DELETE,
 		.path = "/availabilities", .item = "/availabilities/{id}", .ids = ID_UUID, .marker = "comment",
-		.find = avail_find, .create = avail_create, .update = kit_replace, /* no edit in the contract */
+		.prepare = avail_prepare, .find = avail_find, .create = avail_create,
+		.update = kit_replace, /* no edit in the contract */
 		.body = scoped_body,
 		.required = NAMES("candidate_ref", "started_at", "ended_at", "available"),
 		.fields = NAMES("candidate_ref", "started_at", "ended_at", "available", "comment"),

@@ -126,7 +126,9 @@ def test_one_by_one_when_batch_import_is_off(troops_world):
 
 def test_every_list_is_scoped_and_references_are_encoded(tw):
     w = tw
-    w.run("run")
+    # An availability's answer lost: it is looked for on Troops by its worker's reference and start.
+    with w.sandbox.faulted({"mode": "commit_then_drop", "method": "POST", "path": "^/availabilities$", "count": 1}):
+        r = w.run("run")
     reqs = w.sandbox.requests()
     for x in reqs:
         if x["method"] == "GET":
@@ -134,14 +136,19 @@ def test_every_list_is_scoped_and_references_are_encoded(tw):
             assert not re.search(r"[\[\]/]", x["query"]), x           # keys and values encoded
         elif x["body"] is not None and x["path"] != IMPORT:
             assert x["body"]["tea_id"] == TEA, x
-    # The deferred availability was looked for by its nested, encoded reference.
-    look = [x for x in reqs if x["path"] == "/availabilities" and x["method"] == "GET"]
-    assert any("filters%5Bcandidate_ref%5D=erp%3A9901%2F01" in x["query"] for x in look), look[:2]
-    starts = [query(x)["filters[started_at_greater_than]"][0] for x in look]
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", s) for s in starts), starts[:3]
-    # Paychecks of an unknown worker are checked by reference (a read), never posted.
-    assert any("filters%5Bref%5D%5Berp%5D=7777%2F77" in x["query"] for x in reqs if x["path"] == "/candidates")
+    look = [x for x in reqs if x["path"] == "/availabilities" and x["method"] == "GET" and "candidate_ref" in
+            unquote(x["query"])]
+    assert len(look) == 1 and re.search(r"filters%5Bcandidate_ref%5D=erp%3A\d{4}%2F\d\d&", look[0]["query"]), look
+    starts = query(look[0])["filters[started_at_greater_than]"] + query(look[0])["filters[started_at_less_than]"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", s) for s in starts), starts
+    assert "%2B01%3A00" in look[0]["query"] or "%2B02%3A00" in look[0]["query"]     # the offset's '+' encoded
+    # Records of a worker Troops does not know are checked by reference (a read), never posted.
+    lookups = [x["query"] for x in reqs if x["path"] == "/candidates" and x["method"] == "GET"]
+    assert any("filters%5Bref%5D%5Berp%5D=7777%2F77" in q for q in lookups), lookups
+    assert any("filters%5Bref%5D%5Berp%5D=9901%2F01" in q for q in lookups), lookups
     assert not [x for x in posts(reqs, "/paychecks") if x["body"]["candidate_ref"] == "erp:7777/77"]
+    assert not [x for x in posts(reqs, "/availabilities") if x["body"]["candidate_ref"] == "erp:9901/01"]
+    w.assert_end_state()
 
 
 def test_a_worker_of_another_tea_waits_until_it_is_in_this_one(tw):
@@ -545,8 +552,10 @@ def test_killed_runs_create_no_duplicates(tw, plan):
         kill(w, how, n)
     r = finish(w)
     w.assert_consistent()
-    if plan[-1][0] == "commit":
-        assert re.search(r"action=adopt ", r.err), r.err[-3000:]
+    if plan == (("commit", 15),):
+        # The 15th answer is a candidate of the first batch (after the 8 variables): found, not made again.
+        # (Later ones may be a deferral or an archive, which leave nothing to adopt.)
+        assert re.search(r"mapping=candidates key=\S+ action=adopt ", r.err), r.err[-3000:]
 
 
 def test_plan_and_dry_run_send_no_write_and_write_no_state(tw):
