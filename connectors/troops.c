@@ -152,6 +152,8 @@ static bool ref_query(const char *ref, char *key, size_t n, const char **id)
 /* The record waits for its candidate (404 on its reference): deferred, tried again next run. */
 static void defer_on_ref(struct op *op, const char *ref)
 {
+	if (op->call.status != 404)
+		op->http_status = 0; /* an empty lookup, not a refusal: no status to show */
 	char *shown = ref_shown(ref);
 	op_finish(op, OPR_DEFERRED,
 		  "Troops knows no candidate %s in TEA %s yet (not created yet, failed, or a worker of another TEA); "
