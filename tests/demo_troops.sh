@@ -88,7 +88,7 @@ troops_after_3() {
   troops_demo_run 4
   troops_writes "$before" "fourth run"
   echo "The missions as Troops has them now, pulled again (hrsync run --mapping missions):"
-  "$BIN" -c "$CONFIG" -q run --mapping missions || true
+  "$BIN" -c "$CONFIG" -q run --mapping missions 2>/dev/null || true
   psql -X -c "SELECT platform_id, matricule, status FROM erp_inbound.troops_missions ORDER BY started_at"
   echo "What hrsync says about the decision Troops refused:"
   "$BIN" -c "$CONFIG" failures mission_decisions || true
@@ -101,7 +101,10 @@ run() {
   [ "$1" = 3 ] && troops_before_3
   troops_demo_run "$@"
   case $1 in
-    1) troops_writes "$before" "first run" ;;
+    1) troops_writes "$before" "first run"
+       echo "Troops workers and unavailabilities that failed or wait (hrsync failures):"
+       "$BIN" -c "$CONFIG" failures candidates 2>/dev/null || true
+       "$BIN" -c "$CONFIG" failures availabilities 2>/dev/null || true ;;
     2) troops_writes "$before" "second run" ;;
     3) troops_after_3 ;;
   esac
