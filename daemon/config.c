@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ref.h"
 #include "schedule.h"
 #include "throttle.h"
 
@@ -37,6 +38,24 @@ static const char *suggest(const char *w, const char *const *list, size_t n)
 		return "";
 	snprintf(buf, sizeof buf, " (did you mean '%s'?)", s);
 	return buf;
+}
+
+/* A connector option's value of a checked kind: a UUID, or one of its choices. */
+static void option_value_check(const struct config *c, struct diag *d, const struct ynode *v, const char *what, const struct conn_option *o,
+			       const char *value)
+{
+	if (!value)
+		return;
+	if (o->kind == OPT_UUID && !uuid_valid(value))
+		ERR(v, "%s: expected a UUID (8-4-4-4-12 hexadecimal digits), e.g. 7d4c1b0e-2f3a-4b5c-8d6e-9f0a1b2c3d4e", what);
+	if (o->choices) {
+		size_t n = 0;
+		bool ok = false;
+		while (o->choices[n])
+			ok |= streq(o->choices[n++], value);
+		if (!ok)
+			ERR(v, "%s: unknown value '%s'%s", what, value, suggest(value, o->choices, n));
+	}
 }
 
 /*
@@ -384,6 +403,7 @@ static void load_connector(struct config *c, struct diag *d, struct conn_cfg *cc
 				secret_load(&cc->secrets[oi], v, c->dir, what, d);
 			else
 				cc->strings[oi] = scalar(c, d, v, what);
+			option_value_check(c, d, v, what, &ty->options[oi], cc->strings[oi]);
 			continue;
 		}
 		if (streq(k, "type"))
@@ -581,7 +601,12 @@ static void check_field_links(struct config *c, struct diag *d, struct mapping *
 		if (x->src == VS_REF) {
 			bool erp = x->tpl.n && x->tpl.parts[0].lit && str_has_prefix(x->tpl.parts[0].lit, "erp:");
 			bool ssn = x->tpl.n && x->tpl.parts[0].lit && str_has_prefix(x->tpl.parts[0].lit, "ssn:");
-			if (erp || ssn) {
+			if ((erp || ssn) && ty->native_refs) {
+				/* The platform resolves the reference itself (Troops): a ref_mapping only orders the runs. */
+				if (x->ref_mapping && !config_mapping(c, x->ref_mapping))
+					diag_error(d, m->file, x->line, x->col, "field '%s': ref_mapping '%s' names no mapping",
+						   x->path, x->ref_mapping);
+			} else if (erp || ssn) {
 				struct mapping *t = config_ref_target(c, m, x);
 				if (!t && x->ref_mapping) {
 					const char **names = xcalloc(c->nmaps + 1, sizeof *names);

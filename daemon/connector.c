@@ -13,13 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "kit.h"
 #include "log.h"
 #include "throttle.h"
 
 /* ---- the registry: adding a connector is one line here ---- */
 
-#define CONNECTORS(X) X(peopleforce) X(personio)
+#define CONNECTORS(X) X(peopleforce) X(personio) X(troops)
 
 #define DECLARE(n) extern const struct connector_type n##_connector;
 CONNECTORS(DECLARE)
@@ -105,6 +106,7 @@ void connector_free(struct connector *c)
 		return;
 	if (c->type->destroy)
 		c->type->destroy(c);
+	batch_free(c);
 	free(c->priv);
 	secret_free(&c->token.value);
 	http_call_reset(&c->token.call);
@@ -380,6 +382,16 @@ static bool renew_on_401(struct connector *c, struct http_call *call)
 	call->status = 0;
 	http_submit(c->http, call, 0);
 	return true;
+}
+
+void conn_send_call(struct connector *c, struct http_call *call)
+{
+	conn_submit(c, call, 0);
+}
+
+bool conn_resend_on_401(struct connector *c, struct http_call *call)
+{
+	return renew_on_401(c, call);
 }
 
 /* ---- an op's requests ---- */

@@ -33,6 +33,8 @@ struct connector;
 struct op;
 struct pager;
 struct subres;
+struct batch;
+struct batch_queue;
 
 /* What "terminate" means for an entity on its platform. */
 enum term_kind {
@@ -47,6 +49,7 @@ enum op_result {
 	OPR_REFUSED,    /* the platform said no (4xx): sent again only when the payload changes */
 	OPR_TRANSIENT,  /* try again next run */
 	OPR_STOPPED,    /* the connector stopped (breaker, credentials) */
+	OPR_DEFERRED,   /* waits for another record (a reference the platform does not know yet): next run */
 };
 
 /* NULL-terminated lists of names in entity tables: NAMES("first_name", "last_name"). */
@@ -130,15 +133,18 @@ struct conn_entity {
 	struct jv *(*body)(struct op *op, struct jv *fields, bool create, char **why);
 	char *(*created_id)(const struct jv *answer);   /* NULL: data.id, else id */
 	const char *(*item_of)(const struct op *op);    /* `item` when it depends on the record */
+	/* Creates sent many to a request (batch.h); NULL: one request per create. */
+	const struct batch *batch;
 };
 
-enum opt_kind { OPT_SECRET, OPT_STRING };
+enum opt_kind { OPT_SECRET, OPT_STRING, OPT_UUID };
 
 struct conn_option {
 	const char *name;
-	enum opt_kind kind;
+	enum opt_kind kind;         /* OPT_UUID: a string that must be a UUID (check says so) */
 	bool required;
 	const char *help;
+	const char *const *choices; /* OPT_STRING: the values it takes (NULL: any) */
 };
 
 /*
@@ -230,6 +236,7 @@ struct connector {
 	struct http *http;
 	struct pacer pacer;
 	struct token token;
+	struct batch_queue *batchq;   /* creates waiting to go in a batch (batch.c) */
 	void *priv;             /* the connector module's (type->priv_size bytes) */
 };
 
@@ -250,6 +257,7 @@ struct op_kit {
 	const struct subres *sub;       /* the sub-resource being written */
 	char *gone;                     /* the id kit_replace deleted: found again, it is not there */
 	const struct search *search;    /* a paged search in progress */
+	bool no_batch;                  /* its create goes alone (the batch request was refused) */
 	char *path;                     /* its listing, without the page */
 	struct page_state pages;
 };
@@ -330,6 +338,11 @@ void op_fail_answer(struct op *op, const char *doing);
 bool op_id_ok(struct op *op, unsigned shapes, const char *what, const char *doing, const char *id);
 /* Run step again after a backoff delay (op->attempt counts). false when attempts are spent. */
 bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts);
+
+/* Send a call built by the caller with the connector's credentials (batch.c); done() gets the answer. */
+void conn_send_call(struct connector *c, struct http_call *call);
+/* A 401 to a client-credentials token: the call goes again with a new one (true); false otherwise. */
+bool conn_resend_on_401(struct connector *c, struct http_call *call);
 
 /* ---- for connector modules: blocking reads (prepare, lookups, find_by_key, pull) ---- */
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "log.h"
 
 static const char *what(const struct op *op)
@@ -189,6 +190,8 @@ void kit_post(struct op *op)
 
 void kit_absent(struct op *op)
 {
+	if (batch_park(op))
+		return; /* the entity sends its creates in batches: this one waits for its batch */
 	if (op->ent->create)
 		op->ent->create(op);
 	else

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <wctype.h>
 
+#include "batch.h"
 #include "db.h"
 #include "log.h"
 #include "lookups.h"
@@ -180,6 +181,17 @@ struct op_ctx {
 	char src_hash[33];
 };
 
+/*
+ * The platform does not know a record this one refers to yet (a native reference, batch.h
+ * and connector.h OPR_DEFERRED): deferred like an unresolved reference, tried again next run.
+ */
+static void record_deferred_op(struct engine *e, struct op *op)
+{
+	record_failure(e, op->key, "deferred", action_name(op->action), NULL, "ref",
+		       op->message ? op->message : "waits for a record the platform does not know yet", op->http_status, NULL);
+	e->cnt.deferred++;
+}
+
 static void op_done(struct op *op)
 {
 	struct engine *e = op->engine;
@@ -237,6 +249,11 @@ static void op_done(struct op *op)
 		e->again[e->nagain++] = op;
 		return;
 	}
+	if (op->result == OPR_DEFERRED) {
+		record_deferred_op(e, op);
+		op_free(op);
+		return;
+	}
 	const char *kind = op->result == OPR_REFUSED ? "refused" : "transient";
 	record_failure(e, op->key, kind, action_name(op->action), NULL, NULL,
 		       op->message ? op->message : "failed", op->http_status, x->fp[0] ? x->fp : NULL);
@@ -256,6 +273,9 @@ static bool stop_requested(const struct engine *e)
 static void pump(struct engine *e, int limit)
 {
 	while (e->inflight > limit) {
+		/* Nothing else to wait for: the creates parked for a batch go now (batch.h). */
+		if (!http_busy(e->http) && batch_flush(e->conn))
+			continue;
 		http_run(e->http, 200);
 		if (stop_requested(e) && !e->stop)
 			stop_run(e, "asked to stop; finishing the requests in flight");
@@ -962,6 +982,17 @@ static void retry_transients(struct engine *e)
 	e->second_pass = false;
 }
 
+/*
+ * An entity that sends its creates in batches: room for a few full batches of ops at once
+ * (records of several groups, e.g. agencies, fill their batches side by side).
+ */
+static void batch_room(struct engine *e, const struct mapping *m)
+{
+	const struct batch *b = m->ent ? m->ent->batch : NULL;
+	if (b && (!b->enabled || b->enabled(e->conn)) && e->max_inflight < 4 * b->max)
+		e->max_inflight = 4 * b->max;
+}
+
 static void run_mapping(struct engine *e, struct mapping *m, struct connector *conn)
 {
 	e->m = m;
@@ -974,6 +1005,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	/* More operations than requests in flight: an op waiting out a 429's Retry-After must not
 	 * starve the pipeline; the pacer still lets only max_in_flight requests out at once. */
 	e->max_inflight = conn->pacer.max_in_flight * 4;
+	batch_room(e, m);
 	log_set_mapping(m->name);
 	int64_t t0 = now_ms();
 	struct pacer_stats before = conn->pacer.stats;
