@@ -537,8 +537,13 @@ static void check_field_names(struct diag *d, const struct mapping *m, const str
 			continue;
 		}
 		bool known = false;
-		for (size_t k = 0; k < nk; k++)
-			known |= streq(ent->fields[k], path);
+		for (size_t k = 0; k < nk; k++) {
+			/* "group.*": the group's fields are the platform's to name (Workelo identifications) */
+			size_t fl = strlen(ent->fields[k]);
+			bool any = fl > 2 && streq(ent->fields[k] + fl - 2, ".*") && prefix &&
+				   strlen(prefix) == fl - 2 && !strncmp(prefix, ent->fields[k], fl - 2);
+			known |= any || streq(ent->fields[k], path);
+		}
 		if (!known) {
 			const char *sug = diag_suggest(path, ent->fields, nk);
 			bool custom_ok = ent->custom_fields && !prefix;
@@ -595,9 +600,10 @@ static void check_field_links(struct config *c, struct diag *d, struct mapping *
 						   "field '%s': %s: references need an employees mapping of connector '%s' (or ref_mapping:)",
 						   x->path, ssn ? "ssn" : "erp", m->connector);
 				}
-				else if (t == m)
-					diag_error(d, m->file, x->line, x->col, "field '%s': a mapping cannot reference itself",
-						   x->path);
+				else if (t == m && !x->ref_mapping)
+					diag_error(d, m->file, x->line, x->col,
+						   "field '%s': a reference into the same mapping names it: ref_mapping: %s",
+						   x->path, m->name);
 				else if (ssn && !t->has_ssn_field)
 					diag_error(d, m->file, x->line, x->col,
 						   "field '%s': ssn: references resolve through a field with 'check: nir' in mapping '%s', which has none",

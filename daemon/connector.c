@@ -19,7 +19,7 @@
 
 /* ---- the registry: adding a connector is one line here ---- */
 
-#define CONNECTORS(X) X(peopleforce) X(personio)
+#define CONNECTORS(X) X(peopleforce) X(personio) X(workelo)
 
 #define DECLARE(n) extern const struct connector_type n##_connector;
 CONNECTORS(DECLARE)
@@ -324,6 +324,8 @@ static void token_fetch(struct connector *c)
 	struct token *t = &c->token;
 	const struct secret *id = conn_secret(c, a->client_id), *sec = conn_secret(c, a->client_secret);
 	const char *url = a->token_url ? conn_string(c, a->token_url) : NULL;
+	if (!url || !*url)
+		url = a->token_default;
 	t->fetching = true;
 	http_call_reset(&t->call);
 	if (!secret_present(id) || !secret_present(sec)) {

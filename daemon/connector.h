@@ -153,6 +153,7 @@ struct conn_auth {
 	const char *client_id, *client_secret;   /* options, for client credentials */
 	const char *token_path;            /* "/v2/auth/token" */
 	const char *token_url;             /* an option naming the token URL, when configurable */
+	const char *token_default;         /* the token URL when that option is not set (NULL: token_path) */
 };
 
 struct connector_type {

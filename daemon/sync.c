@@ -75,6 +75,12 @@ struct engine {
 	long kill_at;
 	bool stop;                     /* stop the whole run: exit 3 */
 	char *stop_reason;
+
+	/* references into the same mapping (a unit's parent): parents first (run_parents_first) */
+	bool self_ref;                 /* the mapping running references itself */
+	const char *cur_key;           /* the row being mapped */
+	struct strmap self_deferred;   /* keys deferred this pass -> "" */
+	struct strmap self_edges;      /* key -> the key of the same mapping it waits for */
 };
 
 static volatile sig_atomic_t g_signalled;
@@ -440,6 +446,8 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 		return REF_RESOLVED;
 	}
 deferred:
+	if (t == e->m && scheme == REF_ERP && e->cur_key)
+		strmap_put(&e->self_edges, e->cur_key, id);
 	if (scheme == REF_SSN)
 		*why = xasprintf("no record of mapping '%s' with this NIR is on the platform yet", t->name);
 	else
@@ -621,6 +629,8 @@ static int map_row(struct engine *e, const struct row *row, const struct src_ext
 	} else if (rc == 2) {
 		record_failure(e, key, "deferred", act, res->defer_field, "ref", res->defer_reason, 0, NULL);
 		e->cnt.deferred++;
+		if (e->self_ref)
+			strmap_put(&e->self_deferred, key, "");
 	}
 	return rc;
 }
@@ -788,7 +798,10 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	}
 	struct mapped mp = {0}, tp = {0};
 	bool need_main = !(x->terminate && active);
-	if (map_row(e, row, x, key, need_main, linked, &mp, &tp) != 0)
+	e->cur_key = key;
+	int mrc = map_row(e, row, x, key, need_main, linked, &mp, &tp);
+	e->cur_key = NULL;
+	if (mrc != 0)
 		goto out;
 
 	struct decision d = {.payload = need_main ? &mp.payload : NULL,
@@ -806,6 +819,109 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 out:
 	mapped_free(&mp);
 	mapped_free(&tp);
+}
+
+/* ---- references into the same mapping: parents before children ---- */
+
+static bool refs_itself(const struct config *cfg, const struct mapping *m, const struct field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested && refs_itself(cfg, m, f[i].kids, f[i].nkids))
+			return true;
+		if (f[i].src == VS_REF && config_ref_target(cfg, m, &f[i]) == m)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The rows still deferred on a record of their own mapping: each waits for the key in
+ * self_edges. One whose chain comes back to itself is on a reference cycle, which no
+ * order can create: its deferral becomes a mapping error naming the records (mapped
+ * again after the ERP is fixed). Returns how many were on a cycle.
+ */
+static long report_cycles(struct engine *e)
+{
+	long n = 0;
+	for (size_t i = 0; i < e->self_deferred.cap; i++) {
+		const char *start = e->self_deferred.keys ? e->self_deferred.keys[i] : NULL;
+		if (!start)
+			continue;
+		struct sb chain = {0};
+		const char *k = start;
+		bool cycle = false;
+		sb_puts(&chain, start);
+		for (int hop = 0; hop < 1000; hop++) {
+			const char *next = NULL;
+			if (!strmap_get(&e->self_edges, k, &next) || !next)
+				break;
+			sb_printf(&chain, " -> %s", next);
+			if (streq(next, start)) {
+				cycle = true;
+				break;
+			}
+			k = next;
+		}
+		if (cycle) {
+			char *why = xasprintf("reference cycle in mapping %s: %s; none of these records can be created "
+					      "before the others: fix the references in the ERP",
+					      e->m->name, sb_str(&chain));
+			record_failure(e, start, "mapping", "create", NULL, "ref", why, 0, NULL);
+			free(why);
+			e->cnt.deferred--;
+			e->cnt.failed++;
+			n++;
+		}
+		sb_free(&chain);
+	}
+	return n;
+}
+
+/*
+ * A mapping that references itself (a unit's parent): a child read before its parent
+ * was created is deferred. While a pass creates something, the records it deferred are
+ * read again, once their parents' creates are confirmed: one pass per level of the tree,
+ * in one run. The same requests as records created in the right order; a child whose
+ * parent failed stays deferred, and a cycle is reported as such.
+ */
+static void run_parents_first(struct engine *e, const struct src_filter *flt)
+{
+	for (int pass = 2; !e->stop && e->self_deferred.n > 0; pass++) {
+		long created = e->cnt.created;
+		struct strmap want = e->self_deferred;
+		memset(&e->self_deferred, 0, sizeof e->self_deferred);
+		strmap_clear(&e->refs); /* what was not on the platform may be now */
+		struct cursor cur;
+		char *err = NULL;
+		if (!cursor_open(&e->src, e->m, flt, &cur, &err)) {
+			stop_run(e, "mapping %s: the source query failed: %s", e->m->name, err);
+			free(err);
+			strmap_clear(&want);
+			return;
+		}
+		log_info("%zu record(s) waited for a record of the same mapping; pass %d", want.n, pass);
+		struct row row;
+		struct src_extra x;
+		int rc = 0;
+		while (!e->stop && (rc = cursor_next(&cur, &row, &x, &err)) == 1) {
+			if (!row.vals[0] || !strmap_get(&want, row.vals[0], NULL))
+				continue;
+			e->cnt.deferred--; /* counted again by what this pass makes of it */
+			process_row(e, &row, &x);
+		}
+		if (!e->stop && rc < 0) {
+			stop_run(e, "reading the source of mapping %s: %s", e->m->name, err);
+			free(err);
+		}
+		cursor_close(&cur);
+		strmap_clear(&want);
+		flush_creates(e);
+		pump(e, 0);
+		if (e->cnt.created == created)
+			break; /* nothing new: the rest waits for a failed parent, or a cycle */
+	}
+	if (!e->stop)
+		report_cycles(e);
 }
 
 /* ---- one mapping ---- */
@@ -971,6 +1087,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->ncreates = 0;
 	e->planned_terms = 0;
 	e->mapping_stopped = false;
+	e->self_ref = refs_itself(e->cfg, m, m->fields, m->nfields);
 	/* More operations than requests in flight: an op waiting out a 429's Retry-After must not
 	 * starve the pipeline; the pacer still lets only max_in_flight requests out at once. */
 	e->max_inflight = conn->pacer.max_in_flight * 4;
@@ -1034,6 +1151,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 		terminate_missing(e);
 	flush_creates(e);
 	pump(e, 0);
+	if (e->self_ref)
+		run_parents_first(e, &flt);
 	if (e->opts->dry_run && e->planned_terms && !e->no_state && !e->opts->force) {
 		long long active = state_active_links(&e->st, m->name);
 		double share = active > 0 ? (double)e->planned_terms / (double)active : 1.0;
@@ -1067,6 +1186,8 @@ out:
 		state_run_mapping(&e->st, e->run_id, m->name, &e->cnt, m->mapping_hash);
 	log_set_mapping(NULL);
 	strmap_clear(&e->refs);
+	strmap_clear(&e->self_deferred);
+	strmap_clear(&e->self_edges);
 }
 
 /* A pull mapping: platform records into the mirror's inbound table (pull.c). */

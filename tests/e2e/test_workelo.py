@@ -1,0 +1,68 @@
+"""Issue #13: the Workelo connector, end to end — the real binary, real PostgreSQL (the demo
+mirror and its Workelo part, tests/fixtures/erp/gen_workelo.py), the Workelo sandbox
+(tests/sandbox/workelo.py), strict to hrsync's wire contract. What every connector must do
+(killed runs, lost answers, retries, the night after, dry runs, secrets) is in test_contract.py."""
+import collections
+import re
+
+from world_workelo import ARCHIVED, CLIENT_SECRET
+
+
+def failures(world, mapping):
+    return {k: (kind, field, reason) for k, kind, field, reason in world.sql(
+        "SELECT erp_key, kind, field, reason FROM hrsync.failures WHERE mapping = %s", (mapping,))}
+
+
+def test_full_sync_creates_every_valid_record_once_and_lists_the_others(wworld):
+    w = wworld
+    r = w.run("-v", "run", check_rc=1)
+    exp = w.assert_consistent()
+    reqs = w.sandbox.requests()
+    # Never a DELETE of an employee: it would wipe the journeys' data.
+    assert not [x for x in reqs if x["method"] == "DELETE"]
+    # Units: parents first, in one run, although every child's code sorts before its parent's.
+    units = r.summary("workelo_units")
+    assert units["created"] == len(exp["units"]) and units["deferred"] == 0 and units["failed"] == 0, units
+    posted = [x["body"]["external_id"] for x in reqs if x["method"] == "POST" and x["path"] == "/unit_organizations"]
+    assert posted.index("G") < min(posted.index(c) for c in posted if c.startswith("C-"))
+    assert max(posted.index(c) for c in posted if c.startswith("C-")) < min(
+        posted.index(c) for c in posted if c.startswith("D-"))
+    assert not [x for x in reqs if x["path"] == "/unit_organizations" and x["status"] == 422]
+    emp = r.summary("workelo_employees")
+    assert emp["created"] == len(exp["employees"]) and emp["terminated"] == len(exp["dismissed"]), emp
+    # The refused: Workelo's own rule (a unit of the lowest level) and its unique e-mail, with its message.
+    fe = failures(w, "workelo_employees")
+    assert exp["not_lowest"], "the mirror plants no employee on a unit above the lowest level"
+    for k in exp["not_lowest"] - exp["map_errors"]:
+        kind, _f, reason = fe[k]
+        assert kind == "refused" and "must be a unit of the lowest level" in reason, fe[k]
+    assert fe[exp["dup_loser"]][0] == "refused" and "email: has already been taken" in fe[exp["dup_loser"]][2]
+    for k in exp["map_errors"]:
+        assert fe[k][0] == "mapping", fe[k]
+    # Journeys: a draft, then started (two requests, one record); those whose people are not on
+    # Workelo wait, deferred, naming whom they wait for.
+    tr = r.summary("workelo_tracks")
+    assert tr["created"] == len(exp["tracks"]), tr
+    posts = [x for x in reqs if x["method"] == "POST" and x["path"] == "/tracks"]
+    starts = [x for x in reqs if x["method"] == "PUT" and re.fullmatch(r"/tracks/\d+/start", x["path"])]
+    assert len(posts) == len(starts) == len(exp["tracks"])
+    ft = failures(w, "workelo_tracks")
+    assert ft and all(v[0] == "deferred" and "workelo_employees record" in v[2] for v in ft.values()), ft
+    assert CLIENT_SECRET not in r.err and "wk_" not in "".join(x["query"] for x in reqs)
+    # One token for the whole run.
+    assert sum(1 for x in reqs if x["path"] == "/oauth/token") == 1
+
+
+def test_no_change_run_sends_only_its_lookups(wworld):
+    """The night after: the rows hash as when Workelo took them; what is read is the lookup
+    lists the mappings need and the token (the bench's 'requests of a no-change run')."""
+    w = wworld
+    w.run("run", check_rc=1)
+    seq = w.sandbox.last_seq()
+    r = w.run("run", check_rc=1)
+    after = w.sandbox.requests(since=seq)
+    assert w.writes(after) == []
+    paths = collections.Counter(x["path"] for x in after)
+    assert set(paths) <= {"/oauth/token", "/level_organizations", "/user_roles", "/templates"}, paths
+    assert len(after) <= 4, after
+    assert sum(w.mapping_totals(r, "requests") for _ in [0]) <= 4
