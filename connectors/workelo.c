@@ -155,14 +155,9 @@ static void unit_find(struct op *op)
 
 /* ================= employees ================= */
 
-static bool read_roles(struct connector *c, char **err)
+/* The archived role among the roles listed (a lookup of the mapping lists them too: read once). */
+static void note_roles(struct wk *w, const struct jv *roles)
 {
-	struct wk *w = WK(c);
-	if (w->roles_read)
-		return true;
-	struct jv *roles = conn_list_all(c, &wk_pages, "/user_roles", err);
-	if (!roles)
-		return false;
 	for (size_t i = 0; i < roles->u.arr.n; i++) {
 		const char *name = jv_obj_str(roles->u.arr.v[i], "name");
 		char *id = jv_id_text(jv_obj_get(roles->u.arr.v[i], "id"));
@@ -173,8 +168,19 @@ static bool read_roles(struct connector *c, char **err)
 		}
 		free(id);
 	}
-	jv_free(roles);
 	w->roles_read = true;
+}
+
+static bool read_roles(struct connector *c, char **err)
+{
+	struct wk *w = WK(c);
+	if (w->roles_read)
+		return true;
+	struct jv *roles = conn_list_all(c, &wk_pages, "/user_roles", err);
+	if (!roles)
+		return false;
+	note_roles(w, roles);
+	jv_free(roles);
 	return true;
 }
 
@@ -666,6 +672,8 @@ static struct jv *wk_list(struct connector *c, const char *resource, char **err)
 	char *path = xasprintf("/%s", resource);
 	struct jv *all = conn_list_all(c, &wk_pages, path, err);
 	free(path);
+	if (all && streq(resource, "user_roles"))
+		note_roles(WK(c), all);
 	return all;
 }
 

@@ -306,6 +306,8 @@ static void prepare_entity(struct engine *e, long pending)
 
 static void flush_creates(struct engine *e)
 {
+	if (!e->ncreates)
+		return; /* nothing held back: prepare runs before the first op, if any (launch) */
 	prepare_entity(e, (long)e->ncreates);
 	for (size_t i = 0; i < e->ncreates; i++)
 		launch(e, e->creates[i]);
