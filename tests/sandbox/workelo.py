@@ -119,16 +119,16 @@ class WorkeloSandbox(Sandbox):
         raise ValueError("unknown config key %r" % key)
 
     def format_error(self, status, errors):
+        req = self.current_request()
+        if req is not None and req.raw_path == "/oauth/token" and status != 429:
+            return {"error": errors[0].get("code", "invalid_request") if errors else "invalid_request",
+                    "error_description": "; ".join(e.get("message", "") for e in errors)}
         if status == 404:
             return {"error": "not_found"}
         if status == 401:
             return {"error": "invalid_token", "error_description": "; ".join(e.get("message", "") for e in errors)}
         if status == 429:
             return {"error": "rate_limited", "error_description": "1000 requests per hour per token"}
-        req = self.current_request()
-        if req is not None and req.raw_path == "/oauth/token":
-            return {"error": errors[0].get("code", "invalid_request") if errors else "invalid_request",
-                    "error_description": "; ".join(e.get("message", "") for e in errors)}
         return {"errors": [{k: v for k, v in e.items() if k in ("field", "message")} for e in errors]}
 
     def unauthorized(self, why="the access token is missing, invalid or expired"):
