@@ -5,6 +5,7 @@ mirror and its Workelo part, tests/fixtures/erp/gen_workelo.py), the Workelo san
 import collections
 import re
 
+from checks import kill_when
 from world_workelo import ARCHIVED, CLIENT_SECRET
 
 
@@ -71,3 +72,63 @@ def test_no_change_run_sends_only_its_lookups(wworld):
     assert paths == {"/oauth/token": 1, "/level_organizations": 1, "/user_roles": 1, "/templates": 1}, paths
     assert pull_pages == 2  # 113 journeys changed within the pull's hour of look-back: 2 pages of 100
     assert sum(r.summary(m)["requests"] for m in w.push_mappings) == 4 + len(waited_for)  # the token too
+
+
+def test_a_run_killed_between_draft_and_start_starts_the_draft_next_time(wworld):
+    """A journey is two requests (POST: a draft; PUT .../start) and one record for hrsync. Killed
+    between the two, the next run finds the draft for that employee and mobility and starts it:
+    never a second journey."""
+    w = wworld
+    w.run("run", "--mapping", "workelo_units", "--mapping", "workelo_employees", check_rc=1)
+    seen = {"posts": 0}
+
+    def drafts_made(start):
+        new = w.sandbox.requests(since=start)
+        seen["posts"] = sum(1 for x in new if x["method"] == "POST" and x["path"] == "/tracks" and x["status"] == 201)
+        return seen["posts"] >= 5
+    # Every start is lost on the way (the connection drops before Workelo acts): drafts pile up.
+    with w.sandbox.faulted({"mode": "drop", "method": "PUT", "path": r"^/tracks/\d+/start$"}):
+        kill_when(w, drafts_made, "5 drafts", poll=0.01)
+    drafts = [t for t in w.sandbox.store()["tracks"] if t["status"] == "draft"]
+    assert len(drafts) >= 5, drafts
+    assert w.sql("SELECT count(*) FROM hrsync.links WHERE mapping = 'workelo_tracks'") == [(0,)]
+    r = w.run("run", check_rc=1)
+    assert len(re.findall(r"journey already on Workelo as draft \d+", r.err)) == len(drafts), r.err[-3000:]
+    w.assert_consistent()
+    store = w.sandbox.store()
+    assert {t["id"] for t in store["tracks"]} >= {t["id"] for t in drafts}
+    assert not [t for t in store["tracks"] if t["status"] == "draft"]
+
+
+def test_units_parents_first_a_failed_parent_defers_and_a_cycle_is_named(wworld):
+    """Parents before children in one run, whatever the order of the rows; a unit whose parent
+    failed waits for it (deferred); a reference cycle cannot be created in any order: each of
+    its records fails, naming the cycle, and nothing of it is sent."""
+    w = wworld
+    w.sql("INSERT INTO erp.org_units (code, parent_code, name, level_name) VALUES "
+          "('A-BAD', 'G', 'Unknown level', 'Nowhere'), ('A-CHILD', 'A-BAD', 'Child of a bad unit', 'Region'), "
+          "('A-X1', 'A-X2', 'Cycle one', 'Establishment'), ('A-X2', 'A-X1', 'Cycle two', 'Region')")
+    r = w.run("run", "--mapping", "workelo_units", check_rc=1)
+    f = failures(w, "workelo_units")
+    assert f["A-BAD"][0] == "mapping" and "Nowhere" in f["A-BAD"][2], f["A-BAD"]
+    assert f["A-CHILD"][0] == "deferred" and "'A-BAD' is not on the platform yet" in f["A-CHILD"][2], f["A-CHILD"]
+    for k in ("A-X1", "A-X2"):
+        kind, _field, reason = f[k]
+        assert kind == "mapping" and "reference cycle" in reason and "A-X1" in reason and "A-X2" in reason, f[k]
+    s = r.summary("workelo_units")
+    assert (s["failed"], s["deferred"]) == (3, 1), s
+    sent = {x["body"]["external_id"] for x in w.sandbox.requests() if x["method"] == "POST"
+            and x["path"] == "/unit_organizations"}
+    assert not sent & {"A-BAD", "A-CHILD", "A-X1", "A-X2"}
+    assert len(sent) == len(w.sql("SELECT code FROM erp.org_units")) - 4
+    # The ERP fixed: the cycle broken, the bad level corrected; the next run sends them, parents first.
+    w.sql("UPDATE erp.org_units SET parent_code = 'G' WHERE code = 'A-X2'")
+    w.sql("UPDATE erp.org_units SET level_name = 'Region', parent_code = 'G' WHERE code = 'A-BAD'")
+    w.sql("UPDATE erp.org_units SET level_name = 'Establishment' WHERE code IN ('A-CHILD')")
+    seq = w.sandbox.last_seq()
+    r = w.run("run", "--mapping", "workelo_units", check_rc=0)
+    posted = [x["body"]["external_id"] for x in w.sandbox.requests(since=seq) if x["method"] == "POST"
+              and x["path"] == "/unit_organizations"]
+    assert sorted(posted) == ["A-BAD", "A-CHILD", "A-X1", "A-X2"] and posted.index("A-BAD") < posted.index("A-CHILD") \
+        and posted.index("A-X2") < posted.index("A-X1"), posted
+    assert failures(w, "workelo_units") == {}
