@@ -5,6 +5,8 @@ mirror and its Workelo part, tests/fixtures/erp/gen_workelo.py), the Workelo san
 import collections
 import re
 
+import pytest
+
 from checks import kill_when
 from world_workelo import ARCHIVED, CLIENT_SECRET
 
@@ -132,3 +134,28 @@ def test_units_parents_first_a_failed_parent_defers_and_a_cycle_is_named(wworld)
     assert sorted(posted) == ["A-BAD", "A-CHILD", "A-X1", "A-X2"] and posted.index("A-BAD") < posted.index("A-CHILD") \
         and posted.index("A-X2") < posted.index("A-X1"), posted
     assert failures(w, "workelo_units") == {}
+
+
+@pytest.mark.parametrize("style", ["workelo", "teamtailor"])
+def test_pacing_follows_the_rate_headers_of_a_shared_token(wworld, style):
+    """The token is shared: another client spent most of the window before the run. hrsync is
+    configured faster than the platform allows; the answers' rate headers (X-RateLimit-* with
+    Reset in epoch seconds, or Teamtailor's X-Rate-Limit-* with seconds left) tell it what is
+    left, and it paces to that: the work gets done without a single 429."""
+    w = wworld
+    w.write_config(rate="50/s")
+    w.sandbox.config(hourly="20/2", rate_headers=style)
+    w.sandbox.call("POST", "/consume", {"n": 15})
+    r = w.run("-v", "run", "--mapping", "workelo_units", check_rc=0)
+    reqs = w.sandbox.requests()
+    assert [x for x in reqs if x["status"] == 429] == [], "throttled"
+    assert r.summary("workelo_units")["created"] == len(w.sql("SELECT code FROM erp.org_units"))
+    assert re.search(r"the platform says \d+ requests are left for \d+ s: pacing at", r.err), r.err[-2000:]
+    # Without the headers, the same run meets the limit.
+    w.run("run", "--mapping", "workelo_units", check_rc=0)
+    w.sandbox.reset()
+    w.sql("DROP SCHEMA hrsync CASCADE")
+    w.sandbox.config(hourly="20/2", rate_headers="none", retry_after=True)
+    w.sandbox.call("POST", "/consume", {"n": 15})
+    w.run("run", "--mapping", "workelo_units", check_rc=0)
+    assert [x for x in w.sandbox.requests() if x["status"] == 429], "no 429 without the headers: the test proves nothing"

@@ -107,11 +107,17 @@ class WorkeloSandbox(Sandbox):
             self.client_id = self._cli_client_id = args.client_id
 
     def config_defaults(self):
-        return {"token_ttl": 7200, "hourly": "0"}
+        # rate_headers: "workelo" (X-RateLimit-*, Reset in epoch seconds), "teamtailor"
+        # (X-Rate-Limit-*, Reset in seconds left: to test hrsync's reading of both), "none".
+        return {"token_ttl": 7200, "hourly": "0", "rate_headers": "workelo"}
 
     def check_config(self, key, value):
         if key == "hourly":
             return rate_to_str(parse_rate(value))
+        if key == "rate_headers":
+            if value not in ("workelo", "teamtailor", "none"):
+                raise ValueError("rate_headers must be workelo, teamtailor or none")
+            return value
         if key == "token_ttl":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError("token_ttl must be a number of seconds > 0")
@@ -176,13 +182,16 @@ class WorkeloSandbox(Sandbox):
         kind, status, headers, data = super().handle_api(req)
         if req.raw_path.startswith(self.api_prefix + "/") or req.raw_path == "/oauth/token":
             with self.lock:
-                got = self._window_locked(time.time())
-                if got is not None:
+                now = time.time()
+                got = self._window_locked(now)
+                style = self.config["rate_headers"]
+                if got is not None and style != "none":
                     n, win, _w = got
                     headers = dict(headers)
-                    headers["X-RateLimit-Limit"] = str(n)
-                    headers["X-RateLimit-Remaining"] = str(max(0, n - win["used"]))
-                    headers["X-RateLimit-Reset"] = str(int(math.ceil(win["end"])))
+                    pre = "X-RateLimit-" if style == "workelo" else "X-Rate-Limit-"
+                    headers[pre + "Limit"] = str(n)
+                    headers[pre + "Remaining"] = str(max(0, n - win["used"]))
+                    headers[pre + "Reset"] = str(int(math.ceil(win["end"] if style == "workelo" else win["end"] - now)))
         return kind, status, headers, data
 
     def admin_consume(self, req):
