@@ -17,7 +17,7 @@
 #include "throttle.h"
 
 static const char *const top_keys[] = {"database", "schedule", "timezone", "connectors", "mappings",
-				       "guards", "logging", "metrics"};
+				       "guards", "logging", "metrics", "run_until"};
 static const char *const db_keys[] = {"conninfo", "password_file", "state_schema", "inbound_schemas",
 				      "source_conninfo", "source_password_file", "statement_timeout"};
 /* Where pull mappings write when database.inbound_schemas is not set: the shipped mappings' schema. */
@@ -901,6 +901,13 @@ struct config *config_load(const char *path, struct diag *d)
 		if (!schedule_parse(&sch, c->schedule, serr, sizeof serr))
 			ERR(ymap_get(root, "schedule"), "schedule: %s", serr);
 	}
+	c->run_until = scalar(c, d, ymap_get(root, "run_until"), "run_until");
+	if (c->run_until) {
+		double end;
+		char werr[200];
+		if (!window_end(c->run_until, time(NULL), &end, werr, sizeof werr))
+			ERR(ymap_get(root, "run_until"), "run_until: %s", werr);
+	}
 	const struct ynode *tz = ymap_get(root, "timezone");
 	c->timezone = tz ? scalar(c, d, tz, "timezone") : NULL;
 	if (c->timezone) {
@@ -994,6 +1001,7 @@ void config_free(struct config *c)
 	free(c->inbound_schemas);
 	free(c->state_schema);
 	free(c->schedule);
+	free(c->run_until);
 	free(c->timezone);
 	free(c->metrics_textfile);
 	free(c->path);

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "lookups.h"
 #include "nir.h"
+#include "notify.h"
 #include "pull.h"
 #include "ref.h"
 #include "sha256.h"
@@ -81,6 +82,15 @@ struct engine {
 	const char *cur_key;           /* the row being mapped */
 	struct strmap self_deferred;   /* keys deferred this pass -> "" */
 	struct strmap self_edges;      /* key -> the key of the same mapping it waits for */
+
+	/* the run window (opts->until) and progress (run_window, report_progress) */
+	bool window_over;              /* the window ended: nothing new is sent */
+	long left;                     /* records the window left for the next run */
+	struct sb not_started;         /* mappings the window ended before */
+	struct op **updates;           /* a windowed run: updates wait for creates and terminations */
+	size_t nupdates, capupdates;
+	long long total_rows;          /* the running mapping's source rows (-1: not counted) */
+	int64_t mapping_t0, last_progress;
 };
 
 static volatile sig_atomic_t g_signalled;
@@ -270,8 +280,34 @@ static void pump(struct engine *e, int limit)
 
 static void prepare_entity(struct engine *e, long pending);
 
+/* ---- the run window (run --until) ---- */
+
+/* Has the window ended? The first time: said once; from then on nothing new is sent. */
+static bool run_window_over(struct engine *e)
+{
+	if (e->window_over)
+		return true;
+	if (e->opts->until <= 0 || e->opts->dry_run || now_wall() < e->opts->until)
+		return false;
+	e->window_over = true;
+	log_notice("the run window ends now: nothing new is sent; what is in flight finishes and is recorded");
+	return true;
+}
+
+/* A record the window leaves for the next run: not sent, nothing recorded against it. */
+static void leave_for_next_run(struct engine *e, struct op *op)
+{
+	e->left++;
+	log_rec(L_DEBUG, op->key, action_name(op->action), "not sent: the run window ended");
+	op_free(op);
+}
+
 static void launch(struct engine *e, struct op *op)
 {
+	if (run_window_over(e)) {
+		leave_for_next_run(e, op);
+		return;
+	}
 	prepare_entity(e, 0);
 	pump(e, e->max_inflight - 1);
 	if (e->stop || e->conn->pacer.stopped) {
@@ -327,6 +363,12 @@ static void submit(struct engine *e, struct op *op)
 	if (op->action == ACT_TERMINATE) {
 		grow(&e->terms, &e->capterms, e->nterms + 1, sizeof *e->terms);
 		e->terms[e->nterms++] = op;
+		return;
+	}
+	if (e->opts->until > 0 && (op->action == ACT_UPDATE || op->action == ACT_RESTORE)) {
+		/* A windowed run: new people and leavers first, updates with what time is left. */
+		grow(&e->updates, &e->capupdates, e->nupdates + 1, sizeof *e->updates);
+		e->updates[e->nupdates++] = op;
 		return;
 	}
 	launch(e, op);
@@ -823,6 +865,80 @@ out:
 	mapped_free(&tp);
 }
 
+/* ---- progress of a long run ---- */
+
+/* "1,234,567" */
+static void thousands(char *out, size_t n, long long v)
+{
+	char d[32];
+	snprintf(d, sizeof d, "%lld", v < 0 ? -v : v);
+	size_t l = strlen(d), o = 0;
+	if (v < 0 && o + 1 < n)
+		out[o++] = '-';
+	for (size_t i = 0; i < l && o + 1 < n; i++) {
+		if (i && (l - i) % 3 == 0 && o + 1 < n)
+			out[o++] = ',';
+		out[o++] = d[i];
+	}
+	out[o] = '\0';
+}
+
+/* "about 2 h left", "about 35 min left", "less than a minute left" */
+static void time_left(char *out, size_t n, double s)
+{
+	if (s < 60)
+		snprintf(out, n, "less than a minute left");
+	else if (s < 5400)
+		snprintf(out, n, "about %.0f min left", s / 60);
+	else
+		snprintf(out, n, "about %.0f h left", s / 3600);
+}
+
+/* The mapping's source rows, counted once at its start (for progress); -1 when not known. */
+static long long count_source(struct engine *e, const struct src_filter *flt)
+{
+	char *err = NULL;
+	char *sql = source_sql(&e->src, e->m, flt, &err);
+	if (!sql) {
+		free(err);
+		return -1;
+	}
+	char *q = xasprintf("SELECT count(*) FROM (%s) hrsync_rows", sql);
+	free(sql);
+	PGresult *r = PQexec(e->src.pg, q);
+	free(q);
+	long long n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : -1;
+	PQclear(r);
+	return n;
+}
+
+/*
+ * Every 10 s of a mapping: "workelo_employees 1,200/5,000, about 2 h left" (rows read of
+ * the source, the time left at the pace so far) in the log, in the running run's message
+ * (`hrsync status`) and in systemd's STATUS=.
+ */
+static void report_progress(struct engine *e, long long rows, bool force)
+{
+	int64_t now = now_ms();
+	if (!force && now - e->last_progress < 10000)
+		return;
+	e->last_progress = now;
+	char done[32], total[32], eta[48] = "";
+	thousands(done, sizeof done, rows);
+	thousands(total, sizeof total, e->total_rows);
+	double elapsed = (double)(now - e->mapping_t0) / 1000.0;
+	if (e->total_rows > rows && rows > 0 && elapsed > 1)
+		time_left(eta, sizeof eta, elapsed * (double)(e->total_rows - rows) / (double)rows);
+	char *text = e->total_rows >= 0 ? xasprintf("%s %s/%s%s%s", e->m->name, done, total, *eta ? ", " : "", eta)
+					: xasprintf("%s %s rows", e->m->name, done);
+	log_info("progress: %s (%ld created, %ld updated, %ld failed)", text, e->cnt.created, e->cnt.updated,
+		 e->cnt.failed);
+	if (!e->opts->dry_run && e->run_id && !state_run_progress(&e->st, e->run_id, text) && e->st.broken)
+		stop_run(e, "the state database is unreachable");
+	notify_sendf("STATUS=%s", text);
+	free(text);
+}
+
 /* ---- references into the same mapping: parents before children ---- */
 
 static bool refs_itself(const struct config *cfg, const struct mapping *m, const struct field *f, size_t n)
@@ -1057,14 +1173,14 @@ static void retry_transients(struct engine *e)
 	if (!e->nagain)
 		return;
 	e->second_pass = true;
-	if (!e->stop && !e->conn->pacer.stopped) {
+	if (!e->stop && !e->conn->pacer.stopped && !run_window_over(e)) {
 		log_info("%zu record(s) failed transiently; trying them once more in %d s", e->nagain,
 			 RETRY_PAUSE_MS / 1000);
 		wait_ms(e, RETRY_PAUSE_MS);
 	}
 	for (size_t i = 0; i < e->nagain; i++) {
 		struct op *op = e->again[i];
-		if (e->stop || e->conn->pacer.stopped) {
+		if (e->stop || e->conn->pacer.stopped || run_window_over(e)) {
 			e->inflight++;
 			op_done(op); /* recorded with its own reason */
 			continue;
@@ -1122,18 +1238,19 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	struct row row;
 	struct src_extra x;
 	int rc;
-	int64_t last_progress = now_ms();
+	e->mapping_t0 = e->last_progress = now_ms();
+	e->total_rows = e->opts->sink ? -1 : count_source(e, &flt);
 	while (!e->stop && (rc = cursor_next(&cur, &row, &x, &err)) == 1) {
 		if (stop_requested(e)) {
 			stop_run(e, "asked to stop; finishing the requests in flight");
 			break;
 		}
-		process_row(e, &row, &x);
-		if (now_ms() - last_progress > 10000) {
-			last_progress = now_ms();
-			log_info("progress: %lld rows read, %ld created, %ld updated, %ld failed", cur.rows, e->cnt.created,
-				 e->cnt.updated, e->cnt.failed);
+		if (run_window_over(e)) {
+			e->left += !x.same; /* read, not sent: what the next run will find to do */
+			continue;
 		}
+		process_row(e, &row, &x);
+		report_progress(e, cur.rows, false);
 	}
 	if (!e->stop && rc < 0) {
 		stop_run(e, "reading the source of mapping %s: %s", m->name, err);
@@ -1153,7 +1270,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 		terminate_missing(e);
 	flush_creates(e);
 	pump(e, 0);
-	if (e->self_ref)
+	if (e->self_ref && !run_window_over(e))
 		run_parents_first(e, &flt);
 	if (e->opts->dry_run && e->planned_terms && !e->no_state && !e->opts->force) {
 		long long active = state_active_links(&e->st, m->name);
@@ -1171,6 +1288,13 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 			op_free(e->terms[i]);
 		}
 	e->nterms = 0;
+	for (size_t i = 0; i < e->nupdates; i++) {
+		if (e->stop)
+			e->cnt.failed++, op_free(e->updates[i]);
+		else
+			launch(e, e->updates[i]);
+	}
+	e->nupdates = 0;
 	pump(e, 0);
 	retry_transients(e);
 out:
@@ -1284,6 +1408,17 @@ static int open_state_readonly(struct engine *e)
 	return 0;
 }
 
+/* What the window left, for the log and the run's message; NULL when it did not end the run. */
+static char *window_summary(struct engine *e)
+{
+	if (!e->window_over || e->stop)
+		return NULL;
+	char n[32];
+	thousands(n, sizeof n, e->left);
+	return xasprintf("the run window ended: %s record(s) left for the next run%s%s", n,
+			 e->not_started.len ? "; not started: " : "", sb_str(&e->not_started));
+}
+
 int sync_migrate(struct config *cfg)
 {
 	struct engine e = {.cfg = cfg};
@@ -1367,6 +1502,10 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 				c = e.conns[k];
 		if (!c)
 			continue;
+		if (run_window_over(&e)) {
+			sb_printf(&e.not_started, "%s%s", e.not_started.len ? ", " : "", m->name);
+			continue;
+		}
 		if (m->dir == DIR_PUSH)
 			run_mapping(&e, m, c);
 		else
@@ -1375,7 +1514,8 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 done:
 	if (e.src.pg)
 		source_close(&e.src);
-	int code = e.stop ? 3 : e.waiting > 0 ? 1 : 0;
+	char *window_msg = window_summary(&e);
+	int code = e.stop ? 3 : e.waiting > 0 || window_msg ? 1 : 0;
 	double secs = (double)(now_ms() - t0) / 1000.0;
 	if (e.stop && e.st.broken)
 		log_error("run stopped after %.1f s: %s. The state database was lost: what the platform confirmed "
@@ -1384,13 +1524,15 @@ done:
 	else if (e.stop)
 		log_error("run stopped after %.1f s: %s. Everything done so far is recorded; the next run goes on from there",
 			  secs, e.stop_reason);
+	else if (window_msg)
+		log_notice("run stopped by its window after %.1f s: %s", secs, window_msg);
 	else if (opts->dry_run)
 		log_notice("dry run finished in %.1f s: nothing was sent", secs);
 	else
 		log_notice("run finished in %.1f s: %s", secs,
 			   code == 0 ? "every record is in step" : "some records failed or wait (see `hrsync failures`)");
 	if (!e.st.broken && !opts->dry_run)
-		state_run_end(&e.st, e.run_id, code, e.stop ? e.stop_reason : NULL);
+		state_run_end(&e.st, e.run_id, code, e.stop ? e.stop_reason : window_msg);
 	if (!opts->stop) {
 		sigaction(SIGTERM, &old_term, NULL);
 		sigaction(SIGINT, &old_int, NULL);
@@ -1413,6 +1555,9 @@ done:
 	sb_free(&e.rehash_keys);
 	sb_free(&e.rehash_vals);
 	free(e.stop_reason);
+	free(window_msg);
+	free(e.updates);
+	sb_free(&e.not_started);
 	state_close(&e.st);
 	log_set_run(0);
 	return code;

@@ -3,7 +3,10 @@ mirror and its Workelo part, tests/fixtures/erp/gen_workelo.py), the Workelo san
 (tests/sandbox/workelo.py), strict to hrsync's wire contract. What every connector must do
 (killed runs, lost answers, retries, the night after, dry runs, secrets) is in test_contract.py."""
 import collections
+import os
 import re
+import socket
+import time
 
 import pytest
 
@@ -159,3 +162,64 @@ def test_pacing_follows_the_rate_headers_of_a_shared_token(wworld, style):
     w.sandbox.call("POST", "/consume", {"n": 15})
     w.run("run", "--mapping", "workelo_units", check_rc=0)
     assert [x for x in w.sandbox.requests() if x["status"] == 429], "no 429 without the headers: the test proves nothing"
+
+
+def normalized(store):
+    """The platform's records as the ERP knows them: ids replaced by external ids, so two
+    syncs of the same mirror compare equal whatever order the platform numbered them in."""
+    ext_unit = {u["id"]: u["external_id"] for u in store["unit_organizations"]}
+    ext_emp = {e["id"]: e["external_id"] for e in store["employees"]}
+    units = sorted((u["external_id"], u["name"], u["level_organization_id"], ext_unit.get(u["parent_id"]))
+                   for u in store["unit_organizations"])
+    emps = sorted((e["external_id"], e["email"], e["first_name"], e["last_name"], e["job_position"],
+                   ext_unit[e["unit_organization_id"]], e["user_role_id"],
+                   tuple(sorted((i["identification_resource_id"], i["value"]) for i in e["identifications"])))
+                  for e in store["employees"])
+    tracks = sorted((ext_emp[t["employee_id"]], t["mobility"], t["status"], t["start_date"], t["end_date"],
+                     tuple(sorted((k, ext_emp.get(v)) for k, v in t["implications"].items())), tuple(t["template_ids"]))
+                    for t in store["tracks"])
+    return units, emps, tracks
+
+
+def test_a_run_stopped_by_its_window_resumes_to_the_same_platform_as_one_run(wworld, tmp_path):
+    """`run --until`: at the window's end nothing new is sent, what is in flight finishes and is
+    recorded, the run exits 1 saying how many records are left; meanwhile its progress shows in
+    `hrsync status` and systemd's STATUS=. The next run picks up the rest, and Workelo ends as
+    after one uninterrupted run."""
+    w = wworld
+    w.write_config(rate="40/s")
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(0.2)
+    p = w.start("run", "--until", "+13s", env=dict(w.env(), NOTIFY_SOCKET=sock_path))
+    statuses, shown = [], []
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < 60:
+        try:
+            statuses.append(sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        if statuses and not shown:
+            shown.append(w.run("status").out)
+    p.wait()
+    sock.close()
+    log = open(os.path.join(w.dir, "background.log")).read()
+    assert p.returncode == 1, log[-3000:]
+    m = re.search(r"run stopped by its window after [\d.]+ s: the run window ended: ([\d,]+) record\(s\) left", log)
+    assert m and int(m.group(1).replace(",", "")) > 0, log[-3000:]
+    prog = [s for s in statuses if re.match(r"STATUS=workelo_\w+ [\d,]+/[\d,]+", s)]
+    assert prog, statuses
+    assert any(re.search(r"workelo_\w+ [\d,]+/[\d,]+(, (about \d+ (min|h)|less than a minute) left)?", s)
+               for s in shown), shown
+    assert w.sql("SELECT status, message FROM hrsync.runs ORDER BY id DESC LIMIT 1")[0][1].startswith(
+        "the run window ended")
+    w.write_config(rate="1000/s")
+    w.run("run", check_rc=1)
+    w.assert_consistent()
+    resumed = normalized(w.sandbox.store())
+    # The same mirror in one uninterrupted run.
+    w.sandbox.reset()
+    w.sql("DROP SCHEMA hrsync CASCADE")
+    w.run("run", check_rc=1)
+    assert normalized(w.sandbox.store()) == resumed
