@@ -677,6 +677,45 @@ static struct jv *wk_list(struct connector *c, const char *resource, char **err)
 	return all;
 }
 
+/* The identifications a record writes: each field of the group that is new or changed. */
+static double ident_requests(const struct jv *payload, const struct jv *old)
+{
+	const struct jv *g = jv_obj_get(payload, "identifications"), *was = jv_obj_get(old, "identifications");
+	double n = 0;
+	for (size_t i = 0; g && g->t == JV_OBJ && i < g->u.obj.n; i++)
+		if (!jv_is_null(g->u.obj.v[i]) && !jv_equal(g->u.obj.v[i], jv_obj_get(was, g->u.obj.k[i])))
+			n += 1;
+	return n;
+}
+
+/*
+ * For `plan`: a unit or an employee is found through an index read once (a page of 100
+ * records costs a hundredth of a request each); a journey is looked for by itself, posted
+ * as a draft and started; an employee writes its identifications one by one.
+ */
+static double wk_requests(const struct conn_entity *e, enum op_action a, const struct jv *payload,
+			  const struct jv *old)
+{
+	bool emp = streq(e->name, "employees"), track = streq(e->name, "tracks");
+	switch (a) {
+	case ACT_CREATE:
+		return track ? 3 : 1.01 + (emp ? ident_requests(payload, NULL) : 0);
+	case ACT_UPDATE:
+	case ACT_RESTORE: {
+		struct jv *now = jv_copy(payload), *was = jv_copy(old);
+		jv_free(jv_obj_take(now, "identifications"));
+		jv_free(jv_obj_take(was, "identifications"));
+		double n = (!old || !jv_equal(now, was) || a == ACT_RESTORE ? 1 : 0) + (emp ? ident_requests(payload, old) : 0);
+		jv_free(now);
+		jv_free(was);
+		return n;
+	}
+	case ACT_TERMINATE:
+		return 1;
+	}
+	return 1;
+}
+
 static void wk_destroy(struct connector *c)
 {
 	struct wk *w = WK(c);
@@ -739,4 +778,5 @@ const struct connector_type workelo_connector = {
 	.find_by_key = wk_find_by_key,
 	.pull = wk_pull,
 	.pull_entities = NAMES("tracks"),
+	.requests = wk_requests,
 };

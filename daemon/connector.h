@@ -193,6 +193,12 @@ struct connector_type {
 		     bool (*cb)(void *ud, const char *platform_id, const struct jv *record), void *ud, char **next_cursor,
 		     bool *complete, char **err);
 	const char *const *pull_entities;        /* what pull offers, NULL-terminated */
+	/*
+	 * For `plan`: the requests one record's action is expected to take (a find, the write,
+	 * its sub-resources; a find served by an index counts a fraction). NULL: the kit's
+	 * estimate (plan.c). old: the payload the platform accepted last (updates).
+	 */
+	double (*requests)(const struct conn_entity *e, enum op_action a, const struct jv *payload, const struct jv *old);
 };
 
 /* A connector's configuration, as hrsync.yaml gives it. */

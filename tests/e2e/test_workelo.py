@@ -3,6 +3,7 @@ mirror and its Workelo part, tests/fixtures/erp/gen_workelo.py), the Workelo san
 (tests/sandbox/workelo.py), strict to hrsync's wire contract. What every connector must do
 (killed runs, lost answers, retries, the night after, dry runs, secrets) is in test_contract.py."""
 import collections
+import json
 import os
 import re
 import socket
@@ -223,3 +224,21 @@ def test_a_run_stopped_by_its_window_resumes_to_the_same_platform_as_one_run(wwo
     w.sql("DROP SCHEMA hrsync CASCADE")
     w.run("run", check_rc=1)
     assert normalized(w.sandbox.store()) == resumed
+
+
+def test_plan_estimates_the_requests_and_time_of_the_run(wworld):
+    """`plan` says, per connector, how many requests the run would send and how long they
+    take at its rate; the run then sends about that many."""
+    w = wworld
+    w.write_config(rate="300/min")
+    js = json.loads(w.run("-q", "plan", "--format", "json", check_rc=1).out)
+    est = js["connectors"]["workelo"]
+    assert est["rate_per_second"] == pytest.approx(5 * 0.97, rel=1e-3)
+    assert est["seconds"] == pytest.approx(est["requests"] / est["rate_per_second"], rel=0.01)
+    table = w.run("-q", "plan", check_rc=1).out
+    m = re.search(r"connector workelo: about (\d+) request\(s\), about (\d+ h \d+ min|\d+ min|\d+ s) at ", table)
+    assert m and int(m.group(1)) == est["requests"], table[-500:]
+    w.write_config(rate="1000/s")
+    r = w.run("run", *[a for m in w.push_mappings for a in ("--mapping", m)], check_rc=1)
+    sent = sum(r.summary(m)["requests"] for m in w.push_mappings)
+    assert abs(est["requests"] - sent) <= 0.1 * sent, (est, sent)
