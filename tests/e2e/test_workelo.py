@@ -114,6 +114,11 @@ def test_units_parents_first_a_failed_parent_defers_and_a_cycle_is_named(wworld)
     w.sql("INSERT INTO erp.org_units (code, parent_code, name, level_name) VALUES "
           "('A-BAD', 'G', 'Unknown level', 'Nowhere'), ('A-CHILD', 'A-BAD', 'Child of a bad unit', 'Region'), "
           "('A-X1', 'A-X2', 'Cycle one', 'Establishment'), ('A-X2', 'A-X1', 'Cycle two', 'Region')")
+    # `check --online` reads the source and names the cycle before any run.
+    c = w.run("check", "--online")
+    assert c.rc == 2 and re.search(r"units\.yaml:\d+:\d+: .*field 'parent_id': reference cycle in the source of mapping "
+                                   r"workelo_units: A-X(1|2) -> A-X(2|1) -> A-X\1", c.err), c.err[-2000:]
+    assert "A-CHILD" not in c.err and "A-BAD ->" not in c.err
     r = w.run("run", "--mapping", "workelo_units", check_rc=1)
     f = failures(w, "workelo_units")
     assert f["A-BAD"][0] == "mapping" and "Nowhere" in f["A-BAD"][2], f["A-BAD"]
@@ -138,6 +143,7 @@ def test_units_parents_first_a_failed_parent_defers_and_a_cycle_is_named(wworld)
     assert sorted(posted) == ["A-BAD", "A-CHILD", "A-X1", "A-X2"] and posted.index("A-BAD") < posted.index("A-CHILD") \
         and posted.index("A-X2") < posted.index("A-X1"), posted
     assert failures(w, "workelo_units") == {}
+    assert "reference cycle" not in w.run("check", "--online").err
 
 
 @pytest.mark.parametrize("style", ["workelo", "teamtailor"])
