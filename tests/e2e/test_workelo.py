@@ -248,3 +248,57 @@ def test_plan_estimates_the_requests_and_time_of_the_run(wworld):
     r = w.run("run", *[a for m in w.push_mappings for a in ("--mapping", m)], check_rc=1)
     sent = sum(r.summary(m)["requests"] for m in w.push_mappings)
     assert abs(est["requests"] - sent) <= 0.1 * sent, (est, sent)
+
+
+def test_changes_reach_workelo_the_right_way_and_journeys_come_back(wworld):
+    """After a complete sync: a journey's new dates and manager are a PUT of the journey (its
+    actions moved with it); a cancellation is PUT .../cancel; a changed grade is a PUT of that
+    identification only; a leaver gets the archived role, never a DELETE. The pull brings each
+    journey's status and progression back to the ERP."""
+    w = wworld
+    w.run("run", check_rc=1)
+    exp = w.expected()
+    store = w.sandbox.store()
+    emp_id = {e["external_id"]: e["id"] for e in store["employees"]}
+    jid, (pn, mob, mgr, hr, buddy) = sorted(exp["tracks"].items())[0]
+    new_mgr = sorted(exp["employees"] - exp["dismissed"] - {pn, mgr})[0]
+    w.sql("UPDATE erp.journeys SET start_date = start_date + 7, end_date = end_date + 7, manager_number = %s "
+          "WHERE journey_id = %s", (new_mgr, jid))
+    cancelled = sorted(exp["tracks"])[1]
+    w.sql("UPDATE erp.journeys SET status = 'cancelled' WHERE journey_id = %s", (cancelled,))
+    graded = sorted(k for k in exp["employees"] - exp["dismissed"] if k not in (pn, new_mgr))[0]
+    w.sql("UPDATE erp.employees SET grade = 'Principal' WHERE personnel_number = %s", (graded,))
+    leaver = sorted(exp["employees"] - exp["dismissed"] - {pn, new_mgr, graded, mgr, hr, buddy})[0]
+    w.sql("UPDATE erp.employees SET dismissal_date = '2026-12-01' WHERE personnel_number = %s", (leaver,))
+    # Workelo's dropdown has no 'Principal': the identification is refused with Workelo's message.
+    seq = w.sandbox.last_seq()
+    r = w.run("run", check_rc=1)
+    writes = [(x["method"], x["path"], x["body"]) for x in w.writes(w.sandbox.requests(since=seq))]
+    link = dict(w.sql("SELECT erp_key, platform_id FROM hrsync.links WHERE mapping = 'workelo_tracks'"))
+    t_id, c_id = link[jid], link[cancelled]
+    put = [b for m, p, b in writes if m == "PUT" and p == f"/tracks/{t_id}"]
+    assert len(put) == 1 and put[0]["apply_on_actions"] is True and put[0]["implications"]["manager_id"] == emp_id[new_mgr]
+    assert "mobility" not in put[0] and "template_ids" not in put[0]
+    assert ("PUT", f"/tracks/{c_id}/cancel", None) in [(m, p, b or None) for m, p, b in writes]
+    ident_writes = [(m, p) for m, p, _b in writes if "identification" in p]
+    assert len(ident_writes) == 1 and ident_writes[0][0] == "PUT", ident_writes
+    arch = [b for m, p, b in writes if m == "PUT" and p == f"/employees/{emp_id[leaver]}"]
+    assert arch and arch[-1]["user_role_id"] == ARCHIVED
+    assert not [x for x in w.sandbox.requests() if x["method"] == "DELETE"]
+    assert len(writes) == 4, writes   # and nothing else: the grade alone changed for that employee
+    fe = failures(w, "workelo_employees")
+    assert fe[graded][0] == "refused" and "value: is not one of the options of Grade" in fe[graded][2], fe[graded]
+    t = next(t for t in w.sandbox.store()["tracks"] if str(t["id"]) == t_id)
+    assert t["implications"]["manager_id"] == emp_id[new_mgr] and t["apply_on_actions"] is True
+    assert next(t for t in w.sandbox.store()["tracks"] if str(t["id"]) == c_id)["status"] == "cancelled"
+    assert r.summary("workelo_tracks")["terminated"] == 1 and r.summary("workelo_tracks")["updated"] == 1
+
+    # Journeys move on in Workelo; the pull brings their status and progression to the ERP.
+    w.sandbox.call("POST", f"/tracks/{t_id}", {"status": "in_progress", "progression": 40})
+    w.run("run", "--mapping", "workelo_tracks_inbound", check_rc=0)
+    rows = {pid: (p, m, st, float(pr), d) for pid, p, m, st, pr, d in w.sql(
+        "SELECT platform_id, personnel_number, mobility, status, progression, start_date::text "
+        "FROM erp_inbound.workelo_tracks WHERE platform = 'workelo'")}
+    assert rows[t_id][:4] == (pn, mob, "in_progress", 40.0), rows[t_id]
+    assert rows[c_id][2] == "cancelled"
+    assert len(rows) == len(w.sandbox.store()["tracks"])
