@@ -69,6 +69,7 @@ run() {  # run N: one sync, its log to build/demo/runN.log, the summaries on scr
   case $rc in 0|1) ;; *) echo "demo: run $n failed (exit $rc)"; tail -20 "$OUT/run$n.log"; exit 1 ;; esac
 }
 
+. tests/demo_workelo.sh   # Workelo: its data, its sandbox, a plan and a windowed first load
 say "First run: the full sync"
 run 1
 echo "A few of the records that failed, as hrsync logged them:"
