@@ -89,7 +89,7 @@ struct engine {
 	struct sb not_started;         /* mappings the window ended before */
 	struct op **updates;           /* a windowed run: updates wait for creates and terminations */
 	size_t nupdates, capupdates;
-	long long total_rows;          /* the running mapping's source rows (-1: not counted) */
+	long long total_rows;          /* the running mapping's source rows (-1: not known, -2: not counted yet) */
 	int64_t mapping_t0, last_progress;
 };
 
@@ -894,21 +894,26 @@ static void time_left(char *out, size_t n, double s)
 		snprintf(out, n, "about %.0f h left", s / 3600);
 }
 
-/* The mapping's source rows, counted once at its start (for progress); -1 when not known. */
-static long long count_source(struct engine *e, const struct src_filter *flt)
+/*
+ * The mapping's source rows (its table or query, its where), for progress: counted once, at
+ * the first report (a mapping that ends within 10 s never pays for it); -1 when not known.
+ * The query runs in the cursor's transaction, in a savepoint: a failure loses only the count.
+ */
+static long long count_source(struct engine *e)
 {
-	char *err = NULL;
-	char *sql = source_sql(&e->src, e->m, flt, &err);
-	if (!sql) {
-		free(err);
+	const struct mapping *m = e->m;
+	char *from = m->table ? db_quote_qualified(e->src.pg, m->table) : xasprintf("(%s)", m->query);
+	if (!from)
 		return -1;
-	}
-	char *q = xasprintf("SELECT count(*) FROM (%s) hrsync_rows", sql);
-	free(sql);
+	char *q = xasprintf("SELECT count(*) FROM %s AS s0%s%s%s", from, m->where ? " WHERE (" : "",
+			    m->where ? m->where : "", m->where ? ")" : "");
+	free(from);
+	PQclear(PQexec(e->src.pg, "SAVEPOINT hrsync_count"));
 	PGresult *r = PQexec(e->src.pg, q);
 	free(q);
 	long long n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : -1;
 	PQclear(r);
+	PQclear(PQexec(e->src.pg, n < 0 ? "ROLLBACK TO SAVEPOINT hrsync_count" : "RELEASE SAVEPOINT hrsync_count"));
 	return n;
 }
 
@@ -923,6 +928,8 @@ static void report_progress(struct engine *e, long long rows, bool force)
 	if (!force && now - e->last_progress < 10000)
 		return;
 	e->last_progress = now;
+	if (e->total_rows == -2)
+		e->total_rows = count_source(e);
 	char done[32], total[32], eta[48] = "";
 	thousands(done, sizeof done, rows);
 	thousands(total, sizeof total, e->total_rows);
@@ -1239,7 +1246,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	struct src_extra x;
 	int rc;
 	e->mapping_t0 = e->last_progress = now_ms();
-	e->total_rows = e->opts->sink ? -1 : count_source(e, &flt);
+	e->total_rows = e->opts->sink ? -1 : -2; /* -2: counted at the first progress report */
 	while (!e->stop && (rc = cursor_next(&cur, &row, &x, &err)) == 1) {
 		if (stop_requested(e)) {
 			stop_run(e, "asked to stop; finishing the requests in flight");
