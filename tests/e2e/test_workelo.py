@@ -302,3 +302,51 @@ def test_changes_reach_workelo_the_right_way_and_journeys_come_back(wworld):
     assert rows[t_id][:4] == (pn, mob, "in_progress", 40.0), rows[t_id]
     assert rows[c_id][2] == "cancelled"
     assert len(rows) == len(w.sandbox.store()["tracks"])
+
+
+def test_a_windowed_run_sends_creates_and_terminations_before_updates(wworld):
+    """With a window, what matters most goes first within each mapping: new people and
+    leavers, then the updates, with whatever time is left."""
+    w = wworld
+    w.run("run", "--mapping", "workelo_units", "--mapping", "workelo_employees", check_rc=1)
+    exp = w.expected()
+    staff = sorted(exp["employees"] - exp["dismissed"])
+    updated, leaver = staff[:6], staff[6]
+    w.sql("UPDATE erp.employees SET job_title = job_title || ' (acting)' WHERE personnel_number = ANY(%s)", (updated,))
+    w.sql("UPDATE erp.employees SET dismissal_date = '2026-12-01' WHERE personnel_number = %s", (leaver,))
+    w.sql("INSERT INTO erp.employees (personnel_number, company, last_name, first_name, email, hire_date, "
+          "department_name, job_title, grade) SELECT 'N' || personnel_number, company, last_name, first_name, "
+          "'new.' || email, hire_date, department_name, job_title, grade FROM erp.employees "
+          "WHERE personnel_number = ANY(%s)", (staff[7:11],))
+    seq = w.sandbox.last_seq()
+    r = w.run("run", "--mapping", "workelo_units", "--mapping", "workelo_employees", "--until", "+10min", check_rc=1)
+    writes = [x for x in w.writes(w.sandbox.requests(since=seq)) if "identification" not in x["path"]]
+    ids = {e["external_id"]: e["id"] for e in w.sandbox.store()["employees"]}
+    creates = [i for i, x in enumerate(writes) if x["method"] == "POST" and x["path"] == "/employees"]
+    term = [i for i, x in enumerate(writes) if x["path"] == f"/employees/{ids[leaver]}"]
+    upd = [i for i, x in enumerate(writes) if x["method"] == "PUT" and x["path"] in {f"/employees/{ids[k]}" for k in updated}]
+    assert len(creates) == 4 and len(term) == 1 and len(upd) == 6, writes
+    assert max(creates) < term[0] < min(upd), [(x["method"], x["path"]) for x in writes]
+    assert r.summary("workelo_employees")["updated"] == 6
+
+
+def test_an_identification_whose_answer_was_lost_is_found_not_added_twice(wworld):
+    """Workelo carried out the POST of an identification, and the answer was lost: hrsync lists
+    the employee's identifications, finds it, and goes on; never a second one."""
+    w = wworld
+    w.run("run", "--mapping", "workelo_units", check_rc=0)
+    with w.sandbox.faulted({"mode": "commit_then_drop", "method": "POST", "path": r"^/employees/\d+/identifications$",
+                            "every": 5, "count": 6}):
+        w.run("run", "--mapping", "workelo_employees", check_rc=1)
+        lost = w.sandbox.fired()
+    assert len(lost) == 6 and all(x["status"] == 201 for x in lost)
+    w.run("run", "--mapping", "workelo_employees", check_rc=1)
+    store = w.sandbox.store()
+    for e in store["employees"]:
+        res = [i["identification_resource_id"] for i in e["identifications"]]
+        assert len(res) == len(set(res)), e
+    assert not [x for x in w.sandbox.requests() if "identification" in x["path"] and x["status"] == 422]
+    extra = dict(w.sql("SELECT erp_key, extra::text FROM hrsync.links WHERE mapping = 'workelo_employees'"))
+    idents = {e["external_id"]: {str(i["id"]) for i in e["identifications"]} for e in store["employees"]}
+    for k, ids in idents.items():
+        assert {v for v in json.loads(extra[k]).values()} == ids, (k, extra[k], ids)
