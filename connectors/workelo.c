@@ -737,7 +737,9 @@ static const struct conn_entity wk_entities[] = {
 		.name = "employees", .what = "employee", .term = TERM_KEEP,
 		.path = "/employees", .item = "/employees/{id}", .ids = ID_DIGITS,
 		.subres = (const struct subres *const[]){&identifications, NULL},
+		/* A re-hire is always sent: the payload is the same as before the leave, the role on Workelo is not. */
 		.prepare = emp_prepare, .find = emp_find, .then = emp_then, .terminate = emp_terminate,
+		.restore = kit_update_send,
 		.required = NAMES("first_name", "last_name", "email", "external_id", "unit_organization_id"),
 		.id_fields = (const struct id_field[]){{"user_role_id", "user_roles"}, {NULL, NULL}},
 		.fields = NAMES("first_name", "last_name", "email", "job_position", "external_id", "unit_organization_id",

@@ -350,3 +350,19 @@ def test_an_identification_whose_answer_was_lost_is_found_not_added_twice(wworld
     idents = {e["external_id"]: {str(i["id"]) for i in e["identifications"]} for e in store["employees"]}
     for k, ids in idents.items():
         assert {v for v in json.loads(extra[k]).values()} == ids, (k, extra[k], ids)
+
+
+def test_a_leaver_rehired_gets_their_role_back(wworld):
+    """A leaver is archived (never deleted); re-hired in the ERP, the same Workelo employee gets
+    the role of the mapping back, with the same identifications."""
+    w = wworld
+    w.run("run", "--mapping", "workelo_units", "--mapping", "workelo_employees", check_rc=1)
+    back = sorted(w.expected()["dismissed"])[0]
+    w.sql("UPDATE erp.employees SET dismissal_date = NULL, dismissal_reason = NULL WHERE personnel_number = %s",
+          (back,))
+    r = w.run("run", "--mapping", "workelo_units", "--mapping", "workelo_employees", check_rc=1)
+    e = next(e for e in w.sandbox.store()["employees"] if e["external_id"] == back)
+    assert e["user_role_id"] == 234 and r.summary("workelo_employees")["updated"] == 1, e
+    assert w.sql("SELECT status FROM hrsync.links WHERE mapping = 'workelo_employees' AND erp_key = %s",
+                 (back,)) == [("active",)]
+    assert sum(1 for x in w.sandbox.store()["employees"] if x["external_id"] == back) == 1
