@@ -366,3 +366,22 @@ def test_a_leaver_rehired_gets_their_role_back(wworld):
     assert w.sql("SELECT status FROM hrsync.links WHERE mapping = 'workelo_employees' AND erp_key = %s",
                  (back,)) == [("active",)]
     assert sum(1 for x in w.sandbox.store()["employees"] if x["external_id"] == back) == 1
+
+
+def test_run_until_in_the_configuration(wworld):
+    """`run_until:` gives every run its window (the timer's runs, the daemon's); `--until`
+    overrides it; a value that is neither HH:MM nor +DURATION is a configuration error."""
+    w = wworld
+    w.rate = "20/s"
+    w.extra_top = 'run_until: "+2s"\n'
+    w.write_config()
+    r = w.run("run", check_rc=1)
+    assert re.search(r"run stopped by its window after [\d.]+ s: the run window ended: [\d,]+ record\(s\) left", r.err)
+    assert r.seconds < 20, r.seconds
+    w.extra_top = 'run_until: "soon"\n'
+    w.write_config()
+    c = w.run("check", check_rc=2)
+    assert re.search(r"hrsync\.yaml:\d+:\d+: run_until: 'soon' is not a time of day \(HH:MM\) nor a duration \(\+4h\)",
+                     c.err), c.err
+    r = w.run("run", "--until", "+1h", "--mapping", "workelo_units")
+    assert r.rc == 2   # the configuration is checked first
