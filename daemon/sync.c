@@ -150,6 +150,10 @@ static void record_failure(struct engine *e, const char *key, const char *kind, 
 			   const char *field, const char *rule, const char *reason, long http, const char *fp)
 {
 	if (e->opts->dry_run) {
+		/* A record waiting for one of its own mapping: the plan says so only if it still waits
+		 * once the parents are planned (report_cycles). */
+		if (e->self_ref && e->cur_key && streq(kind, "deferred"))
+			return;
 		struct plan_rec r = {.mapping = e->m->name, .key = key, .field = field, .rule = rule, .reason = reason};
 		r.action = streq(kind, "deferred") ? PA_DEFER : PA_FAIL;
 		plan_out(e, &r);
@@ -441,6 +445,8 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 		}
 	}
 	if (e->no_state) {
+		if (t == e->m && scheme == REF_ERP && e->cur_key)
+			strmap_put(&e->self_edges, e->cur_key, id);
 		*why = xasprintf("%s record '%s' is not on the platform yet", t->name, scheme == REF_ERP ? id : "(by NIR)");
 		return REF_DEFERRED;
 	}
@@ -673,8 +679,12 @@ static int map_row(struct engine *e, const struct row *row, const struct src_ext
 	} else if (rc == 2) {
 		record_failure(e, key, "deferred", act, res->defer_field, "ref", res->defer_reason, 0, NULL);
 		e->cnt.deferred++;
-		if (e->self_ref)
-			strmap_put(&e->self_deferred, key, "");
+		if (e->self_ref) {
+			/* "field\x1freason": what the plan says of it if it still waits at the end */
+			char *why = xasprintf("%s\x1f%s", res->defer_field ? res->defer_field : "", res->defer_reason);
+			strmap_put(&e->self_deferred, key, why);
+			free(why);
+		}
 	}
 	return rc;
 }
@@ -986,6 +996,18 @@ static long report_cycles(struct engine *e)
 				break;
 			}
 			k = next;
+		}
+		if (!cycle && e->opts->dry_run) {
+			/* Still waiting (a parent that fails): shown as such, once. */
+			const char *fr = NULL;
+			strmap_get(&e->self_deferred, start, &fr);
+			const char *sep = fr ? strchr(fr, '\x1f') : NULL;
+			char *field = sep ? xstrndup(fr, (size_t)(sep - fr)) : NULL;
+			struct plan_rec pr = {.mapping = e->m->name, .key = start, .action = PA_DEFER,
+					      .field = field && *field ? field : NULL, .rule = "ref",
+					      .reason = sep ? sep + 1 : "waits for a record of the same mapping"};
+			plan_out(e, &pr);
+			free(field);
 		}
 		if (cycle) {
 			char *why = xasprintf("reference cycle in mapping %s: %s; none of these records can be created "

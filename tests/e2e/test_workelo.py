@@ -114,6 +114,15 @@ def test_units_parents_first_a_failed_parent_defers_and_a_cycle_is_named(wworld)
     w.sql("INSERT INTO erp.org_units (code, parent_code, name, level_name) VALUES "
           "('A-BAD', 'G', 'Unknown level', 'Nowhere'), ('A-CHILD', 'A-BAD', 'Child of a bad unit', 'Region'), "
           "('A-X1', 'A-X2', 'Cycle one', 'Establishment'), ('A-X2', 'A-X1', 'Cycle two', 'Region')")
+    # `plan` shows each unit once, as the run will treat it: parents planned first, so their
+    # children are creates; the child of a failing unit waits; the cycle fails.
+    plan = json.loads(w.run("-q", "plan", "--mapping", "workelo_units", "--format", "json", check_rc=1).out)
+    acts = collections.Counter(r["key"] for r in plan["records"])
+    assert max(acts.values()) == 1, acts
+    by_key = {r["key"]: r["action"] for r in plan["records"]}
+    assert (by_key["A-BAD"], by_key["A-CHILD"], by_key["A-X1"], by_key["A-X2"]) == ("fail", "defer", "fail", "fail")
+    assert plan["totals"]["create"] == len(w.sql("SELECT code FROM erp.org_units")) - 4, plan["totals"]
+    assert plan["totals"]["defer"] == 1 and plan["totals"]["fail"] == 3
     # `check --online` reads the source and names the cycle before any run.
     c = w.run("check", "--online")
     assert c.rc == 2 and re.search(r"units\.yaml:\d+:\d+: .*field 'parent_id': reference cycle in the source of mapping "
