@@ -405,6 +405,80 @@ static void connect_failed(struct config *cfg, struct diag *d, const char *key, 
 	*err = NULL;
 }
 
+/*
+ * A reference into the mapping itself (a unit's parent, `ref: "erp:{parent_code}"` with
+ * ref_mapping naming the mapping): the records whose references come back to themselves
+ * can never be created, whatever the order. Each cycle is an error naming its records.
+ */
+static void check_ref_cycles(PGconn *pg, const struct config *cfg, const struct mapping *m, struct diag *d)
+{
+	for (size_t i = 0; i < m->nfields; i++) {
+		const struct field *f = &m->fields[i];
+		if (f->src != VS_REF || config_ref_target(cfg, m, f) != m || f->tpl.n != 2 || !f->tpl.parts[0].lit ||
+		    !streq(f->tpl.parts[0].lit, "erp:") || f->tpl.parts[1].lit)
+			continue;
+		char *key = db_quote_ident(pg, m->key), *col = db_quote_ident(pg, f->tpl.parts[1].path);
+		char *from = m->table ? db_quote_qualified(pg, m->table) : xasprintf("(%s)", m->query);
+		char *sql = key && col && from ? xasprintf("SELECT %s::text, %s::text FROM %s AS s0%s%s%s", key, col, from,
+							   m->where ? " WHERE (" : "", m->where ? m->where : "",
+							   m->where ? ")" : "")
+					       : NULL;
+		free(key);
+		free(col);
+		free(from);
+		PQclear(PQexec(pg, "SAVEPOINT c"));
+		PGresult *r = sql ? PQexec(pg, sql) : NULL;
+		free(sql);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			PQclear(r);
+			PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT c"));
+			continue; /* check_source said why */
+		}
+		struct strmap parent = {0}, color = {0};   /* color: "1" on the walk, "2" done */
+		for (int row = 0; row < PQntuples(r); row++)
+			if (!PQgetisnull(r, row, 0) && !PQgetisnull(r, row, 1))
+				strmap_put(&parent, PQgetvalue(r, row, 0), PQgetvalue(r, row, 1));
+		int cycles = 0;
+		for (int row = 0; row < PQntuples(r) && cycles < 10; row++) {
+			if (PQgetisnull(r, row, 0) || strmap_get(&color, PQgetvalue(r, row, 0), NULL))
+				continue;
+			const char *k = PQgetvalue(r, row, 0), *p = NULL;
+			while (k && !strmap_get(&color, k, NULL)) {
+				strmap_put(&color, k, "1");
+				k = strmap_get(&parent, k, &p) ? p : NULL;
+			}
+			const char *c = NULL;
+			if (k && strmap_get(&color, k, &c) && streq(c, "1")) {
+				struct sb chain = {0};
+				const char *x = k;
+				sb_puts(&chain, x);
+				do {
+					strmap_get(&parent, x, &p);
+					x = p;
+					sb_printf(&chain, " -> %s", x);
+				} while (!streq(x, k) && chain.len < 2000);
+				diag_error(d, m->file, f->line, f->col,
+					   "field '%s': reference cycle in the source of mapping %s: %s; none of these records "
+					   "can be created before the others: fix the references in the ERP",
+					   f->path, m->name, sb_str(&chain));
+				sb_free(&chain);
+				cycles++;
+			}
+			/* this walk is done: mark it so */
+			for (const char *y = PQgetvalue(r, row, 0); y;) {
+				const char *cy = NULL;
+				if (strmap_get(&color, y, &cy) && streq(cy, "2"))
+					break;
+				strmap_put(&color, y, "2");
+				y = strmap_get(&parent, y, &p) ? p : NULL;
+			}
+		}
+		strmap_clear(&parent);
+		strmap_clear(&color);
+		PQclear(r);
+	}
+}
+
 static void check_online(struct config *cfg, struct diag *d)
 {
 	char *err = NULL;
@@ -429,6 +503,7 @@ static void check_online(struct config *cfg, struct diag *d)
 				continue;
 			PQclear(PQexec(pg, "SAVEPOINT c"));
 			check_source(pg, &src, cfg->maps[i], d);
+			check_ref_cycles(pg, cfg, cfg->maps[i], d);
 		}
 	}
 	struct online o = {.cfg = cfg, .d = d, .http = http_new()};

@@ -18,7 +18,7 @@
 #include "throttle.h"
 
 static const char *const top_keys[] = {"database", "schedule", "timezone", "connectors", "mappings",
-				       "guards", "logging", "metrics"};
+				       "guards", "logging", "metrics", "run_until"};
 static const char *const db_keys[] = {"conninfo", "password_file", "state_schema", "inbound_schemas",
 				      "source_conninfo", "source_password_file", "statement_timeout"};
 /* Where pull mappings write when database.inbound_schemas is not set: the shipped mappings' schema. */
@@ -557,8 +557,13 @@ static void check_field_names(struct diag *d, const struct mapping *m, const str
 			continue;
 		}
 		bool known = false;
-		for (size_t k = 0; k < nk; k++)
-			known |= streq(ent->fields[k], path);
+		for (size_t k = 0; k < nk; k++) {
+			/* "group.*": the group's fields are the platform's to name (Workelo identifications) */
+			size_t fl = strlen(ent->fields[k]);
+			bool any = fl > 2 && streq(ent->fields[k] + fl - 2, ".*") && prefix &&
+				   strlen(prefix) == fl - 2 && !strncmp(prefix, ent->fields[k], fl - 2);
+			known |= any || streq(ent->fields[k], path);
+		}
 		if (!known) {
 			const char *sug = diag_suggest(path, ent->fields, nk);
 			bool custom_ok = ent->custom_fields && !prefix;
@@ -620,9 +625,10 @@ static void check_field_links(struct config *c, struct diag *d, struct mapping *
 						   "field '%s': %s: references need an employees mapping of connector '%s' (or ref_mapping:)",
 						   x->path, ssn ? "ssn" : "erp", m->connector);
 				}
-				else if (t == m)
-					diag_error(d, m->file, x->line, x->col, "field '%s': a mapping cannot reference itself",
-						   x->path);
+				else if (t == m && !x->ref_mapping)
+					diag_error(d, m->file, x->line, x->col,
+						   "field '%s': a reference into the same mapping names it: ref_mapping: %s",
+						   x->path, m->name);
 				else if (ssn && !t->has_ssn_field)
 					diag_error(d, m->file, x->line, x->col,
 						   "field '%s': ssn: references resolve through a field with 'check: nir' in mapping '%s', which has none",
@@ -920,6 +926,13 @@ struct config *config_load(const char *path, struct diag *d)
 		if (!schedule_parse(&sch, c->schedule, serr, sizeof serr))
 			ERR(ymap_get(root, "schedule"), "schedule: %s", serr);
 	}
+	c->run_until = scalar(c, d, ymap_get(root, "run_until"), "run_until");
+	if (c->run_until) {
+		double end;
+		char werr[200];
+		if (!window_end(c->run_until, time(NULL), &end, werr, sizeof werr))
+			ERR(ymap_get(root, "run_until"), "run_until: %s", werr);
+	}
 	const struct ynode *tz = ymap_get(root, "timezone");
 	c->timezone = tz ? scalar(c, d, tz, "timezone") : NULL;
 	if (c->timezone) {
@@ -1013,6 +1026,7 @@ void config_free(struct config *c)
 	free(c->inbound_schemas);
 	free(c->state_schema);
 	free(c->schedule);
+	free(c->run_until);
 	free(c->timezone);
 	free(c->metrics_textfile);
 	free(c->path);

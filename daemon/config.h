@@ -39,6 +39,7 @@ struct config {
 	bool inbound_default;       /* database.inbound_schemas is not set: the default list */
 	int64_t statement_timeout_ms; /* of each statement on the mirror (where, terminate.when, query) */
 	char *schedule, *timezone;
+	char *run_until;            /* the run window's end for every run (schedule.h window_end); NULL: none */
 	struct conn_cfg *conns;
 	size_t nconns;
 	struct mapping **maps;      /* in dependency order once linked */

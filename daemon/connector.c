@@ -20,7 +20,7 @@
 
 /* ---- the registry: adding a connector is one line here ---- */
 
-#define CONNECTORS(X) X(peopleforce) X(personio) X(troops)
+#define CONNECTORS(X) X(peopleforce) X(personio) X(troops) X(workelo)
 
 #define DECLARE(n) extern const struct connector_type n##_connector;
 CONNECTORS(DECLARE)
@@ -326,6 +326,8 @@ static void token_fetch(struct connector *c)
 	struct token *t = &c->token;
 	const struct secret *id = conn_secret(c, a->client_id), *sec = conn_secret(c, a->client_secret);
 	const char *url = a->token_url ? conn_string(c, a->token_url) : NULL;
+	if (!url || !*url)
+		url = a->token_default;
 	t->fetching = true;
 	http_call_reset(&t->call);
 	if (!secret_present(id) || !secret_present(sec)) {

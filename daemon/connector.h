@@ -159,6 +159,7 @@ struct conn_auth {
 	const char *client_id, *client_secret;   /* options, for client credentials */
 	const char *token_path;            /* "/v2/auth/token" */
 	const char *token_url;             /* an option naming the token URL, when configurable */
+	const char *token_default;         /* the token URL when that option is not set (NULL: token_path) */
 };
 
 struct connector_type {
@@ -198,6 +199,12 @@ struct connector_type {
 		     bool (*cb)(void *ud, const char *platform_id, const struct jv *record), void *ud, char **next_cursor,
 		     bool *complete, char **err);
 	const char *const *pull_entities;        /* what pull offers, NULL-terminated */
+	/*
+	 * For `plan`: the requests one record's action is expected to take (a find, the write,
+	 * its sub-resources; a find served by an index counts a fraction). NULL: the kit's
+	 * estimate (plan.c). old: the payload the platform accepted last (updates).
+	 */
+	double (*requests)(const struct conn_entity *e, enum op_action a, const struct jv *payload, const struct jv *old);
 };
 
 /* A connector's configuration, as hrsync.yaml gives it. */

@@ -228,6 +228,11 @@ static void run_once(struct daemon *dm, double due)
 
 	struct run_opts o = {0};
 	o.stop = &g_stop;
+	if (dm->cfg->run_until) {
+		char werr[200];
+		if (!window_end(dm->cfg->run_until, time(NULL), &o.until, werr, sizeof werr))
+			log_warn("run_until: %s; this run has no window", werr);
+	}
 	struct run_result res;
 	sigset_t none, old;
 	sigemptyset(&none);

@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,10 +207,48 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* A rate header's value: digits only (a number in a header is never trusted further). */
+static long long header_number(const char *buf, size_t n, size_t name_len)
+{
+	const char *v = buf + name_len, *end = buf + n;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	long long x = 0;
+	int digits = 0;
+	for (; v < end && *v >= '0' && *v <= '9' && digits < 18; v++, digits++)
+		x = x * 10 + (*v - '0');
+	while (v < end && (*v == ' ' || *v == '\r' || *v == '\n'))
+		v++;
+	return digits && v == end ? x : -1;
+}
+
+/* X-RateLimit-Remaining/-Reset (Reset: epoch seconds) and X-Rate-Limit-* (Reset: seconds left). */
+static void rate_header(struct http_call *c, const char *buf, size_t n)
+{
+	static const struct {
+		const char *name;
+		bool reset, epoch;
+	} h[] = {{"x-ratelimit-remaining:", false, true}, {"x-ratelimit-reset:", true, true},
+		 {"x-rate-limit-remaining:", false, false}, {"x-rate-limit-reset:", true, false}};
+	for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
+		size_t l = strlen(h[i].name);
+		if (n <= l || strncasecmp(buf, h[i].name, l) != 0)
+			continue;
+		long long v = header_number(buf, n, l);
+		if (h[i].reset) {
+			c->rl_reset = v;
+			c->rl_epoch = h[i].epoch;
+		} else {
+			c->rl_remaining = v;
+		}
+	}
+}
+
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct http_call *c = ud;
 	size_t n = size * nitems;
+	rate_header(c, buf, n);
 	static const char ra[] = "retry-after:";
 	if (n > sizeof ra - 1 && strncasecmp(buf, ra, sizeof ra - 1) == 0) {
 		const char *v = buf + sizeof ra - 1;
@@ -238,6 +277,7 @@ static void start(struct http *h, struct http_call *c)
 	sb_reset(&c->rbuf);
 	free(c->retry_after);
 	c->retry_after = NULL;
+	c->rl_remaining = c->rl_reset = -1;
 	c->err[0] = '\0';
 	c->too_large = false;
 	c->easy = e;
@@ -386,11 +426,50 @@ static double accepted_last_second(const struct pacer *p, int64_t now)
 	return 0;
 }
 
+/*
+ * The platform says how much of its window is left (a token it shares with other clients
+ * may have spent part of it): pace so that what is left lasts until the window ends, never
+ * faster than configured; nothing left waits for the reset. Without the headers nothing
+ * changes. Every answer carries them, so the pace follows the window as it goes.
+ */
+static void follow_rate_headers(struct pacer *p, const struct http_call *c, int64_t now)
+{
+	if (c->rl_remaining < 0 || c->rl_reset < 0)
+		return;
+	int64_t left = header_reset_ms(c->rl_reset, c->rl_epoch, now_wall());
+	if (left < 0)
+		return;
+	double r = header_rate(c->rl_remaining, left, p->in_flight);
+	if (r <= 0) {
+		/* Spent: everything waits for the window's end (and a little more for clocks). */
+		if (now + left + 250 > p->pause_until) {
+			p->pause_until = now + left + 250;
+			p->hdr_paused++;
+			log_debug("connector %s: the platform's window is spent (%lld left); waiting %.1f s for its reset",
+				  p->name, c->rl_remaining, (double)(left + 250) / 1000.0);
+		}
+		return;
+	}
+	p->hdr_rate = r;
+	p->hdr_until = now + left;
+	double want = p->base_rate > 0 && p->base_rate < r ? p->base_rate : r;
+	if (now - p->last_429_ms < 1000 && want > p->bucket.rate)
+		return; /* a fresh 429 knows better */
+	if (p->bucket.rate <= 0 || fabs(want - p->bucket.rate) > p->bucket.rate * 0.01) {
+		if (want < p->bucket.rate * 0.9 || p->bucket.rate <= 0)
+			log_debug("connector %s: the platform says %lld requests are left for %.0f s: pacing at %.2f/s", p->name,
+				  c->rl_remaining, (double)left / 1000.0, want);
+		bucket_set_rate(&p->bucket, want, now);
+	}
+}
+
 /* Back toward the configured rate, a step per second without a 429. */
 static void recover_rate(struct pacer *p, int64_t now)
 {
 	if (p->base_rate <= 0 || p->bucket.rate >= p->base_rate)
 		return;
+	if (now < p->hdr_until && p->bucket.rate >= p->hdr_rate)
+		return; /* what the platform's window allows */
 	if (now - p->last_429_ms < 1000 || now - p->last_adapt_ms < 1000)
 		return;
 	bucket_set_rate(&p->bucket, adapt_recover(p->bucket.rate, p->base_rate), now);
@@ -486,6 +565,8 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 	int64_t delay = -1;
 	if (rc == CURLE_OK && status != 429)
 		count_accepted(p, now);
+	if (rc == CURLE_OK)
+		follow_rate_headers(p, c, now);
 	if (rc == CURLE_OK && status == 429) {
 		p->stats.throttled++;
 		c->throttled++;

@@ -66,6 +66,10 @@ struct pacer {
 	int64_t acc_second;      /* accepted answers: this second's count and the last one's */
 	long acc_cur, acc_prev;
 	int failed_reads, failed_writes;   /* in a row */
+	/* What the platform's rate headers allow until its window ends (follow_rate_headers). */
+	double hdr_rate;
+	int64_t hdr_until;
+	long hdr_paused;         /* times the window was spent and the connector waited for its reset */
 	bool stopped;
 	char stop_reason[256];
 	struct pacer_stats stats;
@@ -110,6 +114,8 @@ struct http_call {
 	CURL *easy;
 	struct sb rbuf;
 	char *retry_after;
+	long long rl_remaining, rl_reset;   /* the answer's rate headers (-1: none) */
+	bool rl_epoch;                      /* rl_reset is epoch seconds (X-RateLimit-Reset) */
 	struct http_call *next;
 	struct http *http;
 };

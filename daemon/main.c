@@ -25,7 +25,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: hrsync [-c FILE] [-v | -q] [--log-format auto|text|json|journal] COMMAND [ARGS]\n"
 		"\n"
-		"  run [--dry-run] [--mapping NAME]... [--full] [--force]\n"
+		"  run [--dry-run] [--mapping NAME]... [--full] [--force] [--until TIME]\n"
 		"                         one sync pass over all enabled mappings, dependencies first\n"
 		"  plan [--mapping NAME]... [--format table|json]\n"
 		"                         what run would do, record by record, with field diffs; sends nothing\n"

@@ -12,7 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
 #include "cli.h"
+#include "kit.h"
+#include "strmap.h"
 #include "sync.h"
 
 static const char *const action_names[PA__N] = {"create", "update", "terminate", "delete", "restore",
@@ -23,6 +27,8 @@ struct printer {
 	long totals[PA__N];
 	long listed;
 	const char *last_mapping;
+	const struct config *cfg;
+	double *requests;       /* per connector (cfg->conns), for the estimate */
 };
 
 /* Every field whose value differs, "a.b: old -> new", into out (a JSON array when json). */
@@ -98,10 +104,128 @@ static void table_row(struct printer *p, const struct plan_rec *r, const char *d
 	} while (d);
 }
 
+/* ---- requests and time (per connector) ---- */
+
+/* The kit's estimate for a record: a find before a create, the write, each sub-resource group sent. */
+static double kit_requests(const struct conn_entity *e, enum op_action a, const struct jv *payload,
+			   const struct jv *old)
+{
+	double n = a == ACT_RESTORE ? 2 : 1;
+	if (a == ACT_CREATE && e->find)
+		n += 1;
+	for (size_t i = 0; a != ACT_TERMINATE && e->subres && e->subres[i]; i++) {
+		const struct jv *g = jv_obj_get(payload, e->subres[i]->name);
+		if (g && !jv_is_null(g) && (a != ACT_UPDATE || !jv_equal(g, jv_obj_get(old, e->subres[i]->name))))
+			n += 1;
+	}
+	return n;
+}
+
+static enum op_action op_of(enum plan_action a)
+{
+	return a == PA_CREATE ? ACT_CREATE : a == PA_UPDATE ? ACT_UPDATE : a == PA_RESTORE ? ACT_RESTORE : ACT_TERMINATE;
+}
+
+static void count_requests(struct printer *p, const struct plan_rec *r)
+{
+	if (r->action != PA_CREATE && r->action != PA_UPDATE && r->action != PA_RESTORE && r->action != PA_TERMINATE &&
+	    r->action != PA_DELETE)
+		return;
+	const struct mapping *m = config_mapping(p->cfg, r->mapping);
+	if (!m || !m->conn || !m->ent)
+		return;
+	size_t ci = (size_t)(m->conn - p->cfg->conns);
+	const struct connector_type *t = m->conn->type;
+	double (*est)(const struct conn_entity *, enum op_action, const struct jv *, const struct jv *) =
+		t->requests ? t->requests : kit_requests;
+	p->requests[ci] += est(m->ent, op_of(r->action), r->payload, r->old);
+	if (r->then_terminate)
+		p->requests[ci] += est(m->ent, ACT_TERMINATE, r->term, NULL);
+}
+
+/* Lookup lists (a request each) and a token per connector that has something to send. */
+static void add_overheads(const struct printer *p, const struct run_opts *o, double *req)
+{
+	const struct config *c = p->cfg;
+	for (size_t ci = 0; ci < c->nconns; ci++) {
+		if (req[ci] <= 0)
+			continue;
+		if (c->conns[ci].type->auth.client_id)
+			req[ci] += 1;
+		struct strmap seen = {0};
+		for (size_t i = 0; i < c->nmaps; i++) {
+			const struct mapping *m = c->maps[i];
+			bool sel = !o->nonly;
+			for (size_t k = 0; k < o->nonly; k++)
+				sel |= streq(o->only[k], m->name);
+			if (!sel || m->conn != &c->conns[ci])
+				continue;
+			const struct field *lists[] = {m->fields, m->term_fields};
+			size_t counts[] = {m->nfields, m->nterm};
+			for (int l = 0; l < 2; l++)
+				for (size_t f = 0; f < counts[l]; f++) {
+					const struct field *x = &lists[l][f];
+					for (size_t k = 0; k <= x->nkids; k++) {
+						const struct field *y = x->nested ? (k < x->nkids ? &x->kids[k] : NULL) : (k ? NULL : x);
+						if (y && y->src == VS_LOOKUP && y->lookup_resource && !strmap_get(&seen, y->lookup_resource, NULL))
+							strmap_put(&seen, y->lookup_resource, "");
+					}
+				}
+		}
+		req[ci] += (double)seen.n;
+		strmap_clear(&seen);
+	}
+}
+
+/* "about 2 h 10 min", "about 40 min", "about 35 s" */
+static void duration_words(char *out, size_t n, double s)
+{
+	if (s < 90)
+		snprintf(out, n, "about %.0f s", s < 1 ? 1 : s);
+	else if (s < 5400)
+		snprintf(out, n, "about %.0f min", s / 60);
+	else
+		snprintf(out, n, "about %.0f h %02.0f min", floor(s / 3600), fmod(s, 3600) / 60 >= 59.5 ? 59 : fmod(s, 3600) / 60);
+}
+
+static double conn_rate(const struct conn_cfg *cc)
+{
+	double r = cc->rate > 0 ? cc->rate : cc->type->default_rate;
+	return r * 0.97; /* the pacer keeps 3% under the limit */
+}
+
+/* Per connector: the requests the run would send and how long they take at its rate. */
+static void estimates(struct printer *p, const struct run_opts *o, FILE *out)
+{
+	const struct config *c = p->cfg;
+	add_overheads(p, o, p->requests);
+	if (p->json) {
+		fprintf(out, ",\n \"connectors\": {");
+		for (size_t ci = 0; ci < c->nconns; ci++) {
+			double r = conn_rate(&c->conns[ci]);
+			fprintf(out, "%s\"%s\": {\"requests\": %.0f, \"seconds\": %.0f, \"rate_per_second\": %.4g}",
+				ci ? ", " : "", c->conns[ci].name, ceil(p->requests[ci]),
+				r > 0 ? ceil(p->requests[ci]) / r : 0, r);
+		}
+		fprintf(out, "}");
+		return;
+	}
+	for (size_t ci = 0; ci < c->nconns; ci++) {
+		if (p->requests[ci] <= 0)
+			continue;
+		double r = conn_rate(&c->conns[ci]);
+		char d[64];
+		duration_words(d, sizeof d, r > 0 ? ceil(p->requests[ci]) / r : 0);
+		fprintf(out, "connector %s: about %.0f request(s), %s at %.4g requests/s\n", c->conns[ci].name,
+			ceil(p->requests[ci]), d, r);
+	}
+}
+
 static void on_record(void *ud, const struct plan_rec *r)
 {
 	struct printer *p = ud;
 	p->totals[r->action]++;
+	count_requests(p, r);
 	if (r->then_terminate)
 		p->totals[PA_TERMINATE]++;
 	if (r->action == PA_UNCHANGED)
@@ -172,13 +296,15 @@ static void on_record(void *ud, const struct plan_rec *r)
 	sb_free(&det);
 }
 
-static void totals(struct printer *p, FILE *out)
+static void totals(struct printer *p, const struct run_opts *o, FILE *out)
 {
 	if (p->json) {
 		fprintf(out, "%s\n ],\n \"totals\": {", p->listed ? "" : "");
 		for (int i = 0; i < PA__N; i++)
 			fprintf(out, "%s\"%s\": %ld", i ? ", " : "", action_names[i], p->totals[i]);
-		fprintf(out, "}\n}\n");
+		fprintf(out, "}");
+		estimates(p, o, out);
+		fprintf(out, "\n}\n");
 		return;
 	}
 	if (!p->totals[PA_CREATE] && !p->totals[PA_UPDATE] && !p->totals[PA_TERMINATE] && !p->totals[PA_DELETE] &&
@@ -188,12 +314,14 @@ static void totals(struct printer *p, FILE *out)
 		     "%ld skipped, %ld failing, %ld waiting, %ld unchanged\n",
 		p->totals[PA_CREATE], p->totals[PA_UPDATE], p->totals[PA_TERMINATE], p->totals[PA_DELETE],
 		p->totals[PA_RESTORE], p->totals[PA_SKIP], p->totals[PA_FAIL], p->totals[PA_DEFER], p->totals[PA_UNCHANGED]);
+	estimates(p, o, out);
 }
 
 /* Shared by `plan` and `run --dry-run`: returns 0 nothing to change, 1 changes pending, 2/3 errors. */
 int plan_run(struct config *cfg, struct run_opts *o, bool json)
 {
-	struct printer p = {.json = json};
+	struct printer p = {.json = json, .cfg = cfg};
+	p.requests = xcalloc(cfg->nconns + 1, sizeof *p.requests);
 	struct plan_sink sink = {.record = on_record, .ud = &p};
 	o->dry_run = true;
 	o->sink = &sink;
@@ -206,9 +334,11 @@ int plan_run(struct config *cfg, struct run_opts *o, bool json)
 		else
 			printf("The plan could not be made (exit %d): see the errors above.\n", rc);
 		fflush(stdout);
+		free(p.requests);
 		return rc;
 	}
-	totals(&p, stdout);
+	totals(&p, o, stdout);
+	free(p.requests);
 	fflush(stdout);
 	long changes = p.totals[PA_CREATE] + p.totals[PA_UPDATE] + p.totals[PA_TERMINATE] + p.totals[PA_DELETE] +
 		       p.totals[PA_RESTORE];

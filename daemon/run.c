@@ -1,18 +1,25 @@
 /*
- * run — `hrsync run [--dry-run] [--mapping NAME]... [--full] [--force]`.
+ * run — `hrsync run [--dry-run] [--mapping NAME]... [--full] [--force] [--until TIME]`.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "cli.h"
+#include "schedule.h"
 #include "sync.h"
 
 int cmd_run(const struct globals *g, int argc, char **argv)
 {
 	struct run_opts o = {0};
+	const char *until = NULL;
 	o.only = xcalloc((size_t)argc + 1, sizeof *o.only);
 	for (int i = 0; i < argc; i++) {
-		if (streq(argv[i], "--dry-run"))
+		if (streq(argv[i], "--until") && i + 1 < argc)
+			until = argv[++i];
+		else if (str_has_prefix(argv[i], "--until="))
+			until = argv[i] + 8;
+		else if (streq(argv[i], "--dry-run"))
 			o.dry_run = true;
 		else if (streq(argv[i], "--full"))
 			o.full = true;
@@ -24,7 +31,7 @@ int cmd_run(const struct globals *g, int argc, char **argv)
 			o.only[o.nonly++] = argv[i] + 10;
 		else {
 			fprintf(stderr, "hrsync run: unknown argument '%s'\n"
-					"usage: hrsync run [--dry-run] [--mapping NAME]... [--full] [--force]\n",
+					"usage: hrsync run [--dry-run] [--mapping NAME]... [--full] [--force] [--until TIME]\n",
 				argv[i]);
 			free(o.only);
 			return 2;
@@ -36,6 +43,16 @@ int cmd_run(const struct globals *g, int argc, char **argv)
 		return 2;
 	}
 	config_log_insecure(cfg);
+	/* After the config: HH:MM is read in its time zone. */
+	if (!until)
+		until = cfg->run_until;
+	char werr[200];
+	if (until && !window_end(until, time(NULL), &o.until, werr, sizeof werr)) {
+		fprintf(stderr, "hrsync run: --until %s\n", werr);
+		config_free(cfg);
+		free(o.only);
+		return 2;
+	}
 	if (o.dry_run) {
 		/* --dry-run is the planner: the same decisions as `hrsync plan`, as a table. */
 		int prc = plan_run(cfg, &o, false);

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "schedule.h"
+#include "throttle.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -313,6 +314,33 @@ static long long end_of_gap(long long w)
 			lo = mid;
 	}
 	return hi;
+}
+
+bool window_end(const char *spec, time_t now, double *end, char *err, size_t errlen)
+{
+	if (spec && spec[0] == '+') {
+		int64_t ms;
+		if (!parse_duration_ms(spec + 1, &ms) || ms <= 0) {
+			snprintf(err, errlen, "'%s' is not a duration such as +4h or +90m", spec);
+			return false;
+		}
+		*end = (double)now + (double)ms / 1000.0;
+		return true;
+	}
+	struct schedule s;
+	char why[160];
+	bool hhmm = spec && strlen(spec) == 5 && spec[2] == ':';
+	if (!hhmm || !schedule_parse(&s, spec, why, sizeof why)) {
+		snprintf(err, errlen, "'%s' is not a time of day (HH:MM) nor a duration (+4h)", spec ? spec : "");
+		return false;
+	}
+	time_t t = schedule_next(&s, now);
+	if (t == (time_t)-1) {
+		snprintf(err, errlen, "'%s': no such time in the next days", spec);
+		return false;
+	}
+	*end = (double)t;
+	return true;
 }
 
 time_t schedule_next(const struct schedule *s, time_t after)

@@ -45,4 +45,11 @@ bool schedule_parse(struct schedule *s, const char *spec, char *err, size_t errl
  */
 time_t schedule_next(const struct schedule *s, time_t after);
 
+/*
+ * A run window's end (`run --until`, config run_until): "HH:MM", the next such local time
+ * after now (a window opened at 22:00 ending "06:00" ends tomorrow morning), or
+ * "+DURATION" ("+4h", "+90m") from now. false with a reason in err.
+ */
+bool window_end(const char *spec, time_t now, double *end, char *err, size_t errlen);
+
 #endif

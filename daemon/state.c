@@ -337,6 +337,14 @@ bool state_run_end(struct state *s, long long run, int exit_code, const char *me
 		    4, p);
 }
 
+bool state_run_progress(struct state *s, long long run, const char *text)
+{
+	char id[32];
+	snprintf(id, sizeof id, "%lld", run);
+	const char *p[] = {id, text};
+	return q_ok(s, "UPDATE %1$s.runs SET message = $2 WHERE id = $1 AND status = 'running'", 2, p);
+}
+
 bool state_run_mapping(struct state *s, long long run, const char *mapping, const struct counts *c,
 		       const char *mapping_hash)
 {

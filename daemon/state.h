@@ -245,4 +245,7 @@ char *state_links_missing_sql(const char *schema_q, const char *mapping_lit, con
 /* Hex SHA-256 of a normalised NIR, as kept in links for ssn: references. */
 void nir_hash_hex(const char nir[16], char out[65]);
 
+/* A running run's progress as its message (`hrsync status` shows it); replaced at the end. */
+bool state_run_progress(struct state *s, long long run, const char *text);
+
 #endif

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "lookups.h"
 #include "nir.h"
+#include "notify.h"
 #include "pull.h"
 #include "ref.h"
 #include "sha256.h"
@@ -76,6 +77,21 @@ struct engine {
 	long kill_at;
 	bool stop;                     /* stop the whole run: exit 3 */
 	char *stop_reason;
+
+	/* references into the same mapping (a unit's parent): parents first (run_parents_first) */
+	bool self_ref;                 /* the mapping running references itself */
+	const char *cur_key;           /* the row being mapped */
+	struct strmap self_deferred;   /* keys deferred this pass -> "" */
+	struct strmap self_edges;      /* key -> the key of the same mapping it waits for */
+
+	/* the run window (opts->until) and progress (run_window, report_progress) */
+	bool window_over;              /* the window ended: nothing new is sent */
+	long left;                     /* records the window left for the next run */
+	struct sb not_started;         /* mappings the window ended before */
+	struct op **updates;           /* a windowed run: updates wait for creates and terminations */
+	size_t nupdates, capupdates;
+	long long total_rows;          /* the running mapping's source rows (-1: not known, -2: not counted yet) */
+	int64_t mapping_t0, last_progress;
 };
 
 static volatile sig_atomic_t g_signalled;
@@ -135,6 +151,10 @@ static void record_failure(struct engine *e, const char *key, const char *kind, 
 			   const char *field, const char *rule, const char *reason, long http, const char *fp)
 {
 	if (e->opts->dry_run) {
+		/* A record waiting for one of its own mapping: the plan says so only if it still waits
+		 * once the parents are planned (report_cycles). */
+		if (e->self_ref && e->cur_key && streq(kind, "deferred"))
+			return;
 		struct plan_rec r = {.mapping = e->m->name, .key = key, .field = field, .rule = rule, .reason = reason};
 		r.action = streq(kind, "deferred") ? PA_DEFER : PA_FAIL;
 		plan_out(e, &r);
@@ -284,8 +304,34 @@ static void pump(struct engine *e, int limit)
 
 static void prepare_entity(struct engine *e, long pending);
 
+/* ---- the run window (run --until) ---- */
+
+/* Has the window ended? The first time: said once; from then on nothing new is sent. */
+static bool run_window_over(struct engine *e)
+{
+	if (e->window_over)
+		return true;
+	if (e->opts->until <= 0 || e->opts->dry_run || now_wall() < e->opts->until)
+		return false;
+	e->window_over = true;
+	log_notice("the run window ends now: nothing new is sent; what is in flight finishes and is recorded");
+	return true;
+}
+
+/* A record the window leaves for the next run: not sent, nothing recorded against it. */
+static void leave_for_next_run(struct engine *e, struct op *op)
+{
+	e->left++;
+	log_rec(L_DEBUG, op->key, action_name(op->action), "not sent: the run window ended");
+	op_free(op);
+}
+
 static void launch(struct engine *e, struct op *op)
 {
+	if (run_window_over(e)) {
+		leave_for_next_run(e, op);
+		return;
+	}
 	prepare_entity(e, 0);
 	pump(e, e->max_inflight - 1);
 	if (e->stop || e->conn->pacer.stopped) {
@@ -320,6 +366,8 @@ static void prepare_entity(struct engine *e, long pending)
 
 static void flush_creates(struct engine *e)
 {
+	if (!e->ncreates)
+		return; /* nothing held back: prepare runs before the first op, if any (launch) */
 	prepare_entity(e, (long)e->ncreates);
 	for (size_t i = 0; i < e->ncreates; i++)
 		launch(e, e->creates[i]);
@@ -339,6 +387,12 @@ static void submit(struct engine *e, struct op *op)
 	if (op->action == ACT_TERMINATE) {
 		grow(&e->terms, &e->capterms, e->nterms + 1, sizeof *e->terms);
 		e->terms[e->nterms++] = op;
+		return;
+	}
+	if (e->opts->until > 0 && (op->action == ACT_UPDATE || op->action == ACT_RESTORE)) {
+		/* A windowed run: new people and leavers first, updates with what time is left. */
+		grow(&e->updates, &e->capupdates, e->nupdates + 1, sizeof *e->updates);
+		e->updates[e->nupdates++] = op;
 		return;
 	}
 	launch(e, op);
@@ -411,6 +465,8 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 		}
 	}
 	if (e->no_state) {
+		if (t == e->m && scheme == REF_ERP && e->cur_key)
+			strmap_put(&e->self_edges, e->cur_key, id);
 		*why = xasprintf("%s record '%s' is not on the platform yet", t->name, scheme == REF_ERP ? id : "(by NIR)");
 		return REF_DEFERRED;
 	}
@@ -460,6 +516,8 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 		return REF_RESOLVED;
 	}
 deferred:
+	if (t == e->m && scheme == REF_ERP && e->cur_key)
+		strmap_put(&e->self_edges, e->cur_key, id);
 	if (scheme == REF_SSN)
 		*why = xasprintf("no record of mapping '%s' with this NIR is on the platform yet", t->name);
 	else
@@ -641,6 +699,12 @@ static int map_row(struct engine *e, const struct row *row, const struct src_ext
 	} else if (rc == 2) {
 		record_failure(e, key, "deferred", act, res->defer_field, "ref", res->defer_reason, 0, NULL);
 		e->cnt.deferred++;
+		if (e->self_ref) {
+			/* "field\x1freason": what the plan says of it if it still waits at the end */
+			char *why = xasprintf("%s\x1f%s", res->defer_field ? res->defer_field : "", res->defer_reason);
+			strmap_put(&e->self_deferred, key, why);
+			free(why);
+		}
 	}
 	return rc;
 }
@@ -808,7 +872,10 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	}
 	struct mapped mp = {0}, tp = {0};
 	bool need_main = !(x->terminate && active);
-	if (map_row(e, row, x, key, need_main, linked, &mp, &tp) != 0)
+	e->cur_key = key;
+	int mrc = map_row(e, row, x, key, need_main, linked, &mp, &tp);
+	e->cur_key = NULL;
+	if (mrc != 0)
 		goto out;
 
 	struct decision d = {.payload = need_main ? &mp.payload : NULL,
@@ -826,6 +893,202 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 out:
 	mapped_free(&mp);
 	mapped_free(&tp);
+}
+
+/* ---- progress of a long run ---- */
+
+/* "1,234,567" */
+static void thousands(char *out, size_t n, long long v)
+{
+	char d[32];
+	snprintf(d, sizeof d, "%lld", v < 0 ? -v : v);
+	size_t l = strlen(d), o = 0;
+	if (v < 0 && o + 1 < n)
+		out[o++] = '-';
+	for (size_t i = 0; i < l && o + 1 < n; i++) {
+		if (i && (l - i) % 3 == 0 && o + 1 < n)
+			out[o++] = ',';
+		out[o++] = d[i];
+	}
+	out[o] = '\0';
+}
+
+/* "about 2 h left", "about 35 min left", "less than a minute left" */
+static void time_left(char *out, size_t n, double s)
+{
+	if (s < 60)
+		snprintf(out, n, "less than a minute left");
+	else if (s < 5400)
+		snprintf(out, n, "about %.0f min left", s / 60);
+	else
+		snprintf(out, n, "about %.0f h left", s / 3600);
+}
+
+/*
+ * The mapping's source rows (its table or query, its where), for progress: counted once, at
+ * the first report (a mapping that ends within 10 s never pays for it); -1 when not known.
+ * The query runs in the cursor's transaction, in a savepoint: a failure loses only the count.
+ */
+static long long count_source(struct engine *e)
+{
+	const struct mapping *m = e->m;
+	char *from = m->table ? db_quote_qualified(e->src.pg, m->table) : xasprintf("(%s)", m->query);
+	if (!from)
+		return -1;
+	char *q = xasprintf("SELECT count(*) FROM %s AS s0%s%s%s", from, m->where ? " WHERE (" : "",
+			    m->where ? m->where : "", m->where ? ")" : "");
+	free(from);
+	PQclear(PQexec(e->src.pg, "SAVEPOINT hrsync_count"));
+	PGresult *r = PQexec(e->src.pg, q);
+	free(q);
+	long long n = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : -1;
+	PQclear(r);
+	PQclear(PQexec(e->src.pg, n < 0 ? "ROLLBACK TO SAVEPOINT hrsync_count" : "RELEASE SAVEPOINT hrsync_count"));
+	return n;
+}
+
+/*
+ * Every 10 s of a mapping: "workelo_employees 1,200/5,000, about 2 h left" (rows read of
+ * the source, the time left at the pace so far) in the log, in the running run's message
+ * (`hrsync status`) and in systemd's STATUS=.
+ */
+static void report_progress(struct engine *e, long long rows, bool force)
+{
+	int64_t now = now_ms();
+	if (!force && now - e->last_progress < 10000)
+		return;
+	e->last_progress = now;
+	if (e->total_rows == -2)
+		e->total_rows = count_source(e);
+	char done[32], total[32], eta[48] = "";
+	thousands(done, sizeof done, rows);
+	thousands(total, sizeof total, e->total_rows);
+	double elapsed = (double)(now - e->mapping_t0) / 1000.0;
+	if (e->total_rows > rows && rows > 0 && elapsed > 1)
+		time_left(eta, sizeof eta, elapsed * (double)(e->total_rows - rows) / (double)rows);
+	char *text = e->total_rows >= 0 ? xasprintf("%s %s/%s%s%s", e->m->name, done, total, *eta ? ", " : "", eta)
+					: xasprintf("%s %s rows", e->m->name, done);
+	log_info("progress: %s (%ld created, %ld updated, %ld failed)", text, e->cnt.created, e->cnt.updated,
+		 e->cnt.failed);
+	if (!e->opts->dry_run && e->run_id && !state_run_progress(&e->st, e->run_id, text) && e->st.broken)
+		stop_run(e, "the state database is unreachable");
+	notify_sendf("STATUS=%s", text);
+	free(text);
+}
+
+/* ---- references into the same mapping: parents before children ---- */
+
+static bool refs_itself(const struct config *cfg, const struct mapping *m, const struct field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested && refs_itself(cfg, m, f[i].kids, f[i].nkids))
+			return true;
+		if (f[i].src == VS_REF && config_ref_target(cfg, m, &f[i]) == m)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The rows still deferred on a record of their own mapping: each waits for the key in
+ * self_edges. One whose chain comes back to itself is on a reference cycle, which no
+ * order can create: its deferral becomes a mapping error naming the records (mapped
+ * again after the ERP is fixed). Returns how many were on a cycle.
+ */
+static long report_cycles(struct engine *e)
+{
+	long n = 0;
+	for (size_t i = 0; i < e->self_deferred.cap; i++) {
+		const char *start = e->self_deferred.keys ? e->self_deferred.keys[i] : NULL;
+		if (!start)
+			continue;
+		struct sb chain = {0};
+		const char *k = start;
+		bool cycle = false;
+		sb_puts(&chain, start);
+		for (int hop = 0; hop < 1000; hop++) {
+			const char *next = NULL;
+			if (!strmap_get(&e->self_edges, k, &next) || !next)
+				break;
+			sb_printf(&chain, " -> %s", next);
+			if (streq(next, start)) {
+				cycle = true;
+				break;
+			}
+			k = next;
+		}
+		if (!cycle && e->opts->dry_run) {
+			/* Still waiting (a parent that fails): shown as such, once. */
+			const char *fr = NULL;
+			strmap_get(&e->self_deferred, start, &fr);
+			const char *sep = fr ? strchr(fr, '\x1f') : NULL;
+			char *field = sep ? xstrndup(fr, (size_t)(sep - fr)) : NULL;
+			struct plan_rec pr = {.mapping = e->m->name, .key = start, .action = PA_DEFER,
+					      .field = field && *field ? field : NULL, .rule = "ref",
+					      .reason = sep ? sep + 1 : "waits for a record of the same mapping"};
+			plan_out(e, &pr);
+			free(field);
+		}
+		if (cycle) {
+			char *why = xasprintf("reference cycle in mapping %s: %s; none of these records can be created "
+					      "before the others: fix the references in the ERP",
+					      e->m->name, sb_str(&chain));
+			record_failure(e, start, "mapping", "create", NULL, "ref", why, 0, NULL);
+			free(why);
+			e->cnt.deferred--;
+			e->cnt.failed++;
+			n++;
+		}
+		sb_free(&chain);
+	}
+	return n;
+}
+
+/*
+ * A mapping that references itself (a unit's parent): a child read before its parent
+ * was created is deferred. While a pass creates something, the records it deferred are
+ * read again, once their parents' creates are confirmed: one pass per level of the tree,
+ * in one run. The same requests as records created in the right order; a child whose
+ * parent failed stays deferred, and a cycle is reported as such.
+ */
+static void run_parents_first(struct engine *e, const struct src_filter *flt)
+{
+	for (int pass = 2; !e->stop && e->self_deferred.n > 0; pass++) {
+		long created = e->cnt.created;
+		struct strmap want = e->self_deferred;
+		memset(&e->self_deferred, 0, sizeof e->self_deferred);
+		strmap_clear(&e->refs); /* what was not on the platform may be now */
+		struct cursor cur;
+		char *err = NULL;
+		if (!cursor_open(&e->src, e->m, flt, &cur, &err)) {
+			stop_run(e, "mapping %s: the source query failed: %s", e->m->name, err);
+			free(err);
+			strmap_clear(&want);
+			return;
+		}
+		log_info("%zu record(s) waited for a record of the same mapping; pass %d", want.n, pass);
+		struct row row;
+		struct src_extra x;
+		int rc = 0;
+		while (!e->stop && (rc = cursor_next(&cur, &row, &x, &err)) == 1) {
+			if (!row.vals[0] || !strmap_get(&want, row.vals[0], NULL))
+				continue;
+			e->cnt.deferred--; /* counted again by what this pass makes of it */
+			process_row(e, &row, &x);
+		}
+		if (!e->stop && rc < 0) {
+			stop_run(e, "reading the source of mapping %s: %s", e->m->name, err);
+			free(err);
+		}
+		cursor_close(&cur);
+		strmap_clear(&want);
+		flush_creates(e);
+		pump(e, 0);
+		if (e->cnt.created == created)
+			break; /* nothing new: the rest waits for a failed parent, or a cycle */
+	}
+	if (!e->stop)
+		report_cycles(e);
 }
 
 /* ---- one mapping ---- */
@@ -959,14 +1222,14 @@ static void retry_transients(struct engine *e)
 	if (!e->nagain)
 		return;
 	e->second_pass = true;
-	if (!e->stop && !e->conn->pacer.stopped) {
+	if (!e->stop && !e->conn->pacer.stopped && !run_window_over(e)) {
 		log_info("%zu record(s) failed transiently; trying them once more in %d s", e->nagain,
 			 RETRY_PAUSE_MS / 1000);
 		wait_ms(e, RETRY_PAUSE_MS);
 	}
 	for (size_t i = 0; i < e->nagain; i++) {
 		struct op *op = e->again[i];
-		if (e->stop || e->conn->pacer.stopped) {
+		if (e->stop || e->conn->pacer.stopped || run_window_over(e)) {
 			e->inflight++;
 			op_done(op); /* recorded with its own reason */
 			continue;
@@ -1002,6 +1265,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->ncreates = 0;
 	e->planned_terms = 0;
 	e->mapping_stopped = false;
+	e->self_ref = refs_itself(e->cfg, m, m->fields, m->nfields);
 	/* More operations than requests in flight: an op waiting out a 429's Retry-After must not
 	 * starve the pipeline; the pacer still lets only max_in_flight requests out at once. */
 	e->max_inflight = conn->pacer.max_in_flight * 4;
@@ -1035,18 +1299,19 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	struct row row;
 	struct src_extra x;
 	int rc;
-	int64_t last_progress = now_ms();
+	e->mapping_t0 = e->last_progress = now_ms();
+	e->total_rows = e->opts->sink ? -1 : -2; /* -2: counted at the first progress report */
 	while (!e->stop && (rc = cursor_next(&cur, &row, &x, &err)) == 1) {
 		if (stop_requested(e)) {
 			stop_run(e, "asked to stop; finishing the requests in flight");
 			break;
 		}
-		process_row(e, &row, &x);
-		if (now_ms() - last_progress > 10000) {
-			last_progress = now_ms();
-			log_info("progress: %lld rows read, %ld created, %ld updated, %ld failed", cur.rows, e->cnt.created,
-				 e->cnt.updated, e->cnt.failed);
+		if (run_window_over(e)) {
+			e->left += !x.same; /* read, not sent: what the next run will find to do */
+			continue;
 		}
+		process_row(e, &row, &x);
+		report_progress(e, cur.rows, false);
 	}
 	if (!e->stop && rc < 0) {
 		stop_run(e, "reading the source of mapping %s: %s", m->name, err);
@@ -1066,6 +1331,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 		terminate_missing(e);
 	flush_creates(e);
 	pump(e, 0);
+	if (e->self_ref && !run_window_over(e))
+		run_parents_first(e, &flt);
 	if (e->opts->dry_run && e->planned_terms && !e->no_state && !e->opts->force) {
 		long long active = state_active_links(&e->st, m->name);
 		double share = active > 0 ? (double)e->planned_terms / (double)active : 1.0;
@@ -1082,6 +1349,13 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 			op_free(e->terms[i]);
 		}
 	e->nterms = 0;
+	for (size_t i = 0; i < e->nupdates; i++) {
+		if (e->stop)
+			e->cnt.failed++, op_free(e->updates[i]);
+		else
+			launch(e, e->updates[i]);
+	}
+	e->nupdates = 0;
 	pump(e, 0);
 	retry_transients(e);
 out:
@@ -1099,6 +1373,8 @@ out:
 		state_run_mapping(&e->st, e->run_id, m->name, &e->cnt, m->mapping_hash);
 	log_set_mapping(NULL);
 	strmap_clear(&e->refs);
+	strmap_clear(&e->self_deferred);
+	strmap_clear(&e->self_edges);
 }
 
 /* A pull mapping: platform records into the mirror's inbound table (pull.c). */
@@ -1193,6 +1469,17 @@ static int open_state_readonly(struct engine *e)
 	return 0;
 }
 
+/* What the window left, for the log and the run's message; NULL when it did not end the run. */
+static char *window_summary(struct engine *e)
+{
+	if (!e->window_over || e->stop)
+		return NULL;
+	char n[32];
+	thousands(n, sizeof n, e->left);
+	return xasprintf("the run window ended: %s record(s) left for the next run%s%s", n,
+			 e->not_started.len ? "; not started: " : "", sb_str(&e->not_started));
+}
+
 int sync_migrate(struct config *cfg)
 {
 	struct engine e = {.cfg = cfg};
@@ -1276,6 +1563,10 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 				c = e.conns[k];
 		if (!c)
 			continue;
+		if (run_window_over(&e)) {
+			sb_printf(&e.not_started, "%s%s", e.not_started.len ? ", " : "", m->name);
+			continue;
+		}
 		if (m->dir == DIR_PUSH)
 			run_mapping(&e, m, c);
 		else
@@ -1284,7 +1575,8 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 done:
 	if (e.src.pg)
 		source_close(&e.src);
-	int code = e.stop ? 3 : e.waiting > 0 ? 1 : 0;
+	char *window_msg = window_summary(&e);
+	int code = e.stop ? 3 : e.waiting > 0 || window_msg ? 1 : 0;
 	double secs = (double)(now_ms() - t0) / 1000.0;
 	if (e.stop && e.st.broken)
 		log_error("run stopped after %.1f s: %s. The state database was lost: what the platform confirmed "
@@ -1293,13 +1585,15 @@ done:
 	else if (e.stop)
 		log_error("run stopped after %.1f s: %s. Everything done so far is recorded; the next run goes on from there",
 			  secs, e.stop_reason);
+	else if (window_msg)
+		log_notice("run stopped by its window after %.1f s: %s", secs, window_msg);
 	else if (opts->dry_run)
 		log_notice("dry run finished in %.1f s: nothing was sent", secs);
 	else
 		log_notice("run finished in %.1f s: %s", secs,
 			   code == 0 ? "every record is in step" : "some records failed or wait (see `hrsync failures`)");
 	if (!e.st.broken && !opts->dry_run)
-		state_run_end(&e.st, e.run_id, code, e.stop ? e.stop_reason : NULL);
+		state_run_end(&e.st, e.run_id, code, e.stop ? e.stop_reason : window_msg);
 	if (!opts->stop) {
 		sigaction(SIGTERM, &old_term, NULL);
 		sigaction(SIGINT, &old_int, NULL);
@@ -1322,6 +1616,9 @@ done:
 	sb_free(&e.rehash_keys);
 	sb_free(&e.rehash_vals);
 	free(e.stop_reason);
+	free(window_msg);
+	free(e.updates);
+	sb_free(&e.not_started);
 	state_close(&e.st);
 	log_set_run(0);
 	return code;

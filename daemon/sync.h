@@ -59,6 +59,13 @@ struct run_opts {
 	volatile sig_atomic_t *stop;
 	/* dry_run: every decision goes here instead of to the platform; nothing is written anywhere. */
 	const struct plan_sink *sink;
+	/*
+	 * The run window's end (epoch seconds; 0: none; `run --until`, config run_until): from
+	 * then on nothing new is sent, what is in flight finishes and is recorded, and the run
+	 * exits 1 saying how many records are left for the next run. A windowed run sends
+	 * creates and terminations before updates.
+	 */
+	double until;
 };
 
 /* What a run did, for metrics and the daemon's status line. */

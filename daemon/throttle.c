@@ -47,6 +47,25 @@ double adapt_after_429(double rate, double accepted_last_second, double floor_ra
 	return r < floor_rate ? floor_rate : r;
 }
 
+int64_t header_reset_ms(long long reset, bool epoch, double now_epoch)
+{
+	if (reset < 0)
+		return -1;
+	if (epoch || reset > 1000000000LL) {
+		double left = (double)reset - now_epoch;
+		return left <= 0 ? 0 : (int64_t)(left * 1000.0);
+	}
+	return reset > 366LL * 86400 ? -1 : (int64_t)reset * 1000;
+}
+
+double header_rate(long long remaining, int64_t ms_left, int in_flight)
+{
+	long long budget = remaining - (in_flight > 0 ? in_flight : 0);
+	if (budget <= 0)
+		return 0;
+	return (double)budget / ((double)(ms_left > 0 ? ms_left : 0) / 1000.0 + 0.5);
+}
+
 double adapt_recover(double rate, double base_rate)
 {
 	double r = rate * 1.02;

@@ -45,6 +45,19 @@ int64_t backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double rnd);
 int64_t retry_after_ms(const char *value, double now_epoch);
 
 /*
+ * A platform's rate headers (X-RateLimit-Remaining/-Reset, Teamtailor's X-Rate-Limit-*):
+ * the milliseconds left of its window from the Reset value, which is epoch seconds (the
+ * X-RateLimit family, and any value past 10^9) or seconds left (X-Rate-Limit). -1: unusable.
+ */
+int64_t header_reset_ms(long long reset, bool epoch, double now_epoch);
+/*
+ * The rate that spends what the platform says is left evenly until its window ends: the
+ * remaining requests less those in flight (sent, not counted yet in that answer), over the
+ * time left (plus half a second of margin for clocks). 0: nothing left, wait for the reset.
+ */
+double header_rate(long long remaining, int64_t ms_left, int in_flight);
+
+/*
  * "60/min", "5/s", "1000/h", "2.5/s" -> requests per second. false when malformed.
  */
 bool parse_rate(const char *s, double *per_second);

@@ -70,6 +70,7 @@ run() {  # run N: one sync, its log to build/demo/runN.log, the summaries on scr
 }
 
 . tests/demo_troops.sh   # Troops: the Evolia mirror, its sandbox, missions pulled and decisions sent back
+. tests/demo_workelo.sh   # Workelo: its data, its sandbox, a plan and a windowed first load
 say "First run: the full sync"
 run 1
 echo "A few of the records that failed, as hrsync logged them:"

@@ -6,6 +6,7 @@ import pytest
 from harness import Cluster
 from world_peopleforce import PeopleForceWorld
 from world_personio import PersonioWorld
+from world_workelo import WorkeloWorld
 from worlds import CONNECTORS
 
 # A small mirror keeps the suite fast; the demo (make demo) runs the full size.
@@ -76,6 +77,12 @@ def make_world(world_class, cluster, template, sandbox, tmp_path, files=None, ra
 def world(cluster, template, sandbox, tmp_path):
     """PeopleForce, every shipped mapping."""
     yield from make_world(PeopleForceWorld, cluster, template, sandbox, tmp_path)
+
+
+@pytest.fixture
+def wworld(cluster, template, sandboxes, tmp_path):
+    """Workelo, its push mappings (units, employees, journeys) and its pull."""
+    yield from make_world(WorkeloWorld, cluster, template, sandboxes(WorkeloWorld), tmp_path, rate="1000/s")
 
 
 @pytest.fixture
