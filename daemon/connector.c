@@ -19,7 +19,7 @@
 
 /* ---- the registry: adding a connector is one line here ---- */
 
-#define CONNECTORS(X) X(peopleforce) X(personio)
+#define CONNECTORS(X) X(peopleforce) X(personio) X(teamtailor)
 
 #define DECLARE(n) extern const struct connector_type n##_connector;
 CONNECTORS(DECLARE)
@@ -382,6 +382,23 @@ static bool renew_on_401(struct connector *c, struct http_call *call)
 	return true;
 }
 
+/* ---- answers that stop the connector in the platform's words (the type's stops) ---- */
+
+/* true when this answer stopped the connector (its reason is the pacer's stop_reason). */
+static bool platform_stops(struct connector *c, const struct http_call *call)
+{
+	if (!c->type->stops || call->outcome != CALL_ANSWERED)
+		return false;
+	struct jv *j = call->resp && call->resp_len ? jv_parse(call->resp, call->resp_len, NULL, 0) : NULL;
+	char *why = c->type->stops(c, call->status, j);
+	jv_free(j);
+	if (!why)
+		return false;
+	pacer_stop(&c->pacer, "%s", why);
+	free(why);
+	return true;
+}
+
 /* ---- an op's requests ---- */
 
 static void after_call(struct http_call *call);
@@ -522,6 +539,10 @@ static void after_call(struct http_call *call)
 	op->http_status = call->status;
 	if (renew_on_401(c, call))
 		return;
+	if (platform_stops(c, call)) {
+		op_finish(op, OPR_STOPPED, "%s", c->pacer.stop_reason);
+		return;
+	}
 	if (call->outcome == CALL_ANSWERED && (call->status == 401 || call->status == 403)) {
 		char *m = platform_message(c->type, call->resp, call->resp_len);
 		pacer_stop(&c->pacer, "credentials refused (HTTP %ld%s%s)", call->status, m ? ": " : "", m ? m : "");
@@ -733,6 +754,8 @@ static char *get_error(struct connector *c, const struct http_call *call, const 
 {
 	if (call->outcome != CALL_ANSWERED)
 		return xasprintf("GET %s: %s", path, call->err);
+	if (platform_stops(c, call))
+		return xasprintf("GET %s: %s", path, c->pacer.stop_reason);
 	if (call->status == 401 || call->status == 403) {
 		pacer_stop(&c->pacer, "credentials refused (HTTP %ld)", call->status);
 		return xasprintf("GET %s: credentials refused (HTTP %ld)", path, call->status);

@@ -2,5 +2,6 @@
 A new connector joins with a world_<connector>.py (see harness.World) and one line here."""
 from world_peopleforce import PeopleForceWorld
 from world_personio import PersonioWorld
+from world_teamtailor import TeamtailorWorld
 
-CONNECTORS = {w.name: w for w in (PeopleForceWorld, PersonioWorld)}
+CONNECTORS = {w.name: w for w in (PeopleForceWorld, PersonioWorld, TeamtailorWorld)}
