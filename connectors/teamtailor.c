@@ -19,7 +19,7 @@
  *                            ignored) before a create; PATCHed by id afterwards.
  *   users                    `external-id` is the ERP key: found by it, then by e-mail (a
  *                            user HR invited by hand is adopted, one holding another
- *                            external id refused); created with `merge: true`. Terminate
+ *                            external id refused). Terminate
  *                            is role `no_access`: never DELETE, which is a hard delete.
  * Pull: job_applications in a Hired stage, incrementally by `updated-at`.
  */
@@ -59,9 +59,12 @@ static const struct jsonapi_rel user_rels[] = {{"department", "departments"}, {"
 /* The resource object around the mapped fields: the entity's name is its JSON:API type. */
 static struct jv *tt_body(struct op *op, struct jv *fields, bool create, char **why)
 {
+	/*
+	 * No `merge: true` on a user's create: Teamtailor would fold a second ERP person with
+	 * the same e-mail into the first, external-id and all. The find by e-mail before the
+	 * create is the merge, and it refuses a user who holds another external-id.
+	 */
 	const struct jsonapi_rel *rels = streq(op->ent->name, "users") ? user_rels : NULL;
-	if (create && streq(op->ent->name, "users"))
-		jv_obj_set(fields, "merge", jv_bool(true)); /* an e-mail Teamtailor knows: that user, not a 422 */
 	return jsonapi_body(op->ent->name, create ? NULL : op->platform_id, fields, "relationships", rels, why);
 }
 
