@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Teamtailor API sandbox for hrsync tests (Python 3 stdlib only).
 
-    python3 tests/sandbox/teamtailor.py --port 0 --api-key K [--rate 50/10]
+    python3 tests/sandbox/teamtailor.py --port 0 --api-key K [--rate 50/10] \
+        [--seed tests/fixtures/teamtailor/seed.json]
 
 Strict to the contract hrsync follows (JSON:API, https://docs.teamtailor.com, and what
 third parties observed): `Authorization: Token token=K`; `X-Api-Version` required (406 with
@@ -520,5 +521,10 @@ class TeamtailorSandbox(Sandbox):
         return 200, {}, {"data": self._flat("job-applications", a)}
 
 
+def _default_seed():
+    p = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "teamtailor", "seed.json")
+    return os.path.normpath(p) if os.path.exists(p) else None
+
+
 if __name__ == "__main__":
-    sys.exit(main(TeamtailorSandbox))
+    sys.exit(main(TeamtailorSandbox, default_seed=_default_seed()))
