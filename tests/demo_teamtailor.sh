@@ -66,7 +66,7 @@ def post(path, body):
                                  method="POST", headers={"Content-Type": "application/json"})
     return json.loads(urllib.request.urlopen(req).read())
 dep = dict(line.split("|") for line in subprocess.run(
-    ["psql", "-X", "-At", "-c", "SELECT erp_key, platform_id FROM hrsync.links WHERE mapping = 'departments'"],
+    ["psql", "-X", "-At", "-c", "SELECT erp_key, platform_id FROM hrsync.links WHERE mapping = 'teamtailor_departments'"],
     capture_output=True, text=True, check=True).stdout.split())
 post("hires", {"candidate": {"first-name": "Ирина", "last-name": "Соколова", "email": "irina.sokolova@example.net",
                              "phone": "+7 912 345-67-89"},

@@ -73,8 +73,8 @@ class TeamtailorWorld(World):
     name = connector_type = "teamtailor"
     sandbox_class = TeamtailorSandbox
     mapping_dir = os.path.join(ROOT, "mappings", "teamtailor")
-    push_mappings = ("departments", "locations", "users")
-    employees_mapping, absences_mapping = "users", None
+    push_mappings = ("teamtailor_departments", "teamtailor_locations", "teamtailor_users")
+    employees_mapping, absences_mapping = "teamtailor_users", None
     contract_files = ("departments.yaml", "locations.yaml", "users.yaml", "hires_inbound.yaml")
     credentials = {"token": ("TT_TOKEN", TOKEN)}
     secret_var = "TT_TOKEN"
@@ -123,7 +123,7 @@ class TeamtailorWorld(World):
         deferred = {b["key"] for b in m["bad"] if b["table"] == "employees" and b["kind"] in DEFERRED_KINDS}
         deferred &= set(staff)
         # Two staff share an e-mail: the first to reach Teamtailor wins, the other is refused.
-        refused = {k for (k,) in self.sql("SELECT erp_key FROM hrsync.failures WHERE mapping = 'users' "
+        refused = {k for (k,) in self.sql("SELECT erp_key FROM hrsync.failures WHERE mapping = 'teamtailor_users' "
                                           "AND kind = 'refused'")} if self.has_state() else set()
         dup = set(m["duplicate_email"]) & set(staff)
         losers = dup & refused
@@ -162,21 +162,21 @@ class TeamtailorWorld(World):
         assert set(locs) == {site_names[c] for c in exp["locations"]}
         links = {(m, k): pid for m, k, pid in self.sql("SELECT mapping, erp_key, platform_id FROM hrsync.links")}
         for c in exp["departments"]:
-            assert links[("departments", c)] == deps[dep_names[c]]
+            assert links[("teamtailor_departments", c)] == deps[dep_names[c]]
         for c in exp["locations"]:
-            assert links[("locations", c)] == locs[site_names[c]]
+            assert links[("teamtailor_locations", c)] == locs[site_names[c]]
         where = dict((k, (d, s)) for k, d, s in self.sql(
             "SELECT e.personnel_number, d.department_code, s.site_code FROM erp.employees e "
             "LEFT JOIN erp.departments d ON lower(d.name) = lower(trim(e.department_name)) "
             "LEFT JOIN erp.sites s ON lower(s.name) = lower(trim(e.location_name))"))
         for k, u in by_xid.items():
-            assert links[("users", k)] == u["id"]
+            assert links[("teamtailor_users", k)] == u["id"]
             d, s = where[k]
             assert u["department_id"] == (deps[dep_names[d]] if d else None), (k, u["department_id"], d)
             assert u["location_id"] == (locs[site_names[s]] if s else None), (k, u["location_id"], s)
         return exp
 
     def platform_ids(self, store):
-        return {"users": {u["id"] for u in items(store["users"])},
-                "departments": {d["id"] for d in items(store["departments"])},
-                "locations": {x["id"] for x in items(store["locations"])}}
+        return {"teamtailor_users": {u["id"] for u in items(store["users"])},
+                "teamtailor_departments": {d["id"] for d in items(store["departments"])},
+                "teamtailor_locations": {x["id"] for x in items(store["locations"])}}
