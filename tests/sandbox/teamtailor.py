@@ -292,7 +292,7 @@ class TeamtailorSandbox(Sandbox):
 
     def _lister(self, t):
         def handler(req):
-            f = self._filters(req, {"departments": ("name",), "locations": ("name",),
+            f = self._filters(req, {"departments": (), "locations": (),
                                     "users": ("email", "external-id", "department"),
                                     "candidates": ("email",), "jobs": ()}[t])
             recs = list(self.store[t].values())
