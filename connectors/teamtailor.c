@@ -27,12 +27,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "../daemon/jsonapi.h"
 #include "../daemon/kit.h"
 #include "../daemon/log.h"
+#include "../daemon/lookups.h"
 
 #define TT_DEFAULT_VERSION "20240904"
 #define TT_PAGE_MAX 30                 /* page[size] above this: 400, code 118 */
@@ -70,16 +70,11 @@ static struct jv *tt_body(struct op *op, struct jv *fields, bool create, char **
 
 /* ================= departments and locations: found by name ================= */
 
-static char *name_key(const char *s)
+/* A name as Teamtailor's departments and locations are matched: trimmed, lower-cased in any
+ * script ("  бухгалтерия " is "Бухгалтерия"). Caller frees; NULL for NULL. */
+static char *name_key(const struct jv *name)
 {
-	if (!s)
-		return NULL;
-	while (*s == ' ')
-		s++;
-	size_t n = strlen(s);
-	while (n && s[n - 1] == ' ')
-		n--;
-	return xstrndup(s, n);
+	return name && name->t == JV_STR ? lookups_norm(name->u.str.s) : NULL;
 }
 
 static struct nat_index *name_index(struct connector *c, const struct conn_entity *e)
@@ -87,20 +82,39 @@ static struct nat_index *name_index(struct connector *c, const struct conn_entit
 	return streq(e->name, "departments") ? &TT(c)->dep_by_name : &TT(c)->loc_by_name;
 }
 
+static bool index_name(void *ud, const struct jv *item)
+{
+	char *k = name_key(kit_field(item, "name")), *id = jv_id_text(kit_field(item, "id"));
+	if (k && id)
+		nat_add(ud, k, id);
+	free(k);
+	free(id);
+	return true;
+}
+
+/* A company has tens of them: the list is read once, rather than searched per record. */
 static bool named_prepare(struct connector *c, const struct conn_entity *e, long pending, char **err)
 {
 	struct nat_index *ix = name_index(c, e);
-	ix->fold = true;
-	/* A company has tens of them: read the list once rather than search it per record. */
-	return pending <= 0 || ix->ready ||
-	       kit_index_all(c, e, e->path, (struct index_key[]){{ix, "name"}, {0}}, err);
+	if (pending <= 0 || ix->ready)
+		return true;
+	nat_clear(ix);
+	struct list_stats st;
+	if (!conn_list(c, NULL, e->path, index_name, ix, &st, err)) {
+		nat_clear(ix);
+		return false;
+	}
+	/* A listing that gave fewer records than Teamtailor counted may miss one: not trusted. */
+	ix->ready = st.total < 0 || st.seen == st.total;
+	if (!ix->ready)
+		nat_clear(ix);
+	return true;
 }
 
 static bool name_match(struct op *op, const struct jv *item)
 {
-	const struct jv *n = kit_field(item, "name");
-	char *a = name_key(n && n->t == JV_STR ? n->u.str.s : NULL), *b = name_key(jv_obj_str(op->payload, "name"));
-	bool same = a && b && strcasecmp(a, b) == 0;
+	char *a = name_key(kit_field(item, "name")), *b = name_key(jv_obj_get(op->payload, "name"));
+	bool same = a && b && streq(a, b);
 	free(a);
 	free(b);
 	return same;
@@ -112,7 +126,7 @@ static const struct search name_search = {.match = name_match, .found = kit_foun
 static void named_find(struct op *op)
 {
 	const char *id = NULL;
-	char *name = name_key(jv_obj_str(op->payload, "name"));
+	char *name = name_key(jv_obj_get(op->payload, "name"));
 	switch (nat_find(name_index(op->conn, op->ent), op, name, &id)) {
 	case NAT_ONE:
 		kit_found(op, id);

@@ -97,6 +97,8 @@ def test_records_made_by_hand_are_found_not_created_again(tworld):
     store = sb.store()
     assert [d["id"] for d in store["departments"] if d["name"].strip().lower() == "бухгалтерия"] == [dep]
     links = {(m, k): pid for m, k, pid in w.sql("SELECT mapping, erp_key, platform_id FROM hrsync.links")}
+    assert links[("teamtailor_departments", "DEP-01")] == dep and not failures(w, "teamtailor_departments")
+    assert {d["name"] for d in store["departments"] if d["id"] == dep} == {"Бухгалтерия"}   # adopted: renamed
     assert links[("teamtailor_users", a)] == u_key and links[("teamtailor_users", b)] == u_mail
     users = {u["id"]: u for u in store["users"]}
     assert users[u_mail]["external-id"] == b  # adopted: given its external-id
