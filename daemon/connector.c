@@ -384,10 +384,10 @@ static bool renew_on_401(struct connector *c, struct http_call *call)
 
 /* ---- answers that stop the connector in the platform's words (the type's stops) ---- */
 
-/* true when this answer stopped the connector (its reason is the pacer's stop_reason). */
+/* true when this answer (a 4xx) stopped the connector (its reason is the pacer's stop_reason). */
 static bool platform_stops(struct connector *c, const struct http_call *call)
 {
-	if (!c->type->stops || call->outcome != CALL_ANSWERED)
+	if (!c->type->stops || call->outcome != CALL_ANSWERED || call->status < 400 || call->status >= 500)
 		return false;
 	struct jv *j = call->resp && call->resp_len ? jv_parse(call->resp, call->resp_len, NULL, 0) : NULL;
 	char *why = c->type->stops(c, call->status, j);

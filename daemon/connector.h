@@ -172,7 +172,7 @@ struct connector_type {
 	/* The message of an error body in the platform's envelope; NULL: the kit's reading. Caller frees. */
 	char *(*message)(const struct jv *body);
 	/*
-	 * An answer that stops the connector for the run, said in the platform's words: the
+	 * A 4xx answer that stops the connector for the run, said in the platform's words: the
 	 * reason for a status after which no request can succeed (an API version refused; what
 	 * a 401 or a 403 means on this platform), NULL for any other answer (then the kit's: 401
 	 * and 403 stop as "credentials refused"). body: the parsed answer, may be NULL. The
