@@ -20,7 +20,7 @@
 
 /* ---- the registry: adding a connector is one line here ---- */
 
-#define CONNECTORS(X) X(peopleforce) X(personio) X(troops) X(workelo)
+#define CONNECTORS(X) X(peopleforce) X(personio) X(troops) X(workelo) X(teamtailor)
 
 #define DECLARE(n) extern const struct connector_type n##_connector;
 CONNECTORS(DECLARE)
@@ -396,6 +396,23 @@ bool conn_resend_on_401(struct connector *c, struct http_call *call)
 	return renew_on_401(c, call);
 }
 
+/* ---- answers that stop the connector in the platform's words (the type's stops) ---- */
+
+/* true when this answer (a 4xx) stopped the connector (its reason is the pacer's stop_reason). */
+static bool platform_stops(struct connector *c, const struct http_call *call)
+{
+	if (!c->type->stops || call->outcome != CALL_ANSWERED || call->status < 400 || call->status >= 500)
+		return false;
+	struct jv *j = call->resp && call->resp_len ? jv_parse(call->resp, call->resp_len, NULL, 0) : NULL;
+	char *why = c->type->stops(c, call->status, j);
+	jv_free(j);
+	if (!why)
+		return false;
+	pacer_stop(&c->pacer, "%s", why);
+	free(why);
+	return true;
+}
+
 /* ---- an op's requests ---- */
 
 static void after_call(struct http_call *call);
@@ -536,6 +553,10 @@ static void after_call(struct http_call *call)
 	op->http_status = call->status;
 	if (renew_on_401(c, call))
 		return;
+	if (platform_stops(c, call)) {
+		op_finish(op, OPR_STOPPED, "%s", c->pacer.stop_reason);
+		return;
+	}
 	if (call->outcome == CALL_ANSWERED && (call->status == 401 || call->status == 403)) {
 		char *m = platform_message(c->type, call->resp, call->resp_len);
 		pacer_stop(&c->pacer, "credentials refused (HTTP %ld%s%s)", call->status, m ? ": " : "", m ? m : "");
@@ -747,6 +768,8 @@ static char *get_error(struct connector *c, const struct http_call *call, const 
 {
 	if (call->outcome != CALL_ANSWERED)
 		return xasprintf("GET %s: %s", path, call->err);
+	if (platform_stops(c, call))
+		return xasprintf("GET %s: %s", path, c->pacer.stop_reason);
 	if (call->status == 401 || call->status == 403) {
 		pacer_stop(&c->pacer, "credentials refused (HTTP %ld)", call->status);
 		return xasprintf("GET %s: credentials refused (HTTP %ld)", path, call->status);

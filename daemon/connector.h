@@ -178,6 +178,14 @@ struct connector_type {
 	void (*headers)(struct connector *c, struct curl_slist **h);   /* more headers on every request */
 	/* The message of an error body in the platform's envelope; NULL: the kit's reading. Caller frees. */
 	char *(*message)(const struct jv *body);
+	/*
+	 * A 4xx answer that stops the connector for the run, said in the platform's words: the
+	 * reason for a status after which no request can succeed (an API version refused; what
+	 * a 401 or a 403 means on this platform), NULL for any other answer (then the kit's: 401
+	 * and 403 stop as "credentials refused"). body: the parsed answer, may be NULL. The
+	 * run ends with exit 3. Caller frees.
+	 */
+	char *(*stops)(const struct connector *c, long status, const struct jv *body);
 	/* Every item of a reference list (departments, leave_types, ...), blocking. NULL: "/resource", paged. */
 	struct jv *(*list)(struct connector *c, const char *resource, char **err);
 	/* The platform id of an entity's record found by its ERP key, blocking; NULL + *err NULL when none. */

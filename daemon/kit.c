@@ -401,7 +401,7 @@ bool kit_pull_item(void *ud, const struct jv *item)
 	struct pull_pass *pp = ud;
 	if (pp->each)
 		pp->each(pp, item);
-	const struct jv *t = kit_field(item, pp->marker);
+	const struct jv *t = pp->marker ? kit_field(item, pp->marker) : NULL;
 	char fp[17];
 	char *mine = marker_key(t && t->t == JV_STR ? t->u.str.s : NULL, fp);
 	char *id = mine ? NULL : jv_id_text(kit_field(item, "id"));

@@ -116,7 +116,7 @@ void kit_marker_search(struct op *op, char *url);
 struct pull_pass {
 	bool (*cb)(void *ud, const char *platform_id, const struct jv *record);   /* the engine's */
 	void *ud;
-	const char *marker;      /* the field of hrsync's marker: a record that has one came from the ERP */
+	const char *marker;      /* the field of hrsync's marker: a record that has one came from the ERP (NULL: none) */
 	unsigned ids;            /* the shape of the records' ids (url.h): a record with another is skipped */
 	void (*each)(struct pull_pass *pp, const struct jv *item);   /* sees every listed item (NULL: none) */
 	long long passed;
@@ -166,6 +166,9 @@ struct pager {
 	const char *pages;       /* the page count, if said */
 	const char *total;       /* the record count, if said: a listing that gives fewer is incomplete */
 	const char *next;        /* PAGE_CURSOR: the cursor; PAGE_NEXT_LINK: the next page's URL */
+	/* A listed item as conn_list hands it on, given its whole page (owned result; JSON:API:
+	 * jsonapi_listed joins it to the page's included[]). NULL: the item as listed. */
+	struct jv *(*item)(const struct jv *item, const struct jv *page);
 };
 
 /* The path of the next page of path (which may hold a query already). Caller frees. */

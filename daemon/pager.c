@@ -163,7 +163,10 @@ bool conn_list(struct connector *c, const struct pager *pg, const char *path,
 		free(why);
 		for (size_t i = 0; ok && i < items->u.arr.n; i++) {
 			st->seen++;
-			if (!fn(ud, items->u.arr.v[i])) {
+			struct jv *joined = pg->item ? pg->item(items->u.arr.v[i], j) : NULL;
+			bool go = fn(ud, joined ? joined : items->u.arr.v[i]);
+			jv_free(joined);
+			if (!go) {
 				*err = xasprintf("GET %s: stopped by the caller", path);
 				ok = false;
 			}

@@ -35,6 +35,7 @@ $PY tests/fixtures/erp/gen_erp.py --employees 2000 --absences 5000 --assets 800 
 psql -X -At -c "SELECT 'employees: ' || count(*) FROM erp.employees UNION ALL
                 SELECT 'absences:  ' || count(*) FROM erp.absences UNION ALL
                 SELECT 'assets:    ' || count(*) FROM erp.assets"
+. tests/demo_teamtailor.sh start   # Teamtailor: its ERP tables and sandbox
 
 say "Starting the PeopleForce and Personio sandboxes"
 exec 3< <($PY tests/sandbox/peopleforce.py --port 0 --api-key demo-api-key --rate 24000/60 --quiet)
@@ -116,6 +117,8 @@ say "Third run: the approved absences come back into the mirror (erp_inbound.abs
 run 3
 psql -X -c "SELECT platform, platform_id, personnel_number, kind_code, date_from, date_to, status
             FROM erp_inbound.absences ORDER BY platform, date_from"
+
+. tests/demo_teamtailor.sh hires   # Teamtailor: the organisation pushed, two hires pulled back
 
 say "What the state says (hrsync.failures by mapping and kind)"
 psql -X -c "SELECT mapping, kind, count(*) FROM hrsync.failures GROUP BY 1, 2 ORDER BY 1, 2"

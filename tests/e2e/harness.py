@@ -241,6 +241,8 @@ class World:
       platform_ids(store)     {mapping: ids on the platform}, for assert_consistent
       assert_consistent()     assert_end_state plus what a run to the end also leaves
       first_run_rc            the exit code of a complete run over the demo mirror
+      shared_reads            records search the same listing (no filter by their key): the
+                              backoff check cannot tell another record's read from a retry
     """
 
     name = connector_type = None
@@ -254,6 +256,7 @@ class World:
     issued_secret = None
     creates = None
     first_run_rc = 1   # the demo mirror's planted bad rows fail
+    shared_reads = False
     # how: "requests" (SIGKILL once the sandbox saw n more API requests), "creates" (n more
     # requests on `creates`), "commit" (hrsync kills itself after the platform's nth answer,
     # before the state commit: HRSYNC_TEST_KILL_BEFORE_COMMIT). The next kill or the

@@ -3,5 +3,6 @@ A new connector joins with a world_<connector>.py (see harness.World) and one li
 from world_peopleforce import PeopleForceWorld
 from world_personio import PersonioWorld
 from world_workelo import WorkeloWorld
+from world_teamtailor import TeamtailorWorld
 
-CONNECTORS = {w.name: w for w in (PeopleForceWorld, PersonioWorld, WorkeloWorld)}
+CONNECTORS = {w.name: w for w in (PeopleForceWorld, PersonioWorld, WorkeloWorld, TeamtailorWorld)}
