@@ -599,3 +599,15 @@ def test_debug_output_and_urls_hold_no_token(tw, tmp_path):
     assert_clean(everything, TOKEN)
     urls = "\n".join(x["path"] + "?" + x["query"] for x in w.sandbox.requests())
     assert_clean(urls, TOKEN)
+
+
+def test_check_online_names_a_tea_troops_does_not_know(tw):
+    w = tw
+    text = open(w.path).read().replace(f"tea_id: {TEA}", "tea_id: 00000000-0000-4000-8000-0000000000aa")
+    open(w.path, "w").write(text)
+    r = w.run("check", "--online")
+    assert r.rc == 2, r.err[-2000:]
+    assert ("connector 'troops': could not read agencies from the platform: GET /agencies?filters%5Btea_id%5D="
+            "00000000-0000-4000-8000-0000000000aa&limit=100: HTTP 404: TEA 00000000-0000-4000-8000-0000000000aa "
+            "not found") in r.err, r.err[-2000:]
+    assert writes(w, w.sandbox.requests()) == []
