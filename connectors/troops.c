@@ -214,6 +214,9 @@ static struct jv *cand_body(struct op *op, struct jv *f, bool create, char **why
 			       "hrsync could not find it again on Troops");
 		return NULL;
 	}
+	const char *ref = jv_obj_str(f, "ref");
+	if (ref && !strncmp(ref, "troops:", 7))
+		jv_free(jv_obj_take(f, "ref")); /* Troops' own id names the candidate; it is not a reference to set */
 	struct jv *dj = jv_obj_take(f, "desired_job");
 	if (dj && dj->t == JV_OBJ) {
 		struct jv *list = jv_arr();
@@ -347,6 +350,10 @@ static void cand_find(struct op *op)
 	if (!ref || !ref_query(ref, key, sizeof key, &rid)) {
 		op_finish(op, OPR_REFUSED, "a candidate needs a reference (field 'ref'): without one hrsync could not "
 					   "find it again on Troops");
+		return;
+	}
+	if (!strncmp(ref, "troops:", 7)) {
+		kit_found(op, rid); /* Troops' own id: the candidate is there already (a 404 on its update recreates nothing) */
 		return;
 	}
 	switch (nat_find(&TR(op->conn)->cand_by_ref, op, ref, &id)) {

@@ -41,8 +41,8 @@ static const char *suggest(const char *w, const char *const *list, size_t n)
 }
 
 /* A connector option's value of a checked kind: a UUID, or one of its choices. */
-static void option_value_check(const struct config *c, struct diag *d, const struct ynode *v, const char *what, const struct conn_option *o,
-			       const char *value)
+static void option_value_check(const struct config *c, struct diag *d, const struct ynode *v, const char *what,
+			       const struct conn_option *o, const char *value)
 {
 	if (!value)
 		return;

@@ -599,3 +599,50 @@ def test_debug_output_and_urls_hold_no_token(tw, tmp_path):
     assert_clean(everything, TOKEN)
     urls = "\n".join(x["path"] + "?" + x["query"] for x in w.sandbox.requests())
     assert_clean(urls, TOKEN)
+
+
+def test_check_online_names_a_tea_troops_does_not_know(tw):
+    w = tw
+    text = open(w.path).read().replace(f"tea_id: {TEA}", "tea_id: 00000000-0000-4000-8000-0000000000aa")
+    open(w.path, "w").write(text)
+    r = w.run("check", "--online")
+    assert r.rc == 2, r.err[-2000:]
+    assert ("connector 'troops': could not read agencies from the platform: GET /agencies?filters%5Btea_id%5D="
+            "00000000-0000-4000-8000-0000000000aa&limit=100: HTTP 404: TEA 00000000-0000-4000-8000-0000000000aa "
+            "not found") in r.err, r.err[-2000:]
+    assert writes(w, w.sandbox.requests()) == []
+
+
+def test_troops_references_name_a_candidate_troops_has(tw, tmp_path):
+    """ref: "troops:{uuid}": Troops' own id, checked as a UUID and used as is: the candidate is
+    updated, never created; one of another TEA is refused with Troops' words."""
+    w = tw
+    st, made = w.sandbox.api("POST", "/candidates", {
+        "tea_id": TEA, "agency_id": "a1000000-0000-4000-8000-000000000001", "sender_id": SENDER,
+        "invitation_type": "invite", "first_name": "X", "last_name": "Y", "email": "made-on-troops@interim.example",
+        "phone": "+33600000000", "address": {"street": "1 rue", "zip_code": "69001", "city": "Lyon", "country": "FR"},
+        "ref": None})
+    assert st == 201
+    uid, other = made["data"]["id"], "e2000000-0000-4000-8000-000000000001"     # the other TEA's worker
+    a, b, c = sorted(set(w.tm["workers"]) - w.bad("interimaires") - set(w.tm["left"]))[:3]
+    f = tmp_path / "candidates_by_id.yaml"
+    f.write_text(SSN_MAPPING.replace("name: candidates_by_nir", "name: candidates_by_id")
+                 .replace('ref: "ssn:{nir}", ref_mapping: candidates_by_nir', 'ref: "troops:{troops_id}"')
+                 .replace("  table: evolia.interimaires\n",
+                          f"  query: \"SELECT i.*, CASE matricule WHEN '{a}' THEN '{uid}' WHEN '{b}' THEN '{other}' "
+                          f"WHEN '{c}' THEN 'not-a-uuid' END AS troops_id FROM evolia.interimaires i "
+                          f"WHERE matricule IN ('{a}', '{b}', '{c}')\"\n"))
+    w.mappings = [str(f)]
+    w.write_config()
+    r = w.run("run")
+    assert r.rc == 1, r.err[-3000:]
+    wr = writes(w, w.sandbox.requests())[1:]
+    assert sorted((x["method"], x["path"], x["status"]) for x in wr) == sorted(
+        [("PATCH", f"/candidates/{uid}", 200), ("PATCH", f"/candidates/{other}", 404)]), wr
+    mine = [x for x in wr if x["path"].endswith(uid)][0]
+    assert "ref" not in mine["body"] and mine["body"]["email"] != "made-on-troops@interim.example"
+    assert w.sandbox.store()["candidates"][other]["last_name"] == "Benali"          # the other TEA's: untouched
+    fails = w.failures()
+    assert fails[("candidates_by_id", b)][0] == "refused" and "not found in this TEA" in fails[("candidates_by_id", b)][1]
+    assert fails[("candidates_by_id", c)][0] == "mapping" and "UUID" in fails[("candidates_by_id", c)][1]
+    assert w.sql("SELECT platform_id FROM hrsync.links WHERE erp_key = %s", (a,)) == [(uid,)]
