@@ -441,7 +441,14 @@ static void follow_rate_headers(struct pacer *p, const struct http_call *c, int6
 		return;
 	double r = header_rate(c->rl_remaining, left, p->in_flight);
 	if (r <= 0) {
-		/* Spent: everything waits for the window's end (and a little more for clocks). */
+		/* Spent: everything waits for the window's end (and a little more for clocks), as
+		 * long as max_wait allows, as for a Retry-After; longer stops the connector. */
+		if (left + 250 > p->max_wait_ms) {
+			pacer_stop(p, "the platform's rate window is spent (%lld requests left) for %lld s more, more than "
+				      "max_wait (%lld s): the next run goes on; a longer max_wait lets runs wait for it",
+				   c->rl_remaining, (long long)((left + 999) / 1000), (long long)(p->max_wait_ms / 1000));
+			return;
+		}
 		if (now + left + 250 > p->pause_until) {
 			p->pause_until = now + left + 250;
 			p->hdr_paused++;

@@ -394,3 +394,16 @@ def test_run_until_in_the_configuration(wworld):
                      c.err), c.err
     r = w.run("run", "--until", "+1h", "--mapping", "workelo_units")
     assert r.rc == 2   # the configuration is checked first
+
+
+def test_a_window_spent_for_longer_than_max_wait_stops_the_connector(wworld):
+    """The rate headers say the hour is spent for ten more minutes: past max_wait (5 min by
+    default), the connector stops with the reason, everything done is recorded (exit 3); within
+    it, the connector waits for the reset instead of drawing 429s."""
+    w = wworld
+    w.sandbox.config(hourly="8/600")
+    w.sandbox.call("POST", "/consume", {"n": 4})
+    r = w.run("run", "--mapping", "workelo_units", check_rc=3)
+    assert re.search(r"the platform's rate window is spent \(\d+ requests left\) for \d+ s more, more than max_wait "
+                     r"\(300 s\)", r.err), r.err[-2000:]
+    assert not [x for x in w.sandbox.requests() if x["status"] == 429]
