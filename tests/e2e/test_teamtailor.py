@@ -307,3 +307,15 @@ def test_hires_are_pulled_into_the_erp_with_candidate_and_job(tworld):
     assert len(q) == 1 and "filter%5Bupdated-at%5D%5Bfrom%5D=" in q[0]["query"]
     assert w.sql("SELECT count(*) FROM erp_inbound.hires")[0][0] == 3
     assert w.sql("SELECT first_name FROM erp_inbound.hires WHERE platform_id = %s", (c["id"],)) == [("Léa",)]
+
+    # Moved out of Hired: the incremental pull leaves the row as it is; the daily full listing
+    # (forced here by dating the last one a day back) marks it deleted, and only it.
+    sb.call("POST", f"/job-applications/{a['id']}/stage", {"stage-type": "In process"})
+    w.run("run", check_rc=1)
+    assert w.sql("SELECT count(*) FROM erp_inbound.hires WHERE deleted")[0][0] == 0
+    w.sql("UPDATE hrsync.pull_cursors SET last_full = now() - interval '1 day'")
+    seq = sb.last_seq()
+    w.run("run", check_rc=1)
+    q = [x for x in sb.requests(since=seq) if x["path"] == "/job-applications"]
+    assert len(q) == 1 and "updated-at" not in q[0]["query"]
+    assert w.sql("SELECT platform_id FROM erp_inbound.hires WHERE deleted") == [(a["id"],)]
