@@ -319,3 +319,23 @@ def test_hires_are_pulled_into_the_erp_with_candidate_and_job(tworld):
     q = [x for x in sb.requests(since=seq) if x["path"] == "/job-applications"]
     assert len(q) == 1 and "updated-at" not in q[0]["query"]
     assert w.sql("SELECT platform_id FROM erp_inbound.hires WHERE deleted") == [(a["id"],)]
+
+
+def test_a_pull_that_meets_broken_answers_loses_no_hire(tworld):
+    """Answers to the hires' listing that are not JSON (a proxy's page, a cut body): retried;
+    when every try fails the run says so and the next one brings the hires in."""
+    w = tworld
+    w.use_mappings("departments.yaml", "hires_inbound.yaml")
+    w.run("run", check_rc=0)
+    a = w.sandbox.hire("Ana", "Diaz", "ana.diaz@example.net", "Comptable")
+    with w.sandbox.faulted({"mode": "malformed", "path": "^/job-applications$", "count": 1}):
+        w.run("run", check_rc=0)
+    assert w.sql("SELECT platform_id FROM erp_inbound.hires") == [(a["id"],)]
+    b = w.sandbox.hire("Bo", "Ek", "bo.ek@example.net", "Comptable")
+    with w.sandbox.faulted({"mode": "html200", "path": "^/job-applications$"}):
+        r = w.run("run")
+    assert r.rc == 3 and "pull teamtailor_hires: connector teamtailor: GET /job-applications?" in r.err
+    assert "the answer is not valid JSON" in r.err, r.err[-2000:]
+    assert w.sql("SELECT platform_id FROM erp_inbound.hires ORDER BY 1") == [(a["id"],)]
+    w.run("run", check_rc=0)
+    assert w.sql("SELECT platform_id FROM erp_inbound.hires ORDER BY 1") == [(a["id"],), (b["id"],)]
