@@ -339,3 +339,17 @@ def test_a_pull_that_meets_broken_answers_loses_no_hire(tworld):
     assert w.sql("SELECT platform_id FROM erp_inbound.hires ORDER BY 1") == [(a["id"],)]
     w.run("run", check_rc=0)
     assert w.sql("SELECT platform_id FROM erp_inbound.hires ORDER BY 1") == [(a["id"],), (b["id"],)]
+
+
+def test_an_id_of_another_shape_is_refused_where_it_enters(tworld):
+    """Teamtailor's ids are digits: a create answered with '../users/1000' refuses that
+    record, the id is stored nowhere and never goes into a path."""
+    w = tworld
+    w.use_mappings("departments.yaml", "locations.yaml", "users.yaml")
+    with w.sandbox.faulted({"mode": "answer_id", "method": "POST", "path": "^/users$", "count": 1,
+                            "id": "../users/1000"}):
+        w.run("run", check_rc=1)
+    refused = [(k, r) for k, (kind, _f, r) in failures(w, "teamtailor_users").items() if "../users" in r]
+    assert len(refused) == 1 and "which is not a teamtailor user id (digits)" in refused[0][1], refused
+    assert not w.sql("SELECT 1 FROM hrsync.links WHERE platform_id LIKE '%..%'")
+    assert not [q for q in w.sandbox.requests() if ".." in q["path"] or "%2E%2E" in q["path"]]
