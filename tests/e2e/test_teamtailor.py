@@ -353,3 +353,18 @@ def test_an_id_of_another_shape_is_refused_where_it_enters(tworld):
     assert len(refused) == 1 and "which is not a teamtailor user id (digits)" in refused[0][1], refused
     assert not w.sql("SELECT 1 FROM hrsync.links WHERE platform_id LIKE '%..%'")
     assert not [q for q in w.sandbox.requests() if ".." in q["path"] or "%2E%2E" in q["path"]]
+
+
+def test_check_online_reads_with_the_key_and_the_version(tworld):
+    """`check --online` reads Teamtailor's departments: a good configuration passes; an
+    outdated version and a wrong key are reported the way a run would stop on them."""
+    w = tworld
+    r = w.run("check", "--online", check_rc=0)
+    assert [q["path"] for q in w.sandbox.requests()] == ["/departments"]
+    assert writes(w.sandbox.requests()) == []
+    config_with(w, '    api_version: "20230101"\n')
+    r = w.run("check", "--online")
+    assert r.rc == 2 and "could not read departments" in r.err and "the current version is 20240904" in r.err, r.err
+    env = dict(w.env(), TT_TOKEN="wrong-key-77")
+    r = w.run("check", "--online", env=env)
+    assert r.rc == 2 and "bad key, or a key of another region" in r.err and "wrong-key-77" not in r.err, r.err
