@@ -425,6 +425,8 @@ const struct connector_type teamtailor_connector = {
 	.media_type = JSONAPI_MEDIA_TYPE,
 	.entities = tt_entities,
 	.pager = &tt_pages,
+	/* Lookup lists (`lookup: { resource: departments }`); `check --online` reads the first. */
+	.resources = NAMES("departments", "locations"),
 	/* 50 requests per 10 s per key: 5/s keeps a run inside the window. */
 	.default_rate = 5.0,
 	.priv_size = sizeof(struct tt),

@@ -307,3 +307,64 @@ def test_hires_are_pulled_into_the_erp_with_candidate_and_job(tworld):
     assert len(q) == 1 and "filter%5Bupdated-at%5D%5Bfrom%5D=" in q[0]["query"]
     assert w.sql("SELECT count(*) FROM erp_inbound.hires")[0][0] == 3
     assert w.sql("SELECT first_name FROM erp_inbound.hires WHERE platform_id = %s", (c["id"],)) == [("Léa",)]
+
+    # Moved out of Hired: the incremental pull leaves the row as it is; the daily full listing
+    # (forced here by dating the last one a day back) marks it deleted, and only it.
+    sb.call("POST", f"/job-applications/{a['id']}/stage", {"stage-type": "In process"})
+    w.run("run", check_rc=1)
+    assert w.sql("SELECT count(*) FROM erp_inbound.hires WHERE deleted")[0][0] == 0
+    w.sql("UPDATE hrsync.pull_cursors SET last_full = now() - interval '1 day'")
+    seq = sb.last_seq()
+    w.run("run", check_rc=1)
+    q = [x for x in sb.requests(since=seq) if x["path"] == "/job-applications"]
+    assert len(q) == 1 and "updated-at" not in q[0]["query"]
+    assert w.sql("SELECT platform_id FROM erp_inbound.hires WHERE deleted") == [(a["id"],)]
+
+
+def test_a_pull_that_meets_broken_answers_loses_no_hire(tworld):
+    """Answers to the hires' listing that are not JSON (a proxy's page, a cut body): retried;
+    when every try fails the run says so and the next one brings the hires in."""
+    w = tworld
+    w.use_mappings("departments.yaml", "hires_inbound.yaml")
+    w.run("run", check_rc=0)
+    a = w.sandbox.hire("Ana", "Diaz", "ana.diaz@example.net", "Comptable")
+    with w.sandbox.faulted({"mode": "malformed", "path": "^/job-applications$", "count": 1}):
+        w.run("run", check_rc=0)
+    assert w.sql("SELECT platform_id FROM erp_inbound.hires") == [(a["id"],)]
+    b = w.sandbox.hire("Bo", "Ek", "bo.ek@example.net", "Comptable")
+    with w.sandbox.faulted({"mode": "html200", "path": "^/job-applications$"}):
+        r = w.run("run")
+    assert r.rc == 3 and "pull teamtailor_hires: connector teamtailor: GET /job-applications?" in r.err
+    assert "the answer is not valid JSON" in r.err, r.err[-2000:]
+    assert w.sql("SELECT platform_id FROM erp_inbound.hires ORDER BY 1") == [(a["id"],)]
+    w.run("run", check_rc=0)
+    assert w.sql("SELECT platform_id FROM erp_inbound.hires ORDER BY 1") == [(a["id"],), (b["id"],)]
+
+
+def test_an_id_of_another_shape_is_refused_where_it_enters(tworld):
+    """Teamtailor's ids are digits: a create answered with '../users/1000' refuses that
+    record, the id is stored nowhere and never goes into a path."""
+    w = tworld
+    w.use_mappings("departments.yaml", "locations.yaml", "users.yaml")
+    with w.sandbox.faulted({"mode": "answer_id", "method": "POST", "path": "^/users$", "count": 1,
+                            "id": "../users/1000"}):
+        w.run("run", check_rc=1)
+    refused = [(k, r) for k, (kind, _f, r) in failures(w, "teamtailor_users").items() if "../users" in r]
+    assert len(refused) == 1 and "which is not a teamtailor user id (digits)" in refused[0][1], refused
+    assert not w.sql("SELECT 1 FROM hrsync.links WHERE platform_id LIKE '%..%'")
+    assert not [q for q in w.sandbox.requests() if ".." in q["path"] or "%2E%2E" in q["path"]]
+
+
+def test_check_online_reads_with_the_key_and_the_version(tworld):
+    """`check --online` reads Teamtailor's departments: a good configuration passes; an
+    outdated version and a wrong key are reported the way a run would stop on them."""
+    w = tworld
+    r = w.run("check", "--online", check_rc=0)
+    assert [q["path"] for q in w.sandbox.requests()] == ["/departments"]
+    assert writes(w.sandbox.requests()) == []
+    config_with(w, '    api_version: "20230101"\n')
+    r = w.run("check", "--online")
+    assert r.rc == 2 and "could not read departments" in r.err and "the current version is 20240904" in r.err, r.err
+    env = dict(w.env(), TT_TOKEN="wrong-key-77")
+    r = w.run("check", "--online", env=env)
+    assert r.rc == 2 and "bad key, or a key of another region" in r.err and "wrong-key-77" not in r.err, r.err
