@@ -412,6 +412,10 @@ static void connect_failed(struct config *cfg, struct diag *d, const char *key, 
  */
 static void check_ref_cycles(PGconn *pg, const struct config *cfg, const struct mapping *m, struct diag *d)
 {
+	/* A platform that takes references natively (Troops) is sent them as they are: a record's
+	 * reference to itself (a candidate's own erp: id) is its identity, not a parent. */
+	if (m->conn && m->conn->type && m->conn->type->native_refs)
+		return;
 	for (size_t i = 0; i < m->nfields; i++) {
 		const struct field *f = &m->fields[i];
 		if (f->src != VS_REF || config_ref_target(cfg, m, f) != m || f->tpl.n != 2 || !f->tpl.parts[0].lit ||

@@ -771,8 +771,11 @@ static char *get_error(struct connector *c, const struct http_call *call, const 
 	if (platform_stops(c, call))
 		return xasprintf("GET %s: %s", path, c->pacer.stop_reason);
 	if (call->status == 401 || call->status == 403) {
-		pacer_stop(&c->pacer, "credentials refused (HTTP %ld)", call->status);
-		return xasprintf("GET %s: credentials refused (HTTP %ld)", path, call->status);
+		/* The platform's own words, when it has some ("the API key is invalid or expired"). */
+		char *m = platform_message(c->type, call->resp, call->resp_len);
+		pacer_stop(&c->pacer, "credentials refused (HTTP %ld%s%s)", call->status, m ? ": " : "", m ? m : "");
+		free(m);
+		return xasprintf("GET %s: %s", path, c->pacer.stop_reason);
 	}
 	if (call->status < 200 || call->status >= 300) {
 		char *m = platform_message(c->type, call->resp, call->resp_len);

@@ -1265,7 +1265,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->ncreates = 0;
 	e->planned_terms = 0;
 	e->mapping_stopped = false;
-	e->self_ref = refs_itself(e->cfg, m, m->fields, m->nfields);
+	/* Native references (Troops) are sent as they are: no parent to create first. */
+	e->self_ref = !e->conn->type->native_refs && refs_itself(e->cfg, m, m->fields, m->nfields);
 	/* More operations than requests in flight: an op waiting out a 429's Retry-After must not
 	 * starve the pipeline; the pacer still lets only max_in_flight requests out at once. */
 	e->max_inflight = conn->pacer.max_in_flight * 4;

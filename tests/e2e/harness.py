@@ -377,6 +377,20 @@ mappings: [ {maps} ]
     def expected(self):
         raise NotImplementedError
 
+    # ---- the ERP edits the contract tests make, in the world's own tables -------------
+    def dismiss(self, key):
+        """The employee mapping's record `key` leaves (its terminate.when becomes true)."""
+        self.sql("UPDATE erp.employees SET dismissal_date = '2026-11-20', dismissal_reason = 'DEM' "
+                 "WHERE personnel_number = %s", (key,))
+
+    def cancel_absence(self, key):
+        """The absence mapping's record `key` is cancelled."""
+        self.sql("UPDATE erp.absences SET status = 'cancelled' WHERE absence_id = %s", (key,))
+
+    def duplicate_emails(self):
+        """The employee keys planted with an e-mail another one has (one of them is refused)."""
+        return set(self.manifest["duplicate_email"])
+
     def assert_end_state(self):
         raise NotImplementedError
 

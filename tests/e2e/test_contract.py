@@ -209,13 +209,12 @@ def test_plan_and_dry_run_send_no_write_and_write_no_state(cworld):
     # After a complete sync, a leaver and a cancelled absence: shown, not done.
     w.run("run", check_rc=w.first_run_rc)
     exp = w.expected()
-    leaver = sorted(exp["employees"] - exp["dismissed"] - set(w.manifest["duplicate_email"]))[0]
-    w.sql("UPDATE erp.employees SET dismissal_date = '2026-11-20', dismissal_reason = 'DEM' "
-          "WHERE personnel_number = %s", (leaver,))
+    leaver = sorted(exp["employees"] - exp["dismissed"] - w.duplicate_emails())[0]
+    w.dismiss(leaver)
     shown = [(w.employees_mapping, leaver, "terminate")]
     if w.absences_mapping:
         cancelled = sorted(exp["absences"])[0]
-        w.sql("UPDATE erp.absences SET status = 'cancelled' WHERE absence_id = %s", (cancelled,))
+        w.cancel_absence(cancelled)
         shown.append((w.absences_mapping, cancelled, "delete"))
     state, seq = w.state_dump(), w.sandbox.last_seq()
     table = w.run("-q", "plan", check_rc=w.first_run_rc)

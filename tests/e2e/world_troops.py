@@ -41,6 +41,13 @@ class TroopsWorld(World):
     secret_var = "TROOPS_TOKEN"
     creates = r"^/(candidates|candidates/import|availabilities|paychecks)$"
     refusal_says = ("the Troops API key is invalid or expired",)
+    # New candidates go 100 to a request: a first sync of 120 workers is about 350 commits
+    # and 120 create requests. Kills in and between the batch imports, then elsewhere.
+    kill_plans = {"mixed": (("requests", 3), ("creates", 1), ("commit", 20), ("creates", 3), ("commit", 80),
+                            ("creates", 30), ("commit", 30))}
+    # The listing of the TEA's candidates is read again by records searching it: an identical
+    # read soon after a faulted one may be another record's, not its retry.
+    shared_reads = True
 
     def __init__(self, cluster, db, sandbox, tmpdir, mappings=None, extra_conn="", extra_top="", workers=WORKERS,
                  strategy=None, batch=None, gen_args=()):
@@ -121,6 +128,15 @@ class TroopsWorld(World):
         for a in avs:
             assert links[("availabilities", MARKER.search(a["comment"]).group(1))] == a["id"]
         return exp
+
+    def dismiss(self, key):
+        self.sql("UPDATE evolia.interimaires SET date_sortie = '2026-11-20' WHERE matricule = %s", (key,))
+
+    def cancel_absence(self, key):
+        self.sql("UPDATE evolia.indisponibilites SET statut = 'annulee' WHERE id_indispo = %s", (key,))
+
+    def duplicate_emails(self):
+        return set(self.tm.get("duplicate_email") or ())
 
     def platform_ids(self, store):
         return {"candidates": {c["id"] for c in self.tea_candidates(store)},

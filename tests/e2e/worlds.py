@@ -4,5 +4,6 @@ from world_peopleforce import PeopleForceWorld
 from world_personio import PersonioWorld
 from world_workelo import WorkeloWorld
 from world_teamtailor import TeamtailorWorld
+from world_troops import TroopsWorld
 
-CONNECTORS = {w.name: w for w in (PeopleForceWorld, PersonioWorld, WorkeloWorld, TeamtailorWorld)}
+CONNECTORS = {w.name: w for w in (PeopleForceWorld, PersonioWorld, TroopsWorld, WorkeloWorld, TeamtailorWorld)}
