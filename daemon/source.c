@@ -339,6 +339,12 @@ static PGresult *fetch_recv(struct cursor *c)
 	return db_wait(c->src->pg, c->src->stop, &c->src->cancelled);
 }
 
+void cursor_quiet(struct cursor *c)
+{
+	if (c->pending && !c->next)
+		c->next = fetch_recv(c);
+}
+
 /*
  * For a new batch of a hashed read: each row's hash and whether it is in step, then, in one
  * query, the link details (platform id, fingerprint, extra) of the linked rows that are not.

@@ -90,6 +90,12 @@ struct cursor {
 };
 
 /*
+ * Make the source connection free for another query (a count, in a savepoint): the FETCH
+ * sent ahead is read now and kept as the next batch. Queries between batches need it.
+ */
+void cursor_quiet(struct cursor *c);
+
+/*
  * Open the snapshot on the source role's session (db_connect_source: statement_timeout). A
  * query on the mirror waits on its socket, so that *s->stop, once the caller has set that
  * pointer and a signal handler the flag, cancels it on the server: the read then ends with an

@@ -929,8 +929,9 @@ static void time_left(char *out, size_t n, double s)
  * the first report (a mapping that ends within 10 s never pays for it); -1 when not known.
  * The query runs in the cursor's transaction, in a savepoint: a failure loses only the count.
  */
-static long long count_source(struct engine *e)
+static long long count_source(struct engine *e, struct cursor *cur)
 {
+	cursor_quiet(cur); /* the FETCH sent ahead is read first: one query at a time */
 	const struct mapping *m = e->m;
 	char *from = m->table ? db_quote_qualified(e->src.pg, m->table) : xasprintf("(%s)", m->query);
 	if (!from)
@@ -952,14 +953,15 @@ static long long count_source(struct engine *e)
  * the source, the time left at the pace so far) in the log, in the running run's message
  * (`hrsync status`) and in systemd's STATUS=.
  */
-static void report_progress(struct engine *e, long long rows, bool force)
+static void report_progress(struct engine *e, struct cursor *cur, bool force)
 {
+	long long rows = cur->rows;
 	int64_t now = now_ms();
 	if (!force && now - e->last_progress < 10000)
 		return;
 	e->last_progress = now;
 	if (e->total_rows == -2)
-		e->total_rows = count_source(e);
+		e->total_rows = count_source(e, cur);
 	char done[32], total[32], eta[48] = "";
 	thousands(done, sizeof done, rows);
 	thousands(total, sizeof total, e->total_rows);
@@ -1312,7 +1314,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 			continue;
 		}
 		process_row(e, &row, &x);
-		report_progress(e, cur.rows, false);
+		report_progress(e, &cur, false);
 	}
 	if (!e->stop && rc < 0) {
 		stop_run(e, "reading the source of mapping %s: %s", m->name, err);

@@ -13,8 +13,24 @@ from harness import HRSYNC, ROOT
 SCRIPT = os.path.join(ROOT, "completion", "hrsync")
 BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
 DEMO = os.path.join(ROOT, "config", "demo.yaml")
-DEMO_MAPPINGS = {"employees", "absences", "absences_inbound", "assets", "personio_employees",
-                 "personio_absences", "personio_absences_inbound", "personio_absence_periods_inbound"}
+
+
+def shipped_names(config):
+    """The names of the mappings a configuration lists (its `mappings:` globs, read here
+    without hrsync): a file's `name:`, else its name without .yaml."""
+    import glob
+    import re
+    text = open(config).read()
+    globs = re.findall(r"[\w./*-]+\.yaml", text[text.index("\nmappings:"):].split("\nguards:")[0])
+    names = set()
+    for g in globs:
+        for f in glob.glob(os.path.join(os.path.dirname(config), g)):
+            m = re.search(r"^name:\s*(\S+)", open(f).read(), re.M)
+            names.add(m.group(1) if m else os.path.basename(f)[:-5])
+    return names
+
+
+DEMO_MAPPINGS = shipped_names(DEMO)
 
 
 def complete(line, env=None):
