@@ -2,6 +2,7 @@
 night after a complete sync sends nothing: test_contract.py, for every connector.)"""
 import collections
 import os
+import re
 import shutil
 
 from checks import retry_delays
@@ -203,3 +204,25 @@ def test_on_missing_terminate_deletes_what_left_the_erp(world, tmp_path):
     seq = world.sandbox.last_seq()
     world.run("run", check_rc=1)
     assert world.writes(world.sandbox.requests(since=seq)) == []
+
+
+def test_progress_of_a_long_mapping_counts_its_source_between_two_fetches(world):
+    """A mapping that runs longer than 10 s reports its progress, counting its source rows
+    once. The source connection has the cursor's next FETCH in flight (more rows than one
+    FETCH, 2,000): the count waits for it. It once ran beside it and broke the connection
+    ("reading the source of mapping employees: unknown database error", the run stopped)."""
+    cols = ("company, last_name, first_name, patronymic, sex, birth_date, mobile_phone, hire_date, "
+            "department_name, job_title, grade, location_name")
+    donor = sorted(world.expected()["employees"] - world.expected()["dismissed"])[0]
+    world.sql("INSERT INTO erp.employees (personnel_number, email, %s) "
+              "SELECT 'BULK' || lpad(n::text, 5, '0'), 'bulk' || n || '@example.com', %s "
+              "FROM erp.employees, generate_series(1, 2400) AS n WHERE personnel_number = %%s" % (cols, cols),
+              (donor,))
+    total = world.sql("SELECT count(*) FROM erp.employees")[0][0]
+    assert total > 2000
+    world.write_config(rate="300/s")
+    r = world.run("run", "--mapping", "employees", check_rc=1)
+    assert "database error" not in r.err, r.err[-3000:]
+    shown = re.findall(r"progress: employees ([\d,]*\d)/([\d,]*\d)", r.err)
+    assert shown and all(t == f"{total:,}" for _, t in shown), (shown, total)
+    assert r.summary("employees")["created"] > 2400
