@@ -44,8 +44,10 @@ static const struct help helps[] = {
 	   "guards.max_terminations of a mapping's records, or that finds a source empty that was not empty "
 	   "last time"},
 	  {"--until TIME",
-	   "stop sending at TIME: everything done by then is recorded, what is left waits for the next run, "
-	   "and the exit status is 1"}},
+	   "stop sending at TIME, a time of day HH:MM (in the configuration's timezone; past it: tomorrow) "
+	   "or a duration from now such as +4h or +90m: what is in flight finishes, everything done is "
+	   "recorded, what is left waits for the next run, and the exit status is 1. Default: run_until "
+	   "in the configuration, if set"}},
 	 "0 every record in step, 1 some records failed or wait (see `hrsync failures`), 2 usage or "
 	 "configuration error (nothing was touched), 3 could not run or stopped early (everything done is "
 	 "recorded), 75 another run holds the lock."},
