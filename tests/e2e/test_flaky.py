@@ -24,9 +24,11 @@ def test_a_flaky_platform_gets_every_record_in_the_first_run(cworld):
     every valid record on the platform exactly once, and no record left for the next night."""
     with cworld.sandbox.faulted(*FLAKY):
         r = cworld.run("run", timeout=900)
-        faults = [x for x in cworld.sandbox.requests() if x.get("fault") in ("500", "502", "503", "commit_then_500")]
+        reqs = cworld.sandbox.requests()
+        faults = [x for x in reqs if x.get("fault") in ("500", "502", "503", "commit_then_500")]
     assert r.rc == cworld.first_run_rc, r.err[-4000:]
-    assert len(faults) > 100, len(faults)
+    # About 15% of the requests of the world's first sync (worlds differ in size).
+    assert len(faults) > 0.1 * len(reqs) and len(faults) > 30, (len(faults), len(reqs))
     assert any(f["method"] == "POST" and cworld.writes([f]) for f in faults)
     assert transient_left(cworld) == []
     cworld.assert_end_state()
