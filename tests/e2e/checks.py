@@ -5,6 +5,8 @@ import contextlib
 import os
 import re
 import signal
+import socket
+import threading
 import time
 
 # A header carrying a credential, printed: "X-API-KEY: ..." or "Authorization = ...".
@@ -134,3 +136,41 @@ def assert_clean(text, *secrets):
             l for l in text.splitlines() if s in l)[:2000]
     bad = [l for l in text.splitlines() if HEADER_VALUE.search(l)]
     assert not bad, bad[:5]
+
+
+class LocalServer:
+    """A server on 127.0.0.1 (an ephemeral port) for what no sandbox does: a thread accepts
+    connections until close(); handle(conn) serves one and may raise OSError; the connection
+    is closed after it."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def handle(self, conn):
+        raise NotImplementedError
+
+    def serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                self.handle(conn)
+            except OSError:  # ssl.SSLError is one
+                pass
+            finally:
+                conn.close()
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()

@@ -19,14 +19,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import threading
 import time
 import urllib.request
 
 import pytest
 
+from checks import LocalServer
 from harness import HRSYNC, TOKEN, items
 from world_personio import CLIENT_ID, CLIENT_SECRET
 
@@ -289,50 +288,28 @@ def test_sigterm_during_a_blocking_read_ends_the_run_within_seconds(world, wait)
 
 # ---------------------------------------------------------------- 14. messages that say what happened
 
-class RawServer:
+class RawServer(LocalServer):
     """A tiny HTTP server answering every request with the same bytes (and closing), counting
     the requests: for answers no sandbox would give."""
 
     def __init__(self, head, body_chunks=()):
         self.head, self.body_chunks = head, body_chunks
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.requests, self.stop = [], False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        self.requests = []
+        super().__init__()
 
-    def serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                conn.settimeout(10)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                if data:
-                    self.requests.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
-                    conn.sendall(self.head)
-                    for c in self.body_chunks:
-                        conn.sendall(c)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def close(self):
-        self.stop = True
-        self.thread.join(5)
-        self.sock.close()
+    def handle(self, conn):
+        conn.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        if data:
+            self.requests.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+            conn.sendall(self.head)
+            for c in self.body_chunks:
+                conn.sendall(c)
 
 
 def run_against(world, server):

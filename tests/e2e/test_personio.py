@@ -129,10 +129,11 @@ def test_an_email_changed_in_the_erp_is_refused_not_duplicated(pworld):
 
 def test_token_expiry_mid_run_is_renewed_without_losing_a_record(pworld):
     # Tokens live 2 s (renewed ahead of time), and every live token is also expired by hand
-    # every 1.5 s (renewed on the 401); answers take a few ms so that the run outlives several.
+    # every 1.5 s (renewed on the 401); answers take 20 ms so that the run outlives several (at 4 ms
+    # a fast machine ran it in 3 s: two tokens).
     pworld.mappings = PUSH
     pworld.write_config()
-    pworld.sandbox.config(token_ttl=2, delay_ms=4)
+    pworld.sandbox.config(token_ttl=2, delay_ms=20)
     stop = threading.Event()
 
     def expire():

@@ -12,13 +12,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
-import threading
 
 import pytest
 
+from checks import LocalServer
 from harness import HRSYNC
 from world_peopleforce import TOKEN
 
@@ -135,7 +134,7 @@ def test_other_schemes_are_refused(world, url):
     assert rc == 2 and "base_url must start with https://" in out, out
 
 
-class _TlsServer:
+class _TlsServer(LocalServer):
     """An HTTPS server with a self-signed certificate, answering 200 {} to anything and
     recording whether any HTTP request (and so any key) ever reached it."""
 
@@ -146,39 +145,17 @@ class _TlsServer:
                         "-out", self.cert], check=True, capture_output=True)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert, self.key)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.ctx, self.received, self.handshakes = ctx, [], 0
-        self.stop = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True) as s:
-                    self.handshakes += 1
-                    s.settimeout(2)
-                    data = s.recv(65536)
-                    if data:
-                        self.received.append(data)
-                        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                conn.close()
-
-    def close(self):
-        self.stop = True
-        self.thread.join(5)
-        self.sock.close()
+    def handle(self, conn):
+        with self.ctx.wrap_socket(conn, server_side=True) as s:
+            self.handshakes += 1
+            s.settimeout(2)
+            data = s.recv(65536)
+            if data:
+                self.received.append(data)
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command to make a certificate")
