@@ -22,7 +22,7 @@ LDLIBS  += $(PKG_LIBS) -lm
 
 BUILD   ?= build
 # The end-to-end tests in parallel (python3-pytest-xdist): each worker has its own cluster and sandboxes.
-E2E_JOBS ?= 2
+E2E_JOBS ?= 4
 SRCS     = $(wildcard daemon/*.c) $(wildcard connectors/*.c)
 OBJS     = $(patsubst %.c,$(BUILD)/%.o,$(SRCS))
 LIBOBJS  = $(filter-out $(BUILD)/daemon/main.o,$(OBJS))
@@ -60,7 +60,7 @@ unit: deps
 
 e2e: deps
 	@$(MAKE) -s --no-print-directory asan
-	HRSYNC_BIN=$(CURDIR)/build-asan/hrsync /usr/bin/python3 -m pytest -q -x -n $(E2E_JOBS) tests/e2e tests/sandbox
+	HRSYNC_BIN=$(CURDIR)/build-asan/hrsync /usr/bin/python3 -m pytest -q -x -n $(E2E_JOBS) --dist loadgroup tests/e2e tests/sandbox
 
 check: deps
 	@$(MAKE) --no-print-directory all

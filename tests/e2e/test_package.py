@@ -14,6 +14,10 @@ import pytest
 
 from harness import ROOT
 
+# One worker builds the package and runs every test of this module (make e2e: --dist loadgroup):
+# two workers building into build/deb at once would remove each other's files.
+pytestmark = pytest.mark.xdist_group("deb")
+
 UNITS = ["hrsync.service", "hrsync.timer", "hrsyncd.service", "hrsync@.service", "hrsync@.timer"]
 
 
