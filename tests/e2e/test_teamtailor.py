@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from checks import retry_delays
 from conftest import make_world
 from world_teamtailor import TOKEN, TeamtailorWorld
 
@@ -252,7 +253,10 @@ def test_lists_follow_links_next_thirty_a_page(tworld):
 def test_the_rate_window_is_kept_and_429s_are_waited_out(tworld):
     """The sandbox at 10 requests per 2 s with live X-Rate-Limit-* headers and no
     Retry-After: hrsync at its default pace for Teamtailor (5/s) gets the organisation
-    in with few 429s; pushed harder (100/s) it meets 429s, waits them out, loses nothing."""
+    in with few 429s. Pushed harder (100/s, 8 in flight), the headers hold it to the window:
+    a 429 only for a request already on its way when the window ran out, each waited out
+    until the window's reset, nothing lost. (Whether any 429 happens at all depends on how
+    fast the answers come back: the test asserts the bound, and the wait of those that do.)"""
     w = tworld
     w.use_mappings("departments.yaml", "locations.yaml")
     w.sandbox.config(rate="10/2")
@@ -266,12 +270,16 @@ def test_the_rate_window_is_kept_and_429s_are_waited_out(tworld):
     w.sandbox.reset()
     w.sandbox.config(rate="10/2")
     w.rate = "100/s"
-    w.write_config()
+    w.write_config(max_in_flight=8)
     r = w.run("run", check_rc=0)
     reqs = w.sandbox.requests()
     throttled = [q for q in reqs if q["status"] == 429]
-    assert throttled
+    accepted = len(reqs) - len(throttled)
+    windows = -(-accepted // 10)
+    assert accepted >= 16 and len(throttled) <= 7 * windows, (accepted, len(throttled))
     assert r.summary("teamtailor_departments")["429s"] + r.summary("teamtailor_locations")["429s"] == len(throttled)
+    delays = retry_delays(reqs)
+    assert len(delays) == len(throttled) and all(d >= 0.95 for d in delays), delays
     store = w.sandbox.store()
     assert len(store["departments"]) == 12 and len(store["locations"]) == 4
 
