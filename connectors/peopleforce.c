@@ -207,19 +207,7 @@ static char *pf_find_by_key(struct connector *c, const struct conn_entity *e, co
 	if (!streq(e->name, "employees"))
 		return NULL;
 	char *path = url_expand("/employees", NULL, NULL, QUERY("status", "all", "employee_numbers[]", key));
-	struct jv *j = conn_get(c, path, err);
-	free(path);
-	const struct jv *data = jv_obj_get(j, "data");
-	char *id = data && data->t == JV_ARR && data->u.arr.n == 1 ? jv_id_text(jv_obj_get(data->u.arr.v[0], "id")) : NULL;
-	jv_free(j);
-	if (id && !id_valid(e->ids, id)) {
-		char *shown = id_shown(id);
-		*err = xasprintf("PeopleForce answered the id %s, which is not an employee id (digits); not used", shown);
-		free(shown);
-		free(id);
-		id = NULL;
-	}
-	return id;
+	return conn_find_one(c, e, path, NULL, key, err);
 }
 
 /* ================= absences (leave requests) ================= */
@@ -445,6 +433,7 @@ static const struct conn_entity pf_entities[] = {
 
 const struct connector_type peopleforce_connector = {
 	.name = "peopleforce",
+	.title = "PeopleForce",
 	.options = (const struct conn_option[]){
 		{"token", OPT_SECRET, true, "the PeopleForce API key, e.g. { credential: peopleforce-token }"},
 		{NULL, OPT_STRING, false, NULL},

@@ -762,6 +762,7 @@ static const struct conn_entity pio_entities[] = {
 
 const struct connector_type personio_connector = {
 	.name = "personio",
+	.title = "Personio",
 	.options = (const struct conn_option[]){
 		{"client_id", OPT_SECRET, true, "the Personio API client id, e.g. { env: PERSONIO_CLIENT_ID }"},
 		{"client_secret", OPT_SECRET, true, "the Personio API client secret, e.g. { credential: personio-secret }"},

@@ -248,20 +248,7 @@ static char *tt_find_by_key(struct connector *c, const struct conn_entity *e, co
 {
 	if (!streq(e->name, "users"))
 		return NULL; /* departments and locations keep no ERP key on Teamtailor */
-	char *path = url_expand("/users", NULL, NULL, QUERY("filter[external-id]", key));
-	struct jv *j = conn_get(c, path, err);
-	free(path);
-	const struct jv *data = jv_obj_get(j, "data");
-	char *id = data && data->t == JV_ARR && data->u.arr.n == 1 ? jv_id_text(jv_obj_get(data->u.arr.v[0], "id")) : NULL;
-	jv_free(j);
-	if (id && !id_valid(e->ids, id)) {
-		char *shown = id_shown(id);
-		*err = xasprintf("Teamtailor answered the id %s, which is not a user id (digits); not used", shown);
-		free(shown);
-		free(id);
-		id = NULL;
-	}
-	return id;
+	return conn_find_one(c, e, url_expand("/users", NULL, NULL, QUERY("filter[external-id]", key)), NULL, key, err);
 }
 
 /* ================= pull: hires ================= */
@@ -416,6 +403,7 @@ static const struct conn_entity tt_entities[] = {
 
 const struct connector_type teamtailor_connector = {
 	.name = "teamtailor",
+	.title = "Teamtailor",
 	.options = (const struct conn_option[]){
 		{"token", OPT_SECRET, true, "the Teamtailor API key (Admin scope, read-write), e.g. { credential: teamtailor-token }"},
 		{"api_version", OPT_STRING, false, "the X-Api-Version sent, YYYYMMDD (default " TT_DEFAULT_VERSION ")"},

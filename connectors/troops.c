@@ -1083,6 +1083,7 @@ static const struct conn_entity tr_entities[] = {
 
 const struct connector_type troops_connector = {
 	.name = "troops",
+	.title = "Troops",
 	.options = (const struct conn_option[]){
 		{"token", OPT_SECRET, true, "the Troops API key (a Bearer JWT), e.g. { credential: troops-token }", NULL},
 		{"tea_id", OPT_UUID, true, "the TEA (temporary-employment agency) this instance serves, a UUID", NULL},

@@ -390,23 +390,7 @@ static char *wk_find_by_key(struct connector *c, const struct conn_entity *e, co
 {
 	if (!streq(e->name, "employees") && !streq(e->name, "unit_organizations"))
 		return NULL;
-	char *path = url_expand(e->path, NULL, NULL, QUERY("external_id", key));
-	struct jv *j = conn_get(c, path, err);
-	free(path);
-	const struct jv *data = jv_obj_get(j, "data");
-	char *id = NULL;
-	for (size_t i = 0; data && data->t == JV_ARR && i < data->u.arr.n; i++)
-		if (streq(jv_obj_str(data->u.arr.v[i], "external_id"), key) && !id)
-			id = jv_id_text(jv_obj_get(data->u.arr.v[i], "id"));
-	jv_free(j);
-	if (id && !id_valid(e->ids, id)) {
-		char *shown = id_shown(id);
-		*err = xasprintf("Workelo answered the id %s, which is not a %s id (digits); not used", shown, e->what);
-		free(shown);
-		free(id);
-		id = NULL;
-	}
-	return id;
+	return conn_find_one(c, e, url_expand(e->path, NULL, NULL, QUERY("external_id", key)), "external_id", key, err);
 }
 
 /* ================= tracks (journeys) ================= */
@@ -762,6 +746,7 @@ static const struct conn_entity wk_entities[] = {
 
 const struct connector_type workelo_connector = {
 	.name = "workelo",
+	.title = "Workelo",
 	.options = (const struct conn_option[]){
 		{"client_id", OPT_SECRET, true, "the Workelo API client id, e.g. { env: WORKELO_CLIENT_ID }"},
 		{"client_secret", OPT_SECRET, true, "the Workelo API client secret, e.g. { credential: workelo-secret }"},

@@ -822,6 +822,31 @@ struct jv *conn_get(struct connector *c, const char *path, char **err)
 	return j;
 }
 
+char *conn_find_one(struct connector *c, const struct conn_entity *e, char *path, const char *field,
+		    const char *key, char **err)
+{
+	struct jv *j = conn_get(c, path, err);
+	free(path);
+	const struct jv *data = jv_obj_get(j, "data");
+	const struct jv *hit = NULL;
+	size_t n = data && data->t == JV_ARR ? data->u.arr.n : 0;
+	for (size_t i = 0; i < n && !hit; i++)
+		if (field ? streq(jv_obj_str(data->u.arr.v[i], field), key) : n == 1)
+			hit = data->u.arr.v[i];
+	char *id = hit ? jv_id_text(jv_obj_get(hit, "id")) : NULL;
+	jv_free(j);
+	if (id && !id_valid(e->ids, id)) {
+		char *shown = id_shown(id);
+		*err = xasprintf("%s answered the id %s, which is not a%s %s id (%s); not used",
+				 c->type->title ? c->type->title : c->type->name, shown,
+				 strchr("aeiou", e->what[0]) ? "n" : "", e->what, id_shape_name(e->ids));
+		free(shown);
+		free(id);
+		id = NULL;
+	}
+	return id;
+}
+
 /* ---- the platform's error message ---- */
 
 /* "a; b": the messages of an errors[] list (field: message, or JSON:API detail/title). */

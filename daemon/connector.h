@@ -164,6 +164,7 @@ struct conn_auth {
 
 struct connector_type {
 	const char *name;
+	const char *title;                       /* the platform's name in messages: "PeopleForce" */
 	const struct conn_option *options;       /* type-specific config keys, {NULL} ends */
 	const struct conn_entity *entities;      /* {NULL} ends */
 	const char *const *resources;            /* lookup resources, NULL ends */
@@ -363,6 +364,14 @@ bool conn_resend_on_401(struct connector *c, struct http_call *call);
 
 /* A GET returning parsed JSON (NULL with *err on failure); path as built by url_expand. */
 struct jv *conn_get(struct connector *c, const char *path, char **err);
+/*
+ * find_by_key through a filtered list: the platform id of the one record that GET path
+ * (consumed) lists under "data". With field, the first item whose field equals key (a
+ * platform that ignores a filter lists more); without, the list must hold exactly one item.
+ * An id not of the entity's shape is not used (*err says so). NULL, *err NULL: none.
+ */
+char *conn_find_one(struct connector *c, const struct conn_entity *e, char *path, const char *field,
+		    const char *key, char **err);
 /* The platform's error message from an error body: t's envelope (t may be NULL), then the usual
  * shapes; a short excerpt of a body that is not JSON. One line. Caller frees. */
 char *platform_message(const struct connector_type *t, const char *body, size_t len);

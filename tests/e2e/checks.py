@@ -13,6 +13,17 @@ import time
 HEADER_VALUE = re.compile(r"(?i)(x-api-key|authorization)\s*[:=]\s*\S")
 
 
+def wait_for(pred, timeout, what):
+    """pred()'s first true value within timeout seconds; else the test fails, naming what it waited for."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def finish(world, timeout=300):
     """Run again to the end: the planted bad rows make it exit first_run_rc."""
     r = world.run("run", timeout=timeout)

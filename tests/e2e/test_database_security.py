@@ -18,11 +18,11 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 
 import pytest
 
+from checks import wait_for
 from harness import ROOT, items
 
 MAPS = os.path.join(ROOT, "mappings", "peopleforce")
@@ -87,16 +87,6 @@ def employees_only(world, tmp_path, where=None):
 
 def sleeping_backends(world):
     return world.sql("SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event = 'PgSleep'", (world.db,))
-
-
-def wait_for(what, seconds):
-    until = time.time() + seconds
-    while time.time() < until:
-        v = what()
-        if v:
-            return v
-        time.sleep(0.2)
-    return what()
 
 
 # ---------------------------------------------------------------- 3: pull targets
@@ -174,7 +164,7 @@ def test_sigterm_cancels_the_running_source_query(world, tmp_path):
     log = tmp_path / "run.log"
     p = world.start("run", log=str(log))
     try:
-        assert wait_for(lambda: sleeping_backends(world), 60), "the source query never started"
+        wait_for(lambda: sleeping_backends(world), 60, "the source query to start")
         p.send_signal(signal.SIGTERM)
         rc = p.wait(timeout=20)
     finally:
@@ -185,19 +175,19 @@ def test_sigterm_cancels_the_running_source_query(world, tmp_path):
     assert rc == 3, out[-2000:]
     assert "asked to stop" in out and "cancelled" in out, out[-2000:]
     assert "AddressSanitizer" not in out and "LeakSanitizer" not in out, out[-3000:]
-    assert wait_for(lambda: not sleeping_backends(world), 5), sleeping_backends(world)
+    wait_for(lambda: not sleeping_backends(world), 5, "the source query to end")
 
 
 def test_killed_run_leaves_no_source_query_running(world, tmp_path):
     employees_only(world, tmp_path, where=SLEEP_WHERE)
     p = world.start("run", log=str(tmp_path / "run.log"))
     try:
-        assert wait_for(lambda: sleeping_backends(world), 60), "the source query never started"
+        wait_for(lambda: sleeping_backends(world), 60, "the source query to start")
     finally:
         p.kill()
         p.wait()
     # The server notices the client is gone (client_connection_check_interval) and ends the query.
-    assert wait_for(lambda: not sleeping_backends(world), 30), sleeping_backends(world)
+    wait_for(lambda: not sleeping_backends(world), 30, "the server to end the query of a killed client")
 
 
 def test_check_online_warns_when_the_source_role_can_write(world, roles):

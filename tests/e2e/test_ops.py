@@ -19,6 +19,7 @@ import zoneinfo
 
 import pytest
 
+from checks import wait_for
 from harness import HRSYNC, ROOT, Result
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -28,16 +29,6 @@ SANITIZER = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 def paris(*args):
     """Epoch seconds of a Europe/Paris wall time (first occurrence when ambiguous)."""
     return int(datetime.datetime(*args, tzinfo=PARIS).timestamp())
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Notify:
