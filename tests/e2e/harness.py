@@ -22,6 +22,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -415,6 +416,43 @@ mappings: [ {maps} ]
     def mapping_totals(self, result, field):
         """A summary field added up over the push mappings of a run."""
         return sum(result.summary(m)[field] for m in self.push_mappings)
+
+
+class TokenWorld(World):
+    """A platform that issues client-credentials tokens at TOKEN_PATH (Personio, Workelo): its
+    sandbox can expire every live token at once (POST /_sandbox/tokens/expire)."""
+    TOKEN_PATH = None
+
+    @contextlib.contextmanager
+    def credentials_expiring(self):
+        """Every live token dies once the run's first token is 1.5 s old (a token refused
+        right after it was issued stops the connector: not what this is about), answers
+        slowed so that the run outlives it."""
+        self.sandbox.config(delay_ms=3)
+        stop = threading.Event()
+        seq = self.sandbox.last_seq()
+
+        def expire():
+            while not stop.wait(0.02):
+                if any(x["path"] == self.TOKEN_PATH and x["status"] == 200 for x in self.sandbox.requests(seq)):
+                    if not stop.wait(1.5):
+                        self.sandbox.call("POST", "/tokens/expire")
+                    return
+        expirer = threading.Thread(target=expire)
+        expirer.start()
+
+        def renewed(result):
+            assert result.seconds > 1.5 and "renewed" in result.err, "the token did not expire during the run"
+        try:
+            yield renewed
+        finally:
+            stop.set()
+            expirer.join()
+            self.sandbox.config(delay_ms=0)
+
+    def writes(self, reqs):
+        """Token requests are POSTs but write nothing."""
+        return [r for r in super().writes(reqs) if r["path"] != self.TOKEN_PATH]
 
 
 def __getattr__(name):

@@ -2,13 +2,11 @@
 configured for it (client id and secret from the environment), and what must be on Personio
 after a complete sync of the demo mirror (mappings/personio)."""
 import collections
-import contextlib
 import json
 import os
-import threading
 import urllib.request
 
-from harness import MARKER, ROOT, SandboxClient, World
+from harness import MARKER, ROOT, SandboxClient, TokenWorld
 
 SEED = os.path.join(ROOT, "tests", "fixtures", "personio", "seed.json")
 MAPS = os.path.join(ROOT, "mappings", "personio")
@@ -39,7 +37,7 @@ def bad(manifest, table, kinds):
     return {b["key"] for b in manifest["bad"] if b["table"] == table and b["kind"] in kinds}
 
 
-class PersonioWorld(World):
+class PersonioWorld(TokenWorld):
     name = connector_type = "personio"
     sandbox_class = PersonioSandbox
     mapping_dir = MAPS
@@ -53,37 +51,6 @@ class PersonioWorld(World):
     TOKEN_PATH = "/v2/auth/token"
 
     refusal_says = ("invalid_client",)
-
-    @contextlib.contextmanager
-    def credentials_expiring(self):
-        """Every live token dies once the run's first token is 1.5 s old (a token refused
-        right after it was issued stops the connector: not what this is about), answers
-        slowed so that the run outlives it."""
-        self.sandbox.config(delay_ms=3)
-        stop = threading.Event()
-        seq = self.sandbox.last_seq()
-
-        def expire():
-            while not stop.wait(0.02):
-                if any(x["path"] == self.TOKEN_PATH and x["status"] == 200 for x in self.sandbox.requests(seq)):
-                    if not stop.wait(1.5):
-                        self.sandbox.call("POST", "/tokens/expire")
-                    return
-        expirer = threading.Thread(target=expire)
-        expirer.start()
-
-        def renewed(result):
-            assert result.seconds > 1.5 and "renewed" in result.err, "the token did not expire during the run"
-        try:
-            yield renewed
-        finally:
-            stop.set()
-            expirer.join()
-            self.sandbox.config(delay_ms=0)
-
-    def writes(self, reqs):
-        """Token requests are POSTs but write nothing."""
-        return [r for r in super().writes(reqs) if r["path"] != self.TOKEN_PATH]
 
     def lost_answer_rule(self, mode):
         return dict(super().lost_answer_rule(mode), path="^/v1/company/", every=9)

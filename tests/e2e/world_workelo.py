@@ -3,14 +3,12 @@ configured for it (client credentials from the environment, the token URL on the
 Workelo part of the demo mirror (tests/fixtures/erp/gen_workelo.py, loaded into each test's
 database) and what must be on Workelo after a complete sync (mappings/workelo)."""
 import collections
-import contextlib
 import importlib.util
 import json
 import os
-import threading
 import urllib.request
 
-from harness import ROOT, SandboxClient, World
+from harness import ROOT, SandboxClient, TokenWorld
 
 MAPS = os.path.join(ROOT, "mappings", "workelo")
 CLIENT_ID = "hrsync-e2e-workelo"
@@ -51,7 +49,7 @@ class WorkeloSandbox(SandboxClient):
         return {"Authorization": "Bearer " + self.token()}
 
 
-class WorkeloWorld(World):
+class WorkeloWorld(TokenWorld):
     name = connector_type = "workelo"
     sandbox_class = WorkeloSandbox
     mapping_dir = MAPS
@@ -73,36 +71,6 @@ class WorkeloWorld(World):
         super().__init__(cluster, db, sandbox, tmpdir, mappings, extra_conn, extra_top)
         if not self.sql("SELECT to_regclass('erp.journeys') IS NOT NULL")[0][0]:
             self.sql(GEN_SQL)
-
-    @contextlib.contextmanager
-    def credentials_expiring(self):
-        """Every live token dies once the run's first token is 1.5 s old, answers slowed so that
-        the run outlives it."""
-        self.sandbox.config(delay_ms=3)
-        stop = threading.Event()
-        seq = self.sandbox.last_seq()
-
-        def expire():
-            while not stop.wait(0.02):
-                if any(x["path"] == self.TOKEN_PATH and x["status"] == 200 for x in self.sandbox.requests(seq)):
-                    if not stop.wait(1.5):
-                        self.sandbox.call("POST", "/tokens/expire")
-                    return
-        expirer = threading.Thread(target=expire)
-        expirer.start()
-
-        def renewed(result):
-            assert result.seconds > 1.5 and "renewed" in result.err, "the token did not expire during the run"
-        try:
-            yield renewed
-        finally:
-            stop.set()
-            expirer.join()
-            self.sandbox.config(delay_ms=0)
-
-    def writes(self, reqs):
-        """Token requests are POSTs but write nothing."""
-        return [r for r in super().writes(reqs) if r["path"] != self.TOKEN_PATH]
 
     def lost_answer_rule(self, mode):
         return dict(super().lost_answer_rule(mode), path=self.creates)

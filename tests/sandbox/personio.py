@@ -283,17 +283,7 @@ class PersonioSandbox(Sandbox):
     def authenticate(self, req):
         if req.path == "/v2/auth/token":
             return None
-        h = req.headers.get("Authorization") or ""
-        if not h.startswith("Bearer "):
-            return self.unauthorized("Unauthorized: no bearer token")
-        with self.lock:
-            exp = self.store["tokens"].get(h[7:].strip())
-            if exp is None:
-                return self.unauthorized("Unauthorized: the access token is invalid")
-            if exp <= time.time():
-                self.store["token_rejections"] += 1
-                return self.unauthorized("Unauthorized: the access token has expired")
-        return None
+        return self.bearer_check(req, "Unauthorized: ")
 
     def route_rate_check_locked(self, req, now):
         st = self.store

@@ -224,6 +224,22 @@ class Sandbox:
         """None if allowed, else a (status, headers, body) tuple."""
         return None
 
+    def bearer_check(self, req, say=""):
+        """authenticate() of a platform issuing client-credentials tokens: the bearer token
+        must be one store["tokens"] holds (token -> expiry, epoch seconds), not expired.
+        `say` starts each refusal's message (the platform's wording)."""
+        h = req.headers.get("Authorization") or ""
+        if not h.startswith("Bearer "):
+            return self.unauthorized(say + "no bearer token")
+        with self.lock:
+            exp = self.store["tokens"].get(h[7:].strip())
+            if exp is None:
+                return self.unauthorized(say + "the access token is invalid")
+            if exp <= time.time():
+                self.store["token_rejections"] += 1
+                return self.unauthorized(say + "the access token has expired")
+        return None
+
     def format_error(self, status, errors):
         return {"errors": errors}
 

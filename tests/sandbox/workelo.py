@@ -143,17 +143,7 @@ class WorkeloSandbox(Sandbox):
     def authenticate(self, req):
         if req.raw_path == "/oauth/token":
             return None
-        h = req.headers.get("Authorization") or ""
-        if not h.startswith("Bearer "):
-            return self.unauthorized("no bearer token")
-        with self.lock:
-            exp = self.store["tokens"].get(h[7:].strip())
-            if exp is None:
-                return self.unauthorized("the access token is invalid")
-            if exp <= time.time():
-                self.store["token_rejections"] += 1
-                return self.unauthorized("the access token has expired")
-        return None
+        return self.bearer_check(req)
 
     # ---- the hourly limit: a fixed window per client, with its headers ---------------
     def _window_locked(self, now_wall):
