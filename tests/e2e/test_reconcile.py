@@ -1,0 +1,165 @@
+"""`hrsync reconcile` (issue #15): people edit records by hand on the platform; reconcile
+reports exactly what they did, --repair fixes what is safe, and a second reconcile reports
+only what a person must decide (the duplicate and the orphan that matches nothing)."""
+import json
+import os
+import re
+
+import pytest
+
+
+def linked(world, mapping, status="active"):
+    """ERP key -> platform id of the mapping's links in that status."""
+    return dict(world.sql("SELECT erp_key, platform_id FROM hrsync.links WHERE mapping = %s AND status = %s "
+                          "AND payload IS NOT NULL ORDER BY erp_key", (mapping, status)))
+
+
+def findings(result):
+    doc = json.loads(result.out)
+    return {(f["mapping"], f["key"], f["kind"], f["platform_id"]) for f in doc["findings"]}, doc
+
+
+def new_erp_employee(world, like, key, email):
+    """A row of erp.employees copied from `like` with another key and e-mail (a new hire)."""
+    cols = [c for (c,) in world.sql("SELECT column_name FROM information_schema.columns WHERE table_schema = 'erp' "
+                                    "AND table_name = 'employees' ORDER BY ordinal_position")]
+    rest = [c for c in cols if c not in ("personnel_number", "email")]
+    world.sql(f"INSERT INTO erp.employees (personnel_number, email, {', '.join(rest)}) "
+              f"SELECT %s, %s, {', '.join(rest)} FROM erp.employees WHERE personnel_number = %s", (key, email, like))
+
+
+# ---------------------------------------------------------------- PeopleForce
+
+def pf_hand_edits(world):
+    """The hand edits of the issue on PeopleForce; returns what reconcile must report."""
+    emps = linked(world, "employees")
+    keys = sorted(emps)
+    drift_key, gone_key, dup_key, like = keys[3], keys[7], keys[11], keys[15]
+    sb = world.sandbox
+    # a changed value
+    st, body = sb.api("PUT", f"/employees/{emps[drift_key]}", {"last_name": "Hand-Edited", "mobile_number": "+1 555"})
+    assert st == 200, body
+    # a deleted record
+    sb.call("DELETE", f"/employees/{emps[gone_key]}")
+    # a duplicate: the same person typed in again (same employee number, another e-mail)
+    dup = sb.call("POST", "/employees", {"first_name": "Dup", "last_name": "Licate", "employee_number": dup_key,
+                                         "email": "duplicate.by.hand@example.com"})["data"]["id"]
+    # an orphan that matches: HR created a new hire by hand before the nightly run
+    new_erp_employee(world, like, "HAND-0001", "hand.made@example.com")
+    st, body = sb.api("POST", "/employees", {"first_name": "Hand", "last_name": "Made", "employee_number": "HAND-0001",
+                                              "email": "hand.made@example.com"})
+    assert st == 200, body
+    adopt = body["data"]["id"]
+    # an orphan that matches nothing
+    st, body = sb.api("POST", "/employees", {"first_name": "Nobody", "last_name": "Known",
+                                              "employee_number": "NOT-IN-ERP", "email": "nobody@example.com"})
+    assert st == 200, body
+    stray = body["data"]["id"]
+    return {
+        ("employees", drift_key, "drift", emps[drift_key]),
+        ("employees", gone_key, "gone", emps[gone_key]),
+        ("employees", dup_key, "duplicate", str(dup)),
+        ("employees", "HAND-0001", "orphan", str(adopt)),
+        ("employees", None, "orphan", str(stray)),
+    }, dict(drift=drift_key, gone=gone_key, dup=dup_key, adopt=str(adopt), stray=str(stray), dup_id=str(dup))
+
+
+def test_reconcile_after_a_sync_finds_nothing(world):
+    world.run("run", check_rc=1)  # the planted bad rows fail
+    before = world.sandbox.last_seq()
+    r = world.run("reconcile", check_rc=0)
+    assert "Nothing found" in r.out, r.out
+    assert re.search(r"totals: 0 drift, 0 gone, 0 orphan \(0 adoptable\), 0 duplicate", r.out), r.out
+    # PeopleForce leave requests cannot be listed yet: said, not reconciled
+    assert "not reconciled: absences (peopleforce absences)" in r.out, r.out
+    # read only: not one write, nothing in the state's runs
+    reqs = world.sandbox.requests(before)
+    assert reqs and all(q["method"] == "GET" for q in reqs), {q["method"] for q in reqs}
+    assert world.sql("SELECT count(*) FROM hrsync.runs WHERE command = 'reconcile'")[0][0] == 0
+    # the requests it costs are counted, and are what the sandbox saw
+    m = re.search(r"requests: peopleforce (\d+) \((\d+) listing", r.out)
+    assert m and int(m.group(1)) == len(reqs), (r.out, len(reqs))
+
+
+def test_reconcile_reports_hand_edits_and_repair_fixes_the_safe_ones(world, tmp_path):
+    world.extra_top = f"metrics: {{ textfile: {tmp_path / 'hrsync.prom'} }}"
+    world.write_config()
+    world.run("run", check_rc=1)
+    want, k = pf_hand_edits(world)
+
+    r = world.run("reconcile", "--mapping", "employees", "--format", "json", check_rc=1)
+    got, doc = findings(r)
+    assert got == want, (got ^ want)
+    by_kind = {f["kind"] + ("+" if f.get("adoptable") else ""): f for f in doc["findings"]}
+    drift = next(f for f in doc["findings"] if f["kind"] == "drift")
+    fields = {d["field"]: d for d in drift["fields"]}
+    assert set(fields) == {"last_name", "mobile_number"}, fields
+    assert fields["last_name"]["platform"] == "Hand-Edited"
+    assert fields["last_name"]["sent"] == fields["last_name"]["erp"] != "Hand-Edited"
+    assert by_kind["orphan+"]["key"] == "HAND-0001"
+    dup = next(f for f in doc["findings"] if f["kind"] == "duplicate")
+    assert dup["linked_id"] == linked(world, "employees")[k["dup"]]
+    # the NIR custom field is compared, and never shown unmasked; nothing is write-only here
+    assert doc["write_only"] == {"employees": []}, doc["write_only"]
+    assert doc["totals"] == {"drift": 1, "gone": 1, "orphan": 2, "duplicate": 1, "adoptable": 1}
+
+    # the table says the same, one line per finding (drift: one line per field)
+    t = world.run("reconcile", "--mapping", "employees", check_rc=1)
+    assert re.search(r"employees +%s +drift +\S+ +last_name: sent \"[^\"]+\", platform \"Hand-Edited\", ERP" %
+                     re.escape(k["drift"]), t.out), t.out
+    assert "totals: 1 drift, 1 gone, 2 orphan (1 adoptable), 1 duplicate" in t.out
+    prom = (tmp_path / "hrsync.prom").read_text()
+    assert 'hrsync_drift_records{mapping="employees",kind="drift"} 1' in prom, prom
+    assert 'hrsync_drift_records{mapping="employees",kind="orphan"} 2' in prom, prom
+
+    before = world.sandbox.last_seq()
+    rep = world.run("reconcile", "--mapping", "employees", "--repair", check_rc=1)
+    assert "repaired 3, left 2" in rep.out, rep.out
+    writes = [q for q in world.sandbox.requests(before) if q["method"] != "GET"]
+    # the drifted record gets the ERP's values, the gone one is created again; nothing deleted
+    assert not [q for q in writes if q["method"] == "DELETE"], writes
+    assert any(q["method"] == "PUT" and q["path"].endswith("/employees/" + linked(world, "employees")[k["drift"]])
+               for q in writes), writes
+    assert any(q["method"] == "POST" and q["path"].endswith("/employees") for q in writes), writes
+    # a normal write: recorded as a run of its own, counted, logged
+    runs = world.sql("SELECT id, exit_code FROM hrsync.runs WHERE command = 'reconcile'")
+    assert len(runs) == 1, runs
+    counts = world.sql("SELECT created, updated FROM hrsync.run_mappings WHERE run_id = %s AND mapping = 'employees'",
+                       (runs[0][0],))
+    assert counts[0][0] >= 1 and counts[0][1] >= 1, counts
+    # the orphan that matched is linked to the record HR made; the gone one has a new record
+    emps = linked(world, "employees")
+    assert emps["HAND-0001"] == k["adopt"]
+    store = {str(e["id"]): e for e in world.sandbox.store()["employees"]}
+    assert store[emps[k["drift"]]]["last_name"] != "Hand-Edited"
+    assert store[emps[k["gone"]]]["employee_number"] == k["gone"]
+    assert k["stray"] in store and k["dup_id"] in store  # never deleted
+    prom = (tmp_path / "hrsync.prom").read_text()
+    assert 'hrsync_drift_records{mapping="employees",kind="duplicate"} 1' in prom, prom
+    assert 'hrsync_drift_records{mapping="employees",kind="drift"} 0' in prom, prom
+    assert 'hrsync_records{mapping="employees",outcome="created"}' in prom, prom
+
+    again = world.run("reconcile", "--mapping", "employees", "--format", "json", check_rc=1)
+    got, _ = findings(again)
+    assert got == {("employees", k["dup"], "duplicate", k["dup_id"]), ("employees", None, "orphan", k["stray"])}, got
+
+
+def test_reconcile_assets_drift_and_gone(world):
+    world.use_mappings("employees.yaml", "assets.yaml")
+    world.run("run", check_rc=1)
+    assets = linked(world, "assets")
+    keys = sorted(assets)
+    st, body = world.sandbox.api("PUT", f"/assets/{assets[keys[0]]}", {"serial_number": "SN-BY-HAND"})
+    assert st == 200, body
+    world.sandbox.call("DELETE", f"/assets/{assets[keys[1]]}")
+    r = world.run("reconcile", "--mapping", "assets", "--format", "json", check_rc=1)
+    got, doc = findings(r)
+    assert got == {("assets", keys[0], "drift", assets[keys[0]]), ("assets", keys[1], "gone", assets[keys[1]])}, got
+    world.run("reconcile", "--mapping", "assets", "--repair", check_rc=0)
+    world.run("reconcile", "--mapping", "assets", check_rc=0)
+
+
+def test_reconcile_usage(world):
+    assert world.run("reconcile", "--format", "xml").rc == 2
+    assert world.run("reconcile", "--mapping", "nope").rc == 2
+    assert world.run("reconcile", "--bogus").rc == 2
