@@ -163,3 +163,49 @@ def test_reconcile_usage(world):
     assert world.run("reconcile", "--format", "xml").rc == 2
     assert world.run("reconcile", "--mapping", "nope").rc == 2
     assert world.run("reconcile", "--bogus").rc == 2
+
+
+# ---------------------------------------------------------------- Personio
+
+def test_personio_reconcile_reports_hand_edits_and_repair_fixes_the_safe_ones(pworld):
+    w = pworld
+    w.run("run", check_rc=1)
+    emps = linked(w, "personio_employees")
+    keys = sorted(emps)
+    drift_key, gone_key, dup_key, like = keys[2], keys[5], keys[8], keys[12]
+    sb = w.sandbox
+    sb.call("POST", f"/employees/{emps[drift_key]}", {"last_name": "Hand-Edited"})
+    sb.call("DELETE", f"/employees/{emps[gone_key]}")
+    # the same person twice: typed in again, then given the e-mail the first record has
+    dup_email = w.sql("SELECT payload->>'email' FROM hrsync.links WHERE mapping = 'personio_employees' "
+                      "AND erp_key = %s", (dup_key,))[0][0]
+    dup = str(sb.call("POST", "/employees", {"first_name": "Dup", "last_name": "Licate",
+                                             "email": "dup.tmp@example.com"})["id"])
+    sb.call("POST", f"/employees/{dup}", {"email": dup_email})
+    new_erp_employee(w, like, "HAND-0001", "hand.made@example.com")
+    adopt = str(sb.call("POST", "/employees", {"first_name": "Hand", "last_name": "Made",
+                                               "email": "hand.made@example.com"})["id"])
+    stray = str(sb.call("POST", "/employees", {"first_name": "Nobody", "last_name": "Known",
+                                               "email": "nobody@example.com"})["id"])
+    want = {
+        ("personio_employees", drift_key, "drift", emps[drift_key]),
+        ("personio_employees", gone_key, "gone", emps[gone_key]),
+        ("personio_employees", dup_key, "duplicate", dup),
+        ("personio_employees", "HAND-0001", "orphan", adopt),
+        ("personio_employees", None, "orphan", stray),
+    }
+    r = w.run("reconcile", "--format", "json", check_rc=1)
+    got, doc = findings(r)
+    assert got == want, (got ^ want)
+    drift = next(f for f in doc["findings"] if f["kind"] == "drift")
+    assert [d["field"] for d in drift["fields"]] == ["last_name"], drift
+    # Personio answers a date as a datetime, a department as an object: read back as sent, no false drift
+    assert doc["totals"]["drift"] == 1
+
+    rep = w.run("reconcile", "--repair", check_rc=1)
+    assert "repaired 3, left 2" in rep.out, rep.out
+    assert w.sql("SELECT count(*) FROM hrsync.runs WHERE command = 'reconcile'")[0][0] == 1
+    assert linked(w, "personio_employees")["HAND-0001"] == adopt
+    again = w.run("reconcile", "--format", "json", check_rc=1)
+    got, _ = findings(again)
+    assert got == {("personio_employees", dup_key, "duplicate", dup), ("personio_employees", None, "orphan", stray)}, got
