@@ -229,6 +229,12 @@ struct conn_listing {
 	 */
 	struct jv *(*field)(const struct jv *item, const char *path);
 	const char *const *write_only;   /* payload fields the listing never shows, NULL-terminated (may be NULL) */
+	/* Payload fields a termination changes on the platform (a role, besides the mapping's own
+	 * terminate fields): not compared on a record that left. NULL-terminated (may be NULL). */
+	const char *const *terminated;
+	/* A listed record with no value in this field is the platform's own, not the ERP's (users
+	 * HR invited by hand): neither an orphan nor a duplicate. NULL: every record is the ERP's. */
+	const char *scope;
 };
 /* The default reading: each part of the path by kit_field (top, "attributes", label/value wrappers). Caller frees. */
 struct jv *kit_listed_field(const struct jv *item, const char *path);

@@ -241,10 +241,24 @@ static void payload_set(struct jv *p, const char *path, struct jv *value)
 
 struct compare {
 	struct group *g;
+	const struct mapping *m;
+	bool left;              /* the record left (terminated): what a termination changes is not compared */
 	const struct jv *item, *erp;
 	struct jv *diffs;       /* [{field, sent, platform, erp}] */
 	struct jv *seen;        /* the sent payload with the platform's values where they differ */
 };
+
+/* A field that a termination sets: the connector's, or one of the mapping's terminate fields. */
+static bool changed_by_terminate(const struct mapping *m, const struct conn_listing *l, const char *path)
+{
+	for (size_t i = 0; l->terminated && l->terminated[i]; i++)
+		if (streq(l->terminated[i], path))
+			return true;
+	for (size_t i = 0; i < m->nterm; i++)
+		if (streq(m->term_fields[i].name, path))
+			return true;
+	return false;
+}
 
 /* Every leaf of sent against the listed record (arrays compare whole). */
 static void compare_leaves(struct compare *c, const struct jv *sent, const char *prefix)
@@ -255,6 +269,10 @@ static void compare_leaves(struct compare *c, const struct jv *sent, const char 
 		const struct jv *v = sent->u.obj.v[i];
 		if (v->t == JV_OBJ) {
 			compare_leaves(c, v, path);
+			free(path);
+			continue;
+		}
+		if (c->left && changed_by_terminate(c->m, l, path)) {
 			free(path);
 			continue;
 		}
@@ -351,7 +369,8 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 		it->linked = k->listed = true;
 		if (!k->sent)
 			continue; /* the last accepted payload is not known: nothing to compare */
-		struct compare c = {g, it->item, er ? er->payload : NULL, jv_arr(), jv_copy(k->sent)};
+		struct compare c = {g, k->m, streq(k->status, "terminated"), it->item, er ? er->payload : NULL, jv_arr(),
+				    jv_copy(k->sent)};
 		compare_leaves(&c, k->sent, NULL);
 		if (c.diffs->u.arr.n) {
 			struct finding *f = add(rc, K_DRIFT, k->m, k->key, k->id);
@@ -388,6 +407,14 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 	struct strmap claims = {0}; /* erp index -> how many orphans match it */
 	for (size_t i = 0; i < ls->n; i++) {
 		match[i] = -1;
+		if (!ls->v[i].linked && l->scope) {
+			/* Not the ERP's: the platform's own record (counted as listed, nothing more). */
+			struct jv *v = listed_field(l, ls->v[i].item, l->scope);
+			char *t = jv_scalar_text(v);
+			ls->v[i].linked = !t || !*t;
+			free(t);
+			jv_free(v);
+		}
 		if (ls->v[i].linked)
 			continue;
 		for (size_t k = 0; k < ARRAY_LEN(l->keys) && l->keys[k].field && match[i] < 0; k++) {
@@ -441,7 +468,7 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 		f->repairable = true;
 		rc->adoptable++;
 		f->detail = natural_keys(l, ls->v[i].item);
-		struct compare c = {g, ls->v[i].item, e->payload, jv_arr(), jv_copy(e->payload)};
+		struct compare c = {g, e->m, false, ls->v[i].item, e->payload, jv_arr(), jv_copy(e->payload)};
 		compare_leaves(&c, e->payload, NULL);
 		f->fields = c.diffs;
 		f->seen = c.seen;
