@@ -668,6 +668,12 @@ bool kit_listed_same(const struct jv *sent, const struct jv *listed)
 		return false;
 	char *a = jv_scalar_text(sent), *b = jv_scalar_text(listed);
 	bool same = a && b && (streq(a, b) || same_day(a, b) || same_day(b, a));
+	if (!same && a && b && (sent->t == JV_INT || sent->t == JV_NUM || listed->t == JV_INT || listed->t == JV_NUM)) {
+		/* A number the platform answers in its own notation (12.50 sent, 12.5 listed). */
+		char *ea, *eb;
+		double x = strtod(a, &ea), y = strtod(b, &eb);
+		same = *a && *b && !*ea && !*eb && x == y;
+	}
 	free(a);
 	free(b);
 	return same;
