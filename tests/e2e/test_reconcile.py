@@ -142,6 +142,11 @@ def test_reconcile_reports_hand_edits_and_repair_fixes_the_safe_ones(world, tmp_
     again = world.run("reconcile", "--mapping", "employees", "--format", "json", check_rc=1)
     got, _ = findings(again)
     assert got == {("employees", k["dup"], "duplicate", k["dup_id"]), ("employees", None, "orphan", k["stray"])}, got
+    # the nightly run rewrites the metrics file and keeps what the last reconcile found
+    world.run("run", check_rc=1)
+    prom = (tmp_path / "hrsync.prom").read_text()
+    assert 'hrsync_drift_records{mapping="employees",kind="duplicate"} 1' in prom, prom
+    assert prom.count("# TYPE hrsync_drift_records gauge") == 1, prom
 
 
 def test_reconcile_assets_drift_and_gone(world):
