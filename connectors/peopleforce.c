@@ -438,6 +438,13 @@ static const struct conn_listing emp_listing = {
 	.field = emp_read_back,
 };
 
+/* Leave requests keep no external id: hrsync's marker in the description says which are the ERP's. */
+static const struct conn_listing leave_listing = {
+	.path = "/leave_requests",
+	.marked = true,
+	.write_only = NAMES("skip_approval"),   /* read as the request's state, not as sent */
+};
+
 /* An asset as listed: its latest assignment stands for the assignment group (null when none). */
 static struct jv *asset_listed(const struct jv *item, const char *path)
 {
@@ -487,6 +494,8 @@ static const struct conn_entity pf_entities[] = {
 		.required = NAMES("employee_id", "leave_type_id", "starts_on", "ends_on"), .id_fields = leave_ids,
 		.fields = NAMES("employee_id", "leave_type_id", "starts_on", "ends_on", "description",
 				"leave_request_entries", "skip_approval"),
+
+		.listing = &leave_listing,
 	},
 	{
 		.name = "assets", .what = "asset", .term = TERM_NONE,

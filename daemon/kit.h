@@ -235,6 +235,13 @@ struct conn_listing {
 	/* A listed record with no value in this field is the platform's own, not the ERP's (users
 	 * HR invited by hand): neither an orphan nor a duplicate. NULL: every record is the ERP's. */
 	const char *scope;
+	/*
+	 * The records carry hrsync's marker in the entity's `marker` field (no natural key): a
+	 * marker names the record's ERP key (orphans and duplicates are found by it), a record
+	 * without one is the platform's own (asked for there: none of reconcile's business), and
+	 * the marker is not part of the text compared.
+	 */
+	bool marked;
 };
 /* The default reading: each part of the path by kit_field (top, "attributes", label/value wrappers). Caller frees. */
 struct jv *kit_listed_field(const struct jv *item, const char *path);

@@ -248,6 +248,28 @@ struct compare {
 	struct jv *seen;        /* the sent payload with the platform's values where they differ */
 };
 
+/* A marked text as the mapping sent it: hrsync's marker taken off (owned in, owned out). */
+static struct jv *without_marker(struct jv *v)
+{
+	const char *m = v->t == JV_STR ? strstr(v->u.str.s, "[hrsync:") : NULL;
+	if (!m)
+		return v;
+	size_t n = (size_t)(m - v->u.str.s);
+	while (n > 0 && v->u.str.s[n - 1] == ' ')
+		n--;
+	struct jv *out = n ? jv_strn(v->u.str.s, n) : jv_null();
+	jv_free(v);
+	return out;
+}
+
+/* The ERP key in a listed record's marker (caller frees; NULL: none, the platform's own record). */
+static char *marked_key(const struct conn_entity *e, const struct jv *item)
+{
+	const struct jv *t = kit_field(item, e->marker);
+	char fp[17];
+	return marker_key(t && t->t == JV_STR ? t->u.str.s : NULL, fp);
+}
+
 /* A field that a termination sets: the connector's, or one of the mapping's terminate fields. */
 static bool changed_by_terminate(const struct mapping *m, const struct conn_listing *l, const char *path)
 {
@@ -277,6 +299,8 @@ static void compare_leaves(struct compare *c, const struct jv *sent, const char 
 			continue;
 		}
 		struct jv *now = is_write_only(l, path) ? NULL : listed_field(l, c->item, path);
+		if (now && l->marked && streq(path, c->g->ent->marker))
+			now = without_marker(now);
 		if (!now) {
 			strmap_put(&c->g->write_only, path, "");
 		} else if (!kit_listed_same(v, now)) {
@@ -306,8 +330,17 @@ static struct finding *add(struct rec *rc, enum kind k, const struct mapping *m,
 }
 
 /* A listed record's natural key values, "employee_number 1042, email a@b.c". Caller frees. */
-static char *natural_keys(const struct conn_listing *l, const struct jv *item)
+static char *marked_key(const struct conn_entity *e, const struct jv *item);
+
+static char *natural_keys(const struct conn_entity *e, const struct jv *item)
 {
+	const struct conn_listing *l = e->listing;
+	if (l->marked) {
+		char *key = marked_key(e, item);
+		char *out = xasprintf("hrsync's marker for %s in its %s", key ? key : "?", e->marker);
+		free(key);
+		return out;
+	}
 	struct sb b = {0};
 	for (size_t k = 0; k < ARRAY_LEN(l->keys) && l->keys[k].field; k++) {
 		struct jv *v = listed_field(l, item, l->keys[k].listed ? l->keys[k].listed : l->keys[k].field);
@@ -407,6 +440,17 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 	struct strmap claims = {0}; /* erp index -> how many orphans match it */
 	for (size_t i = 0; i < ls->n; i++) {
 		match[i] = -1;
+		if (!ls->v[i].linked && l->marked) {
+			char *key = marked_key(g->ent, ls->v[i].item);
+			const struct erp_rec *e = NULL;
+			for (size_t m = 0; key && m < g->nmaps && !e; m++)
+				e = erp_of(rc, g->maps[m], key);
+			if (!key)
+				ls->v[i].linked = true; /* no marker: the platform's own */
+			else if (e && e->payload)
+				match[i] = (long)(e - rc->erp);
+			free(key);
+		}
 		if (!ls->v[i].linked && l->scope) {
 			/* Not the ERP's: the platform's own record (counted as listed, nothing more). */
 			struct jv *v = listed_field(l, ls->v[i].item, l->scope);
@@ -417,7 +461,7 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 		}
 		if (ls->v[i].linked)
 			continue;
-		for (size_t k = 0; k < ARRAY_LEN(l->keys) && l->keys[k].field && match[i] < 0; k++) {
+		for (size_t k = 0; !l->marked && k < ARRAY_LEN(l->keys) && l->keys[k].field && match[i] < 0; k++) {
 			struct jv *v = listed_field(l, ls->v[i].item, l->keys[k].listed ? l->keys[k].listed : l->keys[k].field);
 			char *t = jv_scalar_text(v);
 			jv_free(v);
@@ -445,7 +489,7 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 			continue;
 		if (match[i] < 0) {
 			struct finding *f = add(rc, K_ORPHAN, g->maps[0], NULL, ls->v[i].id);
-			f->detail = natural_keys(l, ls->v[i].item);
+			f->detail = natural_keys(g->ent, ls->v[i].item);
 			continue;
 		}
 		const struct erp_rec *e = &rc->erp[match[i]];
@@ -459,7 +503,7 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 		if ((k && k->listed && !streq(k->status, "deleted")) || others > 1) {
 			struct finding *f = add(rc, K_DUPLICATE, e->m, e->key, ls->v[i].id);
 			f->other = k && k->listed ? xstrdup(k->id) : NULL;
-			f->detail = natural_keys(l, ls->v[i].item);
+			f->detail = natural_keys(g->ent, ls->v[i].item);
 			continue;
 		}
 		/* One record for an ERP key that has none on the platform (unlinked, or linked to one that is gone). */
@@ -467,7 +511,7 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 		f->adoptable = true;
 		f->repairable = true;
 		rc->adoptable++;
-		f->detail = natural_keys(l, ls->v[i].item);
+		f->detail = natural_keys(g->ent, ls->v[i].item);
 		struct compare c = {g, e->m, false, ls->v[i].item, e->payload, jv_arr(), jv_copy(e->payload)};
 		compare_leaves(&c, e->payload, NULL);
 		f->fields = c.diffs;

@@ -70,8 +70,9 @@ def test_reconcile_after_a_sync_finds_nothing(world):
     r = world.run("reconcile", check_rc=0)
     assert "Nothing found" in r.out, r.out
     assert re.search(r"totals: 0 drift, 0 gone, 0 orphan \(0 adoptable\), 0 duplicate", r.out), r.out
-    # PeopleForce leave requests cannot be listed yet: said, not reconciled
-    assert "not reconciled: absences (peopleforce absences)" in r.out, r.out
+    # every PeopleForce entity is listed; the leave requests' skip_approval is never read back
+    assert "not reconciled" not in r.out, r.out
+    assert "not compared (the platform does not return them): peopleforce absences: skip_approval" in r.out, r.out
     # read only: not one write, nothing in the state's runs
     reqs = world.sandbox.requests(before)
     assert reqs and all(q["method"] == "GET" for q in reqs), {q["method"] for q in reqs}
@@ -164,6 +165,32 @@ def test_reconcile_assets_drift_and_gone(world):
     world.run("reconcile", "--mapping", "assets", check_rc=0)
 
 
+def test_reconcile_leave_requests_by_their_marker(world):
+    """PeopleForce keeps no external id for leave requests: hrsync's marker in the description
+    says which are the ERP's. One deleted by hand is gone, a copy of one is a duplicate, a
+    request an employee made on PeopleForce (no marker) is none of reconcile's business."""
+    world.use_mappings("employees.yaml", "absences.yaml")
+    world.run("run", check_rc=1)
+    leaves = linked(world, "absences")
+    keys = sorted(leaves)
+    sb = world.sandbox
+    st, _ = sb.api("DELETE", f"/leave_requests/{leaves[keys[0]]}")
+    assert st in (200, 204), st
+    copy = next(x for x in sb.store()["leave_requests"] if str(x["id"]) == leaves[keys[1]])
+    dup = sb.call("POST", "/leave_requests", {k: copy[k] for k in ("employee_id", "leave_type_id", "starts_on",
+                                                                     "ends_on", "description")})["data"]["id"]
+    own = dict((k, copy[k]) for k in ("employee_id", "leave_type_id", "starts_on", "ends_on"))
+    sb.call("POST", "/leave_requests", dict(own, description="asked in PeopleForce", state="pending"))
+    r = world.run("reconcile", "--mapping", "absences", "--format", "json", check_rc=1)
+    got, doc = findings(r)
+    assert got == {("absences", keys[0], "gone", leaves[keys[0]]), ("absences", keys[1], "duplicate", str(dup))}, got
+    assert doc["write_only"]["absences"] == ["skip_approval"]
+    rep = world.run("reconcile", "--mapping", "absences", "--repair", check_rc=1)
+    assert "repaired 1, left 1" in rep.out, rep.out
+    got, _ = findings(world.run("reconcile", "--mapping", "absences", "--format", "json", check_rc=1))
+    assert got == {("absences", keys[1], "duplicate", str(dup))}, got
+
+
 def test_reconcile_usage(world):
     assert world.run("reconcile", "--format", "xml").rc == 2
     assert world.run("reconcile", "--mapping", "nope").rc == 2
@@ -219,7 +246,7 @@ def test_personio_reconcile_reports_hand_edits_and_repair_fixes_the_safe_ones(pw
 # ---------------------------------------------------------------- every connector
 
 WRITE_ONLY = {
-    "peopleforce": {}, "personio": {}, "troops": {},
+    "peopleforce": {"absences": {"skip_approval"}}, "personio": {}, "troops": {},
     "teamtailor": {"teamtailor_users": {"relationships.department", "relationships.location"}},
     "workelo": {"workelo_employees": {"identifications.grade", "identifications.matricule"}},
 }
