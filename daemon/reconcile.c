@@ -534,6 +534,23 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 
 /* ---- printing ---- */
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The group's fields not compared, sorted (borrowed from the map; the array is the caller's). */
+static const char **write_only_sorted(const struct group *g, size_t *n)
+{
+	const char **v = xcalloc(g->write_only.n + 1, sizeof *v);
+	*n = 0;
+	for (size_t i = 0; i < g->write_only.cap; i++)
+		if (g->write_only.keys[i])
+			v[(*n)++] = g->write_only.keys[i];
+	qsort(v, *n, sizeof *v, cmp_str);
+	return v;
+}
+
 /* A value for people: NIRs masked (a field with `check: nir`). */
 static void shown(struct sb *b, const struct mapping *m, const char *path, const struct jv *v)
 {
@@ -655,11 +672,13 @@ static void print_table(const struct rec *rc)
 			continue;
 		}
 		if (gr->write_only.n) {
+			size_t n;
+			const char **names = write_only_sorted(gr, &n);
 			printf("not compared (the platform does not return them): %s %s:", gr->cc->name, gr->ent->name);
-			for (size_t i = 0, n = 0; i < gr->write_only.cap; i++)
-				if (gr->write_only.keys[i])
-					printf("%s %s", n++ ? "," : "", gr->write_only.keys[i]);
+			for (size_t i = 0; i < n; i++)
+				printf("%s %s", i ? "," : "", names[i]);
 			printf("\n");
+			free(names);
 		}
 	}
 	for (size_t g = 0; g < rc->ngroups; g++)
@@ -743,11 +762,13 @@ static void print_json(const struct rec *rc)
 			sb_printf(&b, "%s", n++ ? ", " : "");
 			json_str(&b, gr->maps[m]->name);
 			sb_puts(&b, ": [");
-			for (size_t i = 0, k = 0; i < gr->write_only.cap; i++)
-				if (gr->write_only.keys[i]) {
-					sb_puts(&b, k++ ? ", " : "");
-					json_str(&b, gr->write_only.keys[i]);
-				}
+			size_t nw;
+			const char **names = write_only_sorted(gr, &nw);
+			for (size_t i = 0; i < nw; i++) {
+				sb_puts(&b, i ? ", " : "");
+				json_str(&b, names[i]);
+			}
+			free(names);
 			sb_putc(&b, ']');
 		}
 	}
@@ -888,16 +909,29 @@ static void check_repairs(struct rec *rc)
 		free(err);
 		return;
 	}
+	struct strmap failed = {0}; /* "mapping\x1fkey" of every failure of the mappings repaired */
+	struct strmap read = {0};   /* the mappings read */
 	for (size_t i = 0; i < rc->nfound; i++) {
 		struct finding *f = &rc->found[i];
 		if (!f->repaired)
 			continue;
-		PGresult *r = state_failures_list(&st, f->m->name, NULL, 0);
-		for (int k = 0; r && k < PQntuples(r); k++)
-			if (streq(PQgetvalue(r, k, FL_KEY), f->key))
-				f->repaired = false;
-		PQclear(r);
+		if (!strmap_get(&read, f->m->name, NULL)) {
+			strmap_put(&read, f->m->name, "");
+			PGresult *r = state_failures_list(&st, f->m->name, NULL, 0);
+			for (int k = 0; r && k < PQntuples(r); k++) {
+				char *mk = xasprintf("%s\x1f%s", f->m->name, PQgetvalue(r, k, FL_KEY));
+				strmap_put(&failed, mk, "");
+				free(mk);
+			}
+			PQclear(r);
+		}
+		char *mk = xasprintf("%s\x1f%s", f->m->name, f->key);
+		if (strmap_get(&failed, mk, NULL))
+			f->repaired = false;
+		free(mk);
 	}
+	strmap_clear(&failed);
+	strmap_clear(&read);
 	state_close(&st);
 }
 
