@@ -191,6 +191,26 @@ def test_reconcile_leave_requests_by_their_marker(world):
     assert got == {("absences", keys[1], "duplicate", str(dup))}, got
 
 
+def test_a_repair_the_platform_refuses_is_left(world):
+    """A repair is a normal write: when PeopleForce refuses the ERP's values (an e-mail another
+    employee has), the record goes to `failures` and reconcile says it is left."""
+    world.use_mappings("employees.yaml")
+    world.run("run", check_rc=1)
+    emps = linked(world, "employees")
+    a, b = sorted(emps)[:2]
+    st, body = world.sandbox.api("PUT", f"/employees/{emps[a]}", {"first_name": "Hand"})
+    assert st == 200, body
+    world.sql("UPDATE erp.employees SET email = (SELECT email FROM erp.employees WHERE personnel_number = %s) "
+              "WHERE personnel_number = %s", (b, a))
+    rep = world.run("reconcile", "--repair", "--format", "json", check_rc=1)
+    doc = json.loads(rep.out)
+    assert doc["totals"]["repaired"] == 0 and doc["totals"]["left"] == 1, doc["totals"]
+    (f,) = doc["findings"]
+    assert f["kind"] == "drift" and f["key"] == a and f["repaired"] is False, f
+    fails = world.sql("SELECT kind, reason FROM hrsync.failures WHERE mapping = 'employees' AND erp_key = %s", (a,))
+    assert fails and fails[0][0] == "refused" and "taken" in fails[0][1], fails
+
+
 def test_reconcile_usage(world):
     assert world.run("reconcile", "--format", "xml").rc == 2
     assert world.run("reconcile", "--mapping", "nope").rc == 2
