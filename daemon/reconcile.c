@@ -136,6 +136,7 @@ static int read_erp(struct rec *rc)
 		free(only);
 		return 0;
 	}
+	log_info("reconcile: reading the ERP's records as `run` maps them (a dry run: nothing is sent)");
 	struct plan_sink sink = {.preview = on_preview, .ud = rc, .preview_limit = 0};
 	struct run_opts o = {.dry_run = true, .sink = &sink, .only = only, .nonly = n};
 	struct run_result res;
