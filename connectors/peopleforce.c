@@ -395,6 +395,69 @@ static const struct id_field leave_ids[] = {{"leave_type_id", "leave_types"}, {N
 static const struct id_field asset_ids[] = {
 	{"asset_category_id", "asset_categories"}, {"location_id", "locations"}, {NULL, NULL}};
 
+/* ================= reconcile: how records are listed and read back ================= */
+
+/*
+ * An employee as listed: the standard fields at the top, the position sub-resource as the
+ * current position (null when none), other names are custom fields (absent: null).
+ */
+static struct jv *emp_read_back(const struct jv *item, const char *path)
+{
+	if (str_has_prefix(path, "position.")) {
+		const struct jv *pos = jv_obj_get(item, "position");
+		if (jv_is_null(pos))
+			return jv_null();
+		const struct jv *v = jv_obj_get(pos, path + 9);
+		return v ? jv_copy(v) : NULL;
+	}
+	const struct jv *v = jv_obj_get(item, path);
+	if (v)
+		return jv_copy(v);
+	const struct jv *custom = jv_obj_get(item, "custom_fields");
+	if (strchr(path, '.') || !custom || custom->t != JV_OBJ)
+		return NULL;
+	v = jv_obj_get(custom, path);
+	return v ? jv_copy(v) : jv_null();
+}
+
+static const struct conn_listing emp_listing = {
+	.path = "/employees?status=all",
+	.keys = {{"employee_number", NULL, false}, {"email", NULL, true}},
+	.field = emp_read_back,
+};
+
+/* Leave requests keep no external id: hrsync's marker in the description says which are the ERP's. */
+static const struct conn_listing leave_listing = {
+	.path = "/leave_requests",
+	.marked = true,
+	.write_only = NAMES("skip_approval"),   /* read as the request's state, not as sent */
+};
+
+/* An asset as listed: its latest assignment stands for the assignment group (null when none). */
+static struct jv *asset_listed(const struct jv *item, const char *path)
+{
+	if (!str_has_prefix(path, "assignment."))
+		return kit_listed_field(item, path);
+	const struct jv *list = jv_path_any(item, "asset_assignments");
+	const struct jv *last = NULL;
+	for (size_t i = 0; list && list->t == JV_ARR && i < list->u.arr.n; i++) {
+		const struct jv *a = list->u.arr.v[i];
+		const char *on = jv_obj_str(a, "issued_on"), *best = last ? jv_obj_str(last, "issued_on") : NULL;
+		if (!last || (on && (!best || strcmp(on, best) >= 0)))
+			last = a;
+	}
+	if (!last)
+		return jv_null();
+	const struct jv *v = jv_obj_get(last, path + 11);
+	return v ? jv_copy(v) : NULL;
+}
+
+static const struct conn_listing asset_listing = {
+	.path = "/assets",
+	.keys = {{"code", NULL, false}},
+	.field = asset_listed,
+};
+
 static const struct conn_entity pf_entities[] = {
 	{
 		.name = "employees", .what = "employee", .term = TERM_KEEP,
@@ -410,6 +473,7 @@ static const struct conn_entity pf_entities[] = {
 				"position.division_id", "position.department_id", "position.reporting_to_id",
 				"position.job_level_id", "terminate.effective_from", "terminate.termination_type_id",
 				"terminate.termination_reason_id", "terminate.eligible_for_rehire", "terminate.comment"),
+		.listing = &emp_listing,
 	},
 	{
 		.name = "absences", .what = "leave request", .term = TERM_DELETE,
@@ -418,6 +482,8 @@ static const struct conn_entity pf_entities[] = {
 		.required = NAMES("employee_id", "leave_type_id", "starts_on", "ends_on"), .id_fields = leave_ids,
 		.fields = NAMES("employee_id", "leave_type_id", "starts_on", "ends_on", "description",
 				"leave_request_entries", "skip_approval"),
+
+		.listing = &leave_listing,
 	},
 	{
 		.name = "assets", .what = "asset", .term = TERM_NONE,
@@ -427,6 +493,7 @@ static const struct conn_entity pf_entities[] = {
 		.required = NAMES("name", "code", "asset_category_id", "location_id"), .id_fields = asset_ids,
 		.fields = NAMES("name", "code", "asset_category_id", "location_id", "serial_number", "description",
 				"assignment.user_id", "assignment.issued_on", "assignment.returned_on"),
+		.listing = &asset_listing,
 	},
 	{0},
 };

@@ -733,6 +733,31 @@ static void pio_destroy(struct connector *c)
 	nat_clear_all((struct nat_index *const[]){&p->emp_by_email, &p->time_offs, &p->periods, NULL});
 }
 
+/* ================= reconcile: how employees are listed and read back ================= */
+
+/*
+ * An employee as listed by v1: each attribute wrapped ({"label", "value"}, kit_field unwraps),
+ * custom attributes at the top by their dynamic_NNN name, department, office and subcompany
+ * as objects whose name is what a mapping sends.
+ */
+static struct jv *emp_read_back(const struct jv *item, const char *path)
+{
+	if (str_has_prefix(path, "custom_attributes."))
+		path += 18;
+	const struct jv *v = kit_field(item, path);
+	if (v && v->t == JV_OBJ && (streq(path, "department") || streq(path, "office") || streq(path, "subcompany"))) {
+		const struct jv *name = kit_field(v, "name");
+		return name ? jv_copy(name) : jv_null();
+	}
+	return v ? jv_copy(v) : NULL;
+}
+
+static const struct conn_listing emp_listing = {
+	.path = "/v1/company/employees",
+	.keys = {{"email", NULL, true}},
+	.field = emp_read_back,
+};
+
 static const struct conn_entity pio_entities[] = {
 	{
 		.name = "employees", .what = "employee", .term = TERM_KEEP,
@@ -742,6 +767,8 @@ static const struct conn_entity pio_entities[] = {
 		.prepare = emp_prepare, .find = emp_find, .adopt = emp_adopt, .update = emp_update,
 		.terminate = emp_terminate, .then = emp_written,
 		.required = NAMES("email", "first_name", "last_name"),
+
+		.listing = &emp_listing,
 	},
 	{
 		.name = "absences", .what = "absence", .term = TERM_DELETE, .item_of = abs_item,

@@ -374,12 +374,28 @@ static void tt_destroy(struct connector *c)
 		(struct nat_index *const[]){&tt->dep_by_name, &tt->loc_by_name, &tt->user_by_xid, &tt->user_by_email, NULL});
 }
 
+/* ================= reconcile: how records are listed ================= */
+
+/* Departments and locations keep no ERP key on Teamtailor: their name is how hrsync finds them. */
+static const struct conn_listing dep_listing = {.path = "/departments", .keys = {{"name", NULL, true}}};
+static const struct conn_listing loc_listing = {.path = "/locations", .keys = {{"name", NULL, true}}};
+static const struct conn_listing user_listing = {
+	.path = "/users",
+	.keys = {{"external-id", NULL, false}, {"email", NULL, true}},
+	/* A listing names no related record without include=, which /users does not promise. */
+	.write_only = NAMES("relationships.department", "relationships.location"),
+	.terminated = NAMES("role"),   /* a leaver gets role no_access */
+	.scope = "external-id",        /* users HR invited by hand (no external id) are Teamtailor's own */
+};
+
 static const struct conn_entity tt_entities[] = {
 	{
 		.name = "departments", .what = "department", .term = TERM_NONE,
 		.path = "/departments", .item = "/departments/{id}", .ids = ID_DIGITS, .update_method = "PATCH",
 		.prepare = named_prepare, .find = named_find, .body = tt_body,
 		.required = NAMES("name"), .fields = NAMES("name"),
+
+		.listing = &dep_listing,
 	},
 	{
 		.name = "locations", .what = "location", .term = TERM_NONE,
@@ -388,6 +404,8 @@ static const struct conn_entity tt_entities[] = {
 		.required = NAMES("name"),
 		.fields = NAMES("name", "city", "country", "address", "zip", "email", "phone", "headquarters", "lat",
 				"long"),
+
+		.listing = &loc_listing,
 	},
 	{
 		.name = "users", .what = "user", .term = TERM_KEEP,
@@ -397,6 +415,8 @@ static const struct conn_entity tt_entities[] = {
 		.required = NAMES("name", "email", "external-id"),
 		.fields = NAMES("name", "email", "role", "title", "external-id", "signature", "locale", "time-zone",
 				"hide-email", "relationships.department", "relationships.location", "terminate.title"),
+
+		.listing = &user_listing,
 	},
 	{0},
 };

@@ -708,6 +708,18 @@ static void wk_destroy(struct connector *c)
 	free(w->archived_role);
 }
 
+/* reconcile: records are listed whole, fields at the top; identifications are not listed with them. */
+static const struct conn_listing unit_listing = {
+	.path = "/unit_organizations",
+	.keys = {{"external_id", NULL, false}},
+};
+
+static const struct conn_listing emp_listing = {
+	.path = "/employees",
+	.keys = {{"external_id", NULL, false}, {"email", NULL, true}},
+	.terminated = NAMES("user_role_id"),   /* a leaver gets the "Archived" role */
+};
+
 static const struct conn_entity wk_entities[] = {
 	{
 		.name = "unit_organizations", .what = "unit organization", .term = TERM_NONE,
@@ -716,6 +728,8 @@ static const struct conn_entity wk_entities[] = {
 		.required = NAMES("external_id", "name", "level_organization_id"),
 		.id_fields = (const struct id_field[]){{"level_organization_id", "level_organizations"}, {NULL, NULL}},
 		.fields = NAMES("external_id", "name", "level_organization_id", "parent_id", "language"),
+
+		.listing = &unit_listing,
 	},
 	{
 		.name = "employees", .what = "employee", .term = TERM_KEEP,
@@ -729,6 +743,8 @@ static const struct conn_entity wk_entities[] = {
 		.fields = NAMES("first_name", "last_name", "email", "job_position", "external_id", "unit_organization_id",
 				"user_role_id", "language", "identifications.*"),
 		.custom_fields = false,
+
+		.listing = &emp_listing,
 	},
 	{
 		/* TERM_DELETE: a journey cancelled before it was ever sent is not sent; one back in scope is a new journey */

@@ -32,6 +32,7 @@ int cmd_status(const struct globals *g, int argc, char **argv);
 int cmd_failures(const struct globals *g, int argc, char **argv);
 int cmd_retry(const struct globals *g, int argc, char **argv);
 int cmd_db(const struct globals *g, int argc, char **argv);
+int cmd_reconcile(const struct globals *g, int argc, char **argv);
 
 /* plan.c: the planner shared by `plan` and `run --dry-run` (0 nothing to change, 1 changes pending). */
 struct run_opts;
@@ -40,5 +41,8 @@ int plan_run(struct config *cfg, struct run_opts *o, bool json);
 /* After a run (hrsync run and the daemon): the Prometheus textfile, when configured (metrics.c). */
 struct run_result;
 bool metrics_write(const struct config *cfg, const struct run_result *res);
+/* After `hrsync reconcile`: the series of hrsync_drift_records (lines, each ending in a newline)
+ * replace those of the textfile; the rest of it is kept (metrics.c). */
+bool metrics_write_drift(const struct config *cfg, const char *series);
 
 #endif

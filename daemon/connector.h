@@ -35,6 +35,7 @@ struct pager;
 struct subres;
 struct batch;
 struct batch_queue;
+struct conn_listing;
 
 /* What "terminate" means for an entity on its platform. */
 enum term_kind {
@@ -135,6 +136,9 @@ struct conn_entity {
 	const char *(*item_of)(const struct op *op);    /* `item` when it depends on the record */
 	/* Creates sent many to a request (batch.h); NULL: one request per create. */
 	const struct batch *batch;
+	/* How `hrsync reconcile` reads every record of the entity (kit.h, struct conn_listing);
+	 * NULL: it cannot be listed yet, and reconcile says so. */
+	const struct conn_listing *listing;
 };
 
 enum opt_kind { OPT_SECRET, OPT_STRING, OPT_UUID };

@@ -122,6 +122,30 @@ static const struct help helps[] = {
 	 {{0}},
 	 "0 marked, 1 a KEY named has no failure, 2 usage or configuration error, or no mapping MAPPING, 3 the "
 	 "database cannot be reached."},
+	{"reconcile",
+	 "hrsync reconcile [--mapping NAME]... [--format table|json] [--repair]",
+	 "Read every record on the platforms and compare it with hrsync's links and with the ERP, to show what "
+	 "people changed there by hand: drift (a linked record whose values differ from what hrsync last sent: "
+	 "each field with what was sent, what the platform holds now and what the ERP says today), gone (linked, "
+	 "no longer on the platform), orphan (on the platform, not linked: adoptable when it matches an ERP "
+	 "record by the entity's natural key, else for a person to look at) and duplicate (a second platform "
+	 "record for one ERP key). Fields the platform does not return are listed once, not compared; an entity "
+	 "its connector cannot list is named and skipped. Reads the mirror, the state and the platforms (paged, "
+	 "within the rate limit; the requests are counted in the summary); writes nothing unless --repair. "
+	 "Writes hrsync_drift_records to the metrics file when metrics.textfile is set.",
+	 {{0}},
+	 {{"--mapping NAME",
+	   "only the platform entity that mapping NAME writes to (every mapping writing to the same entity is "
+	   "compared with it); repeat the option for several"},
+	  {"--format table|json", "a table for people (the default), or one JSON document for scripts"},
+	  {"--repair",
+	   "then fix what is safe, as a normal run of the mappings concerned (logged, counted, guarded, recorded "
+	   "as a `reconcile` run): drift gets the ERP's values, what is gone is created again, a matching orphan "
+	   "is linked (nothing sent for it). Nothing is ever deleted: unmatched orphans and duplicates are left "
+	   "for a person to decide"}},
+	 "0 nothing found, 1 something found (with --repair: something left, or a repair failed), 2 usage or "
+	 "configuration error, 3 could not run (database, credentials, a platform kept failing, an incomplete "
+	 "listing), 75 (--repair) another run holds the lock."},
 	{"db",
 	 "hrsync db migrate | hrsync db grants",
 	 "The state schema and the database roles.",

@@ -632,3 +632,49 @@ bool kit_index(struct connector *c, const struct conn_entity *e, const char *pat
 	log_info("indexing %lld page(s) of %s before %ld creates", pages, e->name, pending);
 	return kit_index_all(c, e, path, keys, err);
 }
+
+/* ---- reconcile: reading listed records back as payload fields ---- */
+
+struct jv *kit_listed_field(const struct jv *item, const char *path)
+{
+	const struct jv *v = item;
+	char *copy = xstrdup(path);
+	for (char *part = copy, *dot; part && v; part = dot ? dot + 1 : NULL) {
+		dot = strchr(part, '.');
+		if (dot)
+			*dot = '\0';
+		v = v->t == JV_OBJ ? kit_field(v, part) : NULL;
+	}
+	free(copy);
+	return v ? jv_copy(v) : NULL;
+}
+
+/* "2024-01-31" and "2024-01-31T..." (or "2024-01-31 ...") */
+static bool same_day(const char *date, const char *stamp)
+{
+	size_t n = strlen(date);
+	return n == 10 && date[4] == '-' && date[7] == '-' && strncmp(date, stamp, n) == 0 &&
+	       (stamp[n] == 'T' || stamp[n] == ' ');
+}
+
+bool kit_listed_same(const struct jv *sent, const struct jv *listed)
+{
+	if (jv_is_null(sent) || jv_is_null(listed))
+		return jv_is_null(sent) == jv_is_null(listed) || (jv_is_null(listed) && sent->t == JV_STR && !sent->u.str.len) ||
+		       (jv_is_null(sent) && listed->t == JV_STR && !listed->u.str.len);
+	if (jv_equal(sent, listed))
+		return true;
+	if (sent->t == JV_ARR || sent->t == JV_OBJ || listed->t == JV_ARR || listed->t == JV_OBJ)
+		return false;
+	char *a = jv_scalar_text(sent), *b = jv_scalar_text(listed);
+	bool same = a && b && (streq(a, b) || same_day(a, b) || same_day(b, a));
+	if (!same && a && b && (sent->t == JV_INT || sent->t == JV_NUM || listed->t == JV_INT || listed->t == JV_NUM)) {
+		/* A number the platform answers in its own notation (12.50 sent, 12.5 listed). */
+		char *ea, *eb;
+		double x = strtod(a, &ea), y = strtod(b, &eb);
+		same = *a && *b && !*ea && !*eb && x == y;
+	}
+	free(a);
+	free(b);
+	return same;
+}

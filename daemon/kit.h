@@ -205,4 +205,48 @@ struct search {
 /* Run s over the listing at url (owned, built with url_expand), with the entity's pager. */
 void op_search(struct op *op, const struct search *s, char *url);
 
+/* ---- reconcile: every record of an entity, compared with what hrsync sent (daemon/reconcile.c) ---- */
+
+/*
+ * An entity declares how its records are listed, and how a listed record reads back as the
+ * fields of a mapped payload, so that reconcile can compare them field by field.
+ */
+struct conn_listing {
+	const char *path;                /* the whole listing, every state included: "/employees?status=all" */
+	/*
+	 * The natural keys, best first, {NULL} ends: a payload field and the listed record's field
+	 * that carries the same value (the payload's name when `listed` is NULL). An unlinked listed
+	 * record matches the ERP key whose payload has the same value (its first key that has one).
+	 */
+	struct listing_key {
+		const char *field, *listed;
+		bool fold;               /* compared without case (e-mails) */
+	} keys[3];
+	/*
+	 * The value a listed record holds for a payload field (dotted: "position.department_id"),
+	 * owned by the caller; NULL when the platform does not return that field (write-only).
+	 * NULL hook: kit_listed_field.
+	 */
+	struct jv *(*field)(const struct jv *item, const char *path);
+	const char *const *write_only;   /* payload fields the listing never shows, NULL-terminated (may be NULL) */
+	/* Payload fields a termination changes on the platform (a role, besides the mapping's own
+	 * terminate fields): not compared on a record that left. NULL-terminated (may be NULL). */
+	const char *const *terminated;
+	/* A listed record with no value in this field is the platform's own, not the ERP's (users
+	 * HR invited by hand): neither an orphan nor a duplicate. NULL: every record is the ERP's. */
+	const char *scope;
+	/*
+	 * The records carry hrsync's marker in the entity's `marker` field (no natural key): a
+	 * marker names the record's ERP key (orphans and duplicates are found by it), a record
+	 * without one is the platform's own (asked for there: none of reconcile's business), and
+	 * the marker is not part of the text compared.
+	 */
+	bool marked;
+};
+/* The default reading: each part of the path by kit_field (top, "attributes", label/value wrappers). Caller frees. */
+struct jv *kit_listed_field(const struct jv *item, const char *path);
+/* Whether a value sent and a value listed are the same: numbers and their text alike, a date and
+ * a datetime on that day alike (platforms answer "2024-01-31T00:00:00+01:00" for "2024-01-31"). */
+bool kit_listed_same(const struct jv *sent, const struct jv *listed);
+
 #endif

@@ -39,6 +39,8 @@ static void usage(FILE *out)
 		"                         records that failed, with the reason and attempt count\n"
 		"  retry [MAPPING [KEY...]]\n"
 		"                         make failed records eligible again on the next run\n"
+		"  reconcile [--mapping NAME]... [--format table|json] [--repair]\n"
+		"                         compare every record on the platforms with the links and the ERP\n"
 		"  db migrate             create or upgrade the state schema\n"
 		"  db grants              print the SQL for least-privilege database roles (source, state)\n"
 		"  version                print the version\n"
@@ -61,6 +63,7 @@ static const struct command {
 	{"failures", cmd_failures},
 	{"retry", cmd_retry},
 	{"db", cmd_db},
+	{"reconcile", cmd_reconcile},
 };
 
 int main(int argc, char **argv)

@@ -12,6 +12,9 @@
  *   hrsync_requests_total{connector}        counter: requests sent, over all runs
  *   hrsync_throttled_total{connector}       counter: 429 answers, over all runs
  *   hrsync_build_info{version}              gauge: 1
+ *   hrsync_drift_records{mapping,kind}      gauge: what the last `hrsync reconcile` found (or left after
+ *                                           --repair): drift, gone, orphan, duplicate; carried
+ *                                           over by the runs' rewrites
  *
  * The counters carry on from the previous file (a deleted file restarts them at 0,
  * which Prometheus reads as a counter reset). The last success comes from the previous
@@ -35,12 +38,15 @@
 #include "state.h"
 #include "sync.h"
 
+#define DRIFT_HELP "Records the last hrsync reconcile found (or left after --repair), by mapping and kind."
+
 /* What the previous file said that this one carries on. */
 struct previous {
 	double last_success;
 	char **names;       /* "hrsync_requests_total{connector=\"x\"}" */
 	double *values;
 	size_t n;
+	struct sb drift;    /* the hrsync_drift_records lines, kept as they are */
 };
 
 static void previous_free(struct previous *p)
@@ -49,6 +55,7 @@ static void previous_free(struct previous *p)
 		free(p->names[i]);
 	free(p->names);
 	free(p->values);
+	sb_free(&p->drift);
 	memset(p, 0, sizeof *p);
 }
 
@@ -71,6 +78,10 @@ static void previous_read(const char *path, struct previous *p)
 		if (!sp || !parse_double(sp + 1, &v))
 			continue;
 		*sp = '\0';
+		if (str_has_prefix(line, "hrsync_drift_records{")) {
+			sb_printf(&p->drift, "%s %s\n", line, sp + 1);
+			continue;
+		}
 		if (streq(line, "hrsync_last_success_timestamp_seconds")) {
 			p->last_success = v;
 		} else if (str_has_prefix(line, "hrsync_requests_total{") || str_has_prefix(line, "hrsync_throttled_total{")) {
@@ -176,6 +187,10 @@ static void render(struct sb *b, const struct config *cfg, const struct run_resu
 			sb_free(&series);
 		}
 	}
+	if (prev->drift.len) {
+		head(b, "hrsync_drift_records", "gauge", DRIFT_HELP);
+		sb_puts(b, sb_str(&prev->drift));
+	}
 	head(b, "hrsync_build_info", "gauge", "hrsync version.");
 	sb_printf(b, "hrsync_build_info{version=\"%s\"} 1\n", HRSYNC_VERSION);
 }
@@ -256,5 +271,32 @@ bool metrics_write(const struct config *cfg, const struct run_result *res)
 		log_warn("metrics file %s: %s", cfg->metrics_textfile, strerror(errno));
 	sb_free(&b);
 	previous_free(&prev);
+	return ok;
+}
+
+bool metrics_write_drift(const struct config *cfg, const char *series)
+{
+	if (!cfg->metrics_textfile)
+		return true;
+	size_t len;
+	char *text = read_file(cfg->metrics_textfile, &len);
+	struct sb b = {0};
+	/* The file as the last run wrote it, without its drift series: they are replaced. */
+	for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		if (str_has_prefix(line, "hrsync_drift_records{") || str_has_prefix(line, "# HELP hrsync_drift_records ") ||
+		    str_has_prefix(line, "# TYPE hrsync_drift_records "))
+			continue;
+		sb_add(&b, line, n);
+		sb_putc(&b, '\n');
+	}
+	free(text);
+	head(&b, "hrsync_drift_records", "gauge", DRIFT_HELP);
+	sb_puts(&b, series);
+	bool ok = write_atomic(cfg->metrics_textfile, sb_str(&b), b.len);
+	if (!ok)
+		log_warn("metrics file %s: %s", cfg->metrics_textfile, strerror(errno));
+	sb_free(&b);
 	return ok;
 }

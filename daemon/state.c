@@ -808,3 +808,47 @@ void nir_hash_hex(const char nir[16], char out[65])
 	int n = snprintf(buf, sizeof buf, "hrsync-nir:%s", nir);
 	sha256_hex(buf, (size_t)n, out);
 }
+
+/* ---- reconcile (reconcile.c): the links as the platform should show them, and repairs ---- */
+
+PGresult *state_links_of(struct state *s, const char *mapping)
+{
+	const char *p[] = {mapping};
+	return q(s, "SELECT erp_key, platform_id, status, payload::text FROM %1$s.links "
+		    "WHERE mapping = $1 AND platform_id IS NOT NULL ORDER BY erp_key",
+		 1, p);
+}
+
+bool state_link_drifted(struct state *s, const char *mapping, const char *key, const char *platform_id,
+			const struct jv *seen)
+{
+	char *pj = jv_dumps(seen);
+	const char *p[] = {mapping, key, platform_id, pj};
+	bool ok = q_ok(s, "UPDATE %1$s.links SET payload = $4::jsonb, fingerprint = NULL, src_hash = NULL, updated_at = now() "
+			  "WHERE mapping = $1 AND erp_key = $2 AND platform_id = $3",
+		       4, p);
+	free(pj);
+	return ok;
+}
+
+bool state_link_gone(struct state *s, const char *mapping, const char *key, const char *platform_id)
+{
+	const char *p[] = {mapping, key, platform_id};
+	return q_ok(s, "DELETE FROM %1$s.links WHERE mapping = $1 AND erp_key = $2 AND platform_id = $3", 3, p);
+}
+
+bool state_link_adopt(struct state *s, const char *mapping, const char *key, const char *platform_id,
+		      const char *fp_hex, const struct jv *payload)
+{
+	char *pj = jv_dumps(payload);
+	const char *p[] = {mapping, key, platform_id, fp_hex, pj};
+	bool ok = q_ok(s,
+		       "INSERT INTO %1$s.links (mapping, erp_key, platform_id, status, fingerprint, payload) "
+		       "VALUES ($1, $2, $3, 'active', decode($4, 'hex'), $5::jsonb) "
+		       "ON CONFLICT (mapping, erp_key) DO UPDATE SET platform_id = EXCLUDED.platform_id, status = 'active', "
+		       "fingerprint = EXCLUDED.fingerprint, payload = EXCLUDED.payload, extra = NULL, src_hash = NULL, "
+		       "updated_at = now()",
+		       5, p);
+	free(pj);
+	return ok;
+}

@@ -248,4 +248,22 @@ void nir_hash_hex(const char nir[16], char out[65]);
 /* A running run's progress as its message (`hrsync status` shows it); replaced at the end. */
 bool state_run_progress(struct state *s, long long run, const char *text);
 
+/* ---- reconcile (reconcile.c) ---- */
+
+/* Columns of state_links_of(): every link of a mapping that names a platform record, by key. */
+enum { LK_KEY, LK_PLATFORM_ID, LK_STATUS, LK_PAYLOAD };
+PGresult *state_links_of(struct state *s, const char *mapping);
+/*
+ * A record that drifted on the platform: its link keeps what the platform holds now as the
+ * payload last accepted, without a fingerprint, so the next run sends the ERP's values
+ * (an update whose old side is what the platform shows).
+ */
+bool state_link_drifted(struct state *s, const char *mapping, const char *key, const char *platform_id,
+			const struct jv *seen);
+/* A linked record gone from the platform: the link goes, so the next run creates it again. */
+bool state_link_gone(struct state *s, const char *mapping, const char *key, const char *platform_id);
+/* A platform record adopted for an ERP key: linked, nothing sent (fp_hex: the payload's fingerprint, or NULL). */
+bool state_link_adopt(struct state *s, const char *mapping, const char *key, const char *platform_id,
+		      const char *fp_hex, const struct jv *payload);
+
 #endif

@@ -1530,7 +1530,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 		sigaction(SIGINT, &sa, &old_int);
 	}
 
-	e.run_id = opts->dry_run ? 0 : state_run_begin(&e.st, "run", false);
+	e.run_id = opts->dry_run ? 0 : state_run_begin(&e.st, opts->command ? opts->command : "run", false);
 	log_set_run(e.run_id);
 	int64_t t0 = now_ms();
 	size_t nsel = 0;

@@ -66,6 +66,8 @@ struct run_opts {
 	 * creates and terminations before updates.
 	 */
 	double until;
+	/* What the run is recorded as in the state's runs (`status`); NULL: "run". */
+	const char *command;
 };
 
 /* What a run did, for metrics and the daemon's status line. */

@@ -18,7 +18,8 @@
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANDIR      ?= $(PREFIX)/share/man
-OPS_UNITS    = hrsync.service hrsync.timer hrsyncd.service hrsync@.service hrsync@.timer
+OPS_UNITS    = hrsync.service hrsync.timer hrsyncd.service hrsync@.service hrsync@.timer \
+               hrsync-reconcile.service hrsync-reconcile.timer
 
 .PHONY: install-ops systemd-verify systemd-security
 install: install-ops
@@ -45,10 +46,11 @@ systemd-verify: $(BUILD)/hrsync
 	@cp docs/man/hrsync.1 $(OPS_VERIFY_DIR)/man/man1/ && cp docs/man/hrsync.yaml.5 $(OPS_VERIFY_DIR)/man/man5/
 	@cd $(OPS_VERIFY_DIR) && man=no && if command -v man >/dev/null; then man=yes; fi && \
 	  out=$$(MANPATH=$$PWD/man systemd-analyze verify --man=$$man \
-	    ./hrsync.service ./hrsync.timer ./hrsyncd.service ./hrsync@tenant.service ./hrsync@tenant.timer 2>&1); \
+	    ./hrsync.service ./hrsync.timer ./hrsyncd.service ./hrsync@tenant.service ./hrsync@tenant.timer \
+	    ./hrsync-reconcile.service ./hrsync-reconcile.timer 2>&1); \
 	  rc=$$?; [ -z "$$out" ] || echo "$$out" >&2; \
 	  if [ $$rc -eq 0 ] && [ -z "$$out" ]; then echo "systemd-verify: $(OPS_UNITS): OK"; else exit 1; fi
 
 systemd-security: systemd-verify
-	@cd $(OPS_VERIFY_DIR) && for u in hrsync.service hrsyncd.service hrsync@tenant.service; do \
+	@cd $(OPS_VERIFY_DIR) && for u in hrsync.service hrsyncd.service hrsync@tenant.service hrsync-reconcile.service; do \
 	  systemd-analyze security --offline=yes --no-pager ./$$u | tail -1; done

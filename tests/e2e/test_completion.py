@@ -62,9 +62,11 @@ def named_hrsync():
 
 def test_commands():
     assert complete("hrsync ") == {"run", "plan", "preview", "check", "daemon", "status", "failures",
-                                   "retry", "db", "version", "help"}
+                                   "retry", "reconcile", "db", "version", "help"}
     assert complete("hrsync st") == {"status"}
-    assert complete("hrsync -q -c x.yaml re") == {"retry"}
+    assert complete("hrsync -q -c x.yaml re") == {"retry", "reconcile"}
+    assert complete("hrsync -q -c x.yaml rec") == {"reconcile"}
+    assert complete("hrsync reconcile --") == {"--mapping", "--format", "--repair", "--help"}
     assert complete("hrsync help fa") == {"failures"}
     assert complete("hrsync db ") == {"migrate", "grants"}
 

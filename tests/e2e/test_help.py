@@ -12,7 +12,7 @@ import pytest
 from harness import HRSYNC
 
 NO_CONFIG = "/nonexistent/hrsync-help-test.yaml"
-COMMANDS = ["run", "plan", "preview", "check", "daemon", "status", "failures", "retry", "db",
+COMMANDS = ["run", "plan", "preview", "check", "daemon", "status", "failures", "retry", "reconcile", "db",
             "version", "help"]
 # Options documented before their command parses them (none now): the help test checks they
 # are explained; the parser check waits for them.

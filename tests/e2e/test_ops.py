@@ -468,7 +468,8 @@ def test_make_install_puts_binary_units_man_pages_and_example_config_in_place(tm
     want = {"usr/bin/hrsync", "etc/hrsync/hrsync.yaml.example", "usr/share/man/man1/hrsync.1",
             "usr/share/man/man5/hrsync.yaml.5", "usr/lib/sysusers.d/hrsync.conf"}
     want |= {f"usr/lib/systemd/system/{u}" for u in ("hrsync.service", "hrsync.timer", "hrsyncd.service",
-                                                     "hrsync@.service", "hrsync@.timer")}
+                                                     "hrsync@.service", "hrsync@.timer",
+                                                     "hrsync-reconcile.service", "hrsync-reconcile.timer")}
     assert want <= files, want - files
     assert os.access(dest / "usr/bin/hrsync", os.X_OK)
     unit = (dest / "usr/lib/systemd/system/hrsync.service").read_text()
@@ -504,10 +505,11 @@ def test_systemd_analyze_verify_passes_on_the_installed_units(tmp_path):
     # With man(1) installed, verify also checks that the Documentation= pages exist.
     man = "--man=yes" if shutil.which("man") else "--man=no"
     r = subprocess.run(["systemd-analyze", "verify", man, "./hrsync.service", "./hrsync.timer",
-                        "./hrsyncd.service", "./hrsync@acme.service", "./hrsync@acme.timer"],
+                        "./hrsyncd.service", "./hrsync@acme.service", "./hrsync@acme.timer",
+                        "./hrsync-reconcile.service", "./hrsync-reconcile.timer"],
                        cwd=units, capture_output=True, text=True, env=env)
     assert r.returncode == 0 and not r.stderr.strip() and not r.stdout.strip(), r.stdout + r.stderr
-    for u in ("hrsync.service", "hrsyncd.service", "hrsync@acme.service"):
+    for u in ("hrsync.service", "hrsyncd.service", "hrsync@acme.service", "hrsync-reconcile.service"):
         r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", f"./{u}"], cwd=units,
                            capture_output=True, text=True)
         m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout)

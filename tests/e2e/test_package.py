@@ -18,7 +18,8 @@ from harness import ROOT
 # two workers building into build/deb at once would remove each other's files.
 pytestmark = pytest.mark.xdist_group("deb")
 
-UNITS = ["hrsync.service", "hrsync.timer", "hrsyncd.service", "hrsync@.service", "hrsync@.timer"]
+UNITS = ["hrsync.service", "hrsync.timer", "hrsyncd.service", "hrsync@.service", "hrsync@.timer",
+         "hrsync-reconcile.service", "hrsync-reconcile.timer"]
 
 
 def makefile_version():

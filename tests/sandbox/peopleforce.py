@@ -277,6 +277,10 @@ class PeopleForceSandbox(Sandbox):
         a = self.admin_route
         a("POST", r"/leave_requests", self.admin_create_leave_request)
         a("POST", r"/leave_requests/(\d+)/state", self.admin_leave_state)
+        # what people do by hand in PeopleForce's own screens (hrsync reconcile's tests)
+        a("POST", r"/employees", self.admin_create_employee)
+        a("DELETE", r"/employees/(\d+)", self.admin_delete_employee)
+        a("DELETE", r"/assets/(\d+)", self.delete_asset)
 
     # ---- helpers -----------------------------------------------------------------
     def _next_id(self, kind):
@@ -409,7 +413,7 @@ class PeopleForceSandbox(Sandbox):
     def get_employee(self, req):
         return 200, {}, {"data": self.render_employee(self._employee(req))}
 
-    def _check_employee(self, body, partial, self_id=None):
+    def _check_employee(self, body, partial, self_id=None, unique=True):
         c = Checker(body, partial)
         c.string("first_name", required=True)
         c.string("last_name", required=True)
@@ -423,9 +427,10 @@ class PeopleForceSandbox(Sandbox):
         email = c.values.get("email")
         number = c.values.get("employee_number")
         keys = self.store["employee_keys"]
-        if email and keys.get(("email", email.lower()), self_id) != self_id and not c.has_error("email"):
+        if unique and email and keys.get(("email", email.lower()), self_id) != self_id \
+                and not c.has_error("email"):
             c.error("email", "Email has already been taken", full=True)
-        if number is not None and keys.get(("number", number), self_id) != self_id \
+        if unique and number is not None and keys.get(("number", number), self_id) != self_id \
                 and not c.has_error("employee_number"):
             c.error("employee_number", "Employee number has already been taken", full=True)
         values = c.done()
@@ -439,8 +444,8 @@ class PeopleForceSandbox(Sandbox):
                 custom[k] = v
         return values, custom, removed
 
-    def _create_employee(self, body):
-        values, custom, _ = self._check_employee(body, partial=False)
+    def _create_employee(self, body, unique=True):
+        values, custom, _ = self._check_employee(body, partial=False, unique=unique)
         now = time.time()
         e = {"id": self._next_id("employees"), "employee_number": None, "first_name": None,
              "middle_name": None, "last_name": None, "email": None, "personal_email": None,
@@ -465,6 +470,23 @@ class PeopleForceSandbox(Sandbox):
             keys[("email", e["email"].lower())] = e["id"]
         if e["employee_number"] is not None:
             keys[("number", e["employee_number"])] = e["id"]
+
+    def admin_create_employee(self, req):
+        """An employee typed in by hand, or imported from a spreadsheet: the screens do not
+        check that its employee number or e-mail is free (how a person gets two records)."""
+        e = self._create_employee(req.json(), unique=False)
+        return 200, {}, {"data": self.render_employee(e)}
+
+    def admin_delete_employee(self, req):
+        """An employee deleted in the screens (the API has no DELETE): its positions go too."""
+        e = self._employee(req)
+        del self.store["employees"][e["id"]]
+        keys = self.store["employee_keys"]
+        for k in [k for k, v in keys.items() if v == e["id"]]:
+            del keys[k]
+        for pid in [p["id"] for p in self.store["employee_positions"].values() if p["employee_id"] == e["id"]]:
+            del self.store["employee_positions"][pid]
+        return 200, {}, {"ok": True}
 
     def create_employee(self, req):
         e = self._create_employee(req.json())

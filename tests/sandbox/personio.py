@@ -406,6 +406,7 @@ class PersonioSandbox(Sandbox):
         a("POST", r"/tokens/expire", self.admin_expire_tokens)
         a("POST", r"/employees", self.admin_create_employee)
         a("POST", r"/employees/(\d+)", self.admin_edit_employee)
+        a("DELETE", r"/employees/(\d+)", self.admin_delete_employee)
         a("POST", r"/time-offs", self.admin_create_time_off)
         a("POST", r"/time-offs/(\d+)/status", self.admin_time_off_status)
         a("POST", r"/absence-periods", self.admin_create_absence_period)
@@ -685,6 +686,14 @@ class PersonioSandbox(Sandbox):
         e["custom"].update(custom)
         e["updated_at"] = time.time()
         return 200, {}, {"ok": True, "employee": self.flat_employee(e), "meta": meta}
+
+    def admin_delete_employee(self, req):
+        """An employee deleted in Personio's web UI (the API cannot)."""
+        e = self._employee(int(req.match.group(1)))
+        del self.store["employees"][e["id"]]
+        if e["email"]:
+            self.store["emails"][e["email"].lower()] -= 1
+        return 200, {}, {"ok": True}
 
     def patch_employee(self, req):
         e = self._employee(int(req.match.group(1)))

@@ -732,3 +732,24 @@ def test_keepalive_parallel(server):
     assert time.time() - t0 < 10
     assert len(admin(server, "GET", "/store")["employees"]) == 320
     assert len({e["id"] for e in admin(server, "GET", "/store")["employees"]}) == 320
+
+
+def test_admin_hand_edits_a_person_twice_and_a_deletion(server):
+    """What people do in PeopleForce's screens (hrsync reconcile's tests): a second record
+    with a taken employee number (the API refuses it), an employee deleted with its positions."""
+    e = new_employee(server, employee_number="E-1", email="anna@example.com")
+    st, _h, data = api(server, "POST", "/employees", {"first_name": "A", "last_name": "B", "employee_number": "E-1"})
+    assert st == 422, data
+    dup = admin(server, "POST", "/employees", {"first_name": "A", "last_name": "B", "employee_number": "E-1",
+                                               "email": "anna@example.com"})["data"]
+    assert dup["id"] != e["id"] and dup["employee_number"] == "E-1"
+    st, _h, data = api(server, "POST", "/employees/%d/positions" % e["id"], {"effective_from": "2024-01-01"})
+    assert st in (200, 201), data
+    admin(server, "DELETE", "/employees/%d" % e["id"])
+    st, _h, _d = api(server, "GET", "/employees/%d" % e["id"])
+    assert st == 404
+    store = admin(server, "GET", "/store")
+    assert [x["id"] for x in store["employees"]] == [dup["id"]]
+    assert not [p for p in store["employee_positions"] if p["employee_id"] == e["id"]]
+    st, _h, _d = _request(server, "DELETE", "/_sandbox/employees/%d" % e["id"], key=None)
+    assert st == 404

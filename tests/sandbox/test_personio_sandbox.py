@@ -419,3 +419,13 @@ def test_fault_modes_and_error_shapes_follow_the_path(server, tok):
     assert st == 500 and b == {"success": False, "error": {"code": 500, "message": "Internal server error"}}
     st, _, b = request(server, "GET", "/v1/company/nothing", token=tok)
     assert st == 404 and b["success"] is False
+
+
+def test_admin_deletes_an_employee_and_frees_its_email(server, tok):
+    """An employee deleted in Personio's web UI (hrsync reconcile's tests): gone from the API,
+    its e-mail free again."""
+    eid = admin(server, "POST", "/employees", {"email": "gone@example.com", "first_name": "A", "last_name": "B"})["id"]
+    assert admin(server, "DELETE", "/employees/%d" % eid) == {"ok": True}
+    assert admin(server, "GET", "/store")["employees"] == []
+    again = admin(server, "POST", "/employees", {"email": "gone@example.com", "first_name": "A", "last_name": "B"})
+    assert again["id"] != eid
