@@ -110,6 +110,7 @@ struct http_call {
 
 	/* internal */
 	bool too_large;              /* the body passed MAX_BODY: not asked for again */
+	int sends;                   /* times libcurl was about to send this attempt (on_prereq) */
 	int64_t not_before, started_ms, first_ms;
 	CURL *easy;
 	struct sb rbuf;

@@ -35,6 +35,7 @@ struct state {
 	char *err;        /* the last error, for messages */
 	bool broken;      /* the connection failed: stop writing */
 	bool quiet;       /* errors are not logged: the caller prints err (the reports) */
+	long link_writes; /* links rows written through this connection (state_vacuum_links) */
 };
 
 struct counts {
@@ -244,6 +245,16 @@ char *state_links_missing_sql(const char *schema_q, const char *mapping_lit, con
 
 /* Hex SHA-256 of a normalised NIR, as kept in links for ssn: references. */
 void nir_hash_hex(const char nir[16], char out[65]);
+
+/*
+ * After a run that wrote many links (at least STATE_VACUUM_WRITES rows): VACUUM (ANALYZE) of
+ * the links table, so that the next run's index-only read of links_nochange finds its pages
+ * all-visible instead of visiting the heap for each row (issue 18). Outside any transaction;
+ * a failure (not the table's owner, a timeout) is logged as a warning and changes nothing.
+ * Returns whether it ran.
+ */
+#define STATE_VACUUM_WRITES 100
+bool state_vacuum_links(struct state *s);
 
 /* A running run's progress as its message (`hrsync status` shows it); replaced at the end. */
 bool state_run_progress(struct state *s, long long run, const char *text);
