@@ -65,15 +65,15 @@ void pacer_init(struct pacer *p, const char *name, double rate, int max_in_fligh
 {
 	memset(p, 0, sizeof *p);
 	p->name = xstrdup(name);
-	/* 3% under the platform's limit: requests that leave evenly spaced do not always arrive so;
-	 * a platform that stalls for 1.5 requests' time (30 ms at 50/s) still sees no more than its
-	 * limit in the second after. */
-	rate *= 0.97;
+	/* Under the platform's limit (PACE_SHARE): requests that leave evenly spaced do not always
+	 * arrive so; a platform that stalls for 13 ms at 50/s still sees no more than its limit in
+	 * the second after. */
+	rate *= PACE_SHARE;
 	bucket_init(&p->bucket, rate, now_ms());
 	/* The loop wakes on whole milliseconds, so a token is often taken up to 1 ms after it was
 	 * earned; 2 ms of slack keeps that time instead of losing it (at 49/s a 21 ms wake for a
 	 * 20.4 ms token cost 3% of the rate). A window of W seconds still sees at most
-	 * floor(1 + 0.972 x limit x W) requests, never more than the platform's limit x W. */
+	 * floor(1 + 0.987 x limit x W) requests, never more than the platform's limit x W. */
 	if (rate > 0)
 		p->bucket.capacity = 1.0 + rate * 0.002;
 	p->base_rate = rate;

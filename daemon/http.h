@@ -121,6 +121,14 @@ struct http_call {
 	struct http *http;
 };
 
+/*
+ * The share of a connector's rate_limit its pacer sends at: 1.5% under the platform's limit
+ * (issue 18: 98.5% of a known limit, no 429). Requests that leave evenly spaced do not always
+ * arrive so: 51 requests reach a 1-second window at 50/s only if the platform bunches their
+ * arrivals by 13 ms or more.
+ */
+#define PACE_SHARE 0.985
+
 struct http;
 
 struct http *http_new(void);

@@ -213,6 +213,19 @@ static void record_deferred_op(struct engine *e, struct op *op)
 	e->cnt.deferred++;
 }
 
+/*
+ * May this confirmed write's link be committed with others (state_link_put_later)? Only if a
+ * run killed before that commit finds it again: an update (the next run sends the same
+ * payload again), or a create its connector looks for by natural key before creating. Not a
+ * record to terminate next (its status follows at once), a restore, or a termination.
+ */
+static bool groupable(const struct op *op)
+{
+	if (op->then_terminate)
+		return false;
+	return op->action == ACT_UPDATE || (op->action == ACT_CREATE && op->ent && op->ent->find);
+}
+
 static void op_done(struct op *op)
 {
 	struct engine *e = op->engine;
@@ -233,6 +246,24 @@ static void op_done(struct op *op)
 			ok = state_link_status(&e->st, m, op->key, st, e->run_id);
 			e->cnt.terminated++;
 			log_rec(L_INFO, op->key, "terminate", "%s on the platform (id %s)", st, op->platform_id);
+		} else if (groupable(op)) {
+			/* Committed with others (state.h, grouped state commits), its failure cleared with it. */
+			ok = state_link_put_later(&e->st, m, op->key, op->platform_id, x->fp, op->payload, op->extra,
+						  x->has_nir ? x->nir_hash : NULL, x->src_hash[0] ? x->src_hash : NULL,
+						  e->run_id);
+			if (ok && now_ms() - e->st.pend_ms >= STATE_GROUP_MS)
+				ok = state_flush(&e->st);
+			if (op->action == ACT_CREATE)
+				e->cnt.created++;
+			else
+				e->cnt.updated++;
+			log_rec(L_INFO, op->key, action_name(op->action), "%s (id %s%s)",
+				op->action == ACT_CREATE ? "created" : "updated", op->platform_id,
+				op->adopted ? ", found on the platform" : "");
+			if (!ok && e->st.broken)
+				stop_run(e, "the state database is unreachable: %s", e->st.err ? e->st.err : "");
+			op_free(op);
+			return;
 		} else {
 			ok = state_link_put(&e->st, m, op->key, op->platform_id, "active", x->fp, op->payload, op->extra,
 					    x->has_nir ? x->nir_hash : NULL, x->src_hash[0] ? x->src_hash : NULL, e->run_id);
@@ -298,6 +329,8 @@ static void pump(struct engine *e, int limit)
 		if (!http_busy(e->http) && batch_flush(e->conn))
 			continue;
 		http_run(e->http, 200);
+		if (e->st.npend && now_ms() - e->st.pend_ms >= STATE_GROUP_MS && !state_flush(&e->st) && e->st.broken)
+			stop_run(e, "the state database is unreachable: %s", e->st.err ? e->st.err : "");
 		if (stop_requested(e) && !e->stop)
 			stop_run(e, "asked to stop; finishing the requests in flight");
 	}
