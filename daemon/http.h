@@ -128,6 +128,7 @@ struct http_call {
  * arrivals by 13 ms or more.
  */
 #define PACE_SHARE 0.985
+#define PACE_SLACK 0.01     /* the bucket holds 1 + PACE_SLACK x limit tokens (http.c pacer_init) */
 
 struct http;
 
