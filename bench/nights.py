@@ -3,7 +3,7 @@
 hrsync benchmark, issue 18: nights as they happen, a plan in flat memory, cheap pushes, the
 pace under a known limit. Part of `make bench` (after bench/run.py); alone:
 
-    /usr/bin/python3 bench/nights.py [--sizes "10000 200000 1000000"] [--only "nights push pace"]
+    /usr/bin/python3 bench/nights.py [--sizes "10000 200000 1000000"] [--only "nights pushcpu pace"]
 
 Stages (--only picks some):
 
@@ -15,7 +15,7 @@ Stages (--only picks some):
           mapped columns and a no-change run, three times. Then 1% of the rows changed, the
           run that sends them, and right after it again COPY and no-change runs. EXPLAIN
           (ANALYZE, BUFFERS) of hrsync's query after the first no-change run (heap fetches).
-  push    goal 3. A fresh mirror of --push-rows employees (the full shipped mapping: a create
+  pushcpu goal 3. A fresh mirror of --push-rows employees (the full shipped mapping: a create
           and its position, two requests), pushed to the sandbox answering at once, 8 in flight:
           requests/s and hrsync's CPU (user + system) per 1,000 requests, a `perf` profile;
           then bench/onebyone.py, one request at a time, on the same sandbox and payloads.
@@ -42,11 +42,21 @@ import run as B  # noqa: E402  (World, helpers)
 
 PY = B.PY
 MIB = B.MIB
-STAGES = ("nights", "push", "pace")
+STAGES = ("nights", "pushcpu", "pace")
 
-# Measured at 9fff614 (before issue 18) with `bench/nights.py --bin /tmp/perf-before-build`, same
-# machine; see bench/README.md. Keys: what the table prints.
-BEFORE = {"commit": "9fff614"}
+# Measured at 9fff614 (before issue 18) with this script and the binary built at that commit
+# (`--bin` of a copy of its build/), on the same 2-core machine, shared with other test runs
+# (load average 2 to 11: compare the ratios, not the seconds). 10,000 and 200,000 rows, push
+# 5,000 rows and pace 3,000 creates in one run; 1,000,000 rows and pace 5,000 in another.
+BEFORE = {
+    "commit": "9fff614",
+    "nights_10000_after_write": "1.65×; 1.55×", "nights_10000_after_change": "1.71×; 1.71×",
+    "nights_200000_after_write": "2.20×; 2.99×", "nights_200000_after_change": "2.79×; 2.72×",
+    "plan_10000": "14.6 MiB (0.2 s)", "dry_run_10000": "14.5 MiB (0.2 s)",
+    "plan_200000": "34.0 MiB (2.3 s)", "dry_run_200000": "33.9 MiB (2.3 s)",
+    "push_cpu": "325 ms (5,000 rows)", "push_rps": "501 vs 1,280 (5,000 rows)",
+    "pace": "94.8 %, 0 (3,000 creates); 97.0 %, 0 in bench/README.md (20,000)",
+}
 
 
 def log(msg):
@@ -151,6 +161,10 @@ def stage_nights(w, res):
         log("size %s: 1%% night: %d rows changed, %.1f s, %d writes" % (B.fmt_n(n), k, cr["seconds"],
                                                                        cr["requests"]["writes"]))
         s["after_change"] = night(w, h, db, sql, "nights-%d-after-change" % n, a.repeat)
+        if a.perf and n == max(a.sizes) and shutil.which("perf"):
+            # Where a no-change night's time goes: hrsync and its backends, sampled system-wide
+            # (bench/results/perf-nochange-<rows>.txt).
+            s["perf"] = B.perf_profile(w, h, n)
         out[str(n)] = s
         w.drop(db)
 
@@ -171,7 +185,7 @@ def perf_push(w, h, label):
     return lines
 
 
-def stage_push(w, res):
+def stage_pushcpu(w, res):
     a = w.args
     db = "nights_push"
     w.load(db, a.push_rows, seed=11)
@@ -280,6 +294,12 @@ def main():
     a = p.parse_args()
     a.sizes = [int(x) for x in a.sizes.replace(",", " ").split()]
     only = a.only.split() or list(STAGES)
+    for s in only:
+        if s not in STAGES and s not in B.STAGES:
+            p.error("unknown stage %r (stages: %s; bench/run.py: %s)" % (s, " ".join(STAGES), " ".join(B.STAGES)))
+    only = [s for s in only if s in STAGES]
+    if not only:
+        return 0
     os.makedirs(B.RESULTS, exist_ok=True)
     res = {"meta": B.meta(a)}
     tmp = tempfile.mkdtemp(prefix="hrsync-nights-")
