@@ -130,7 +130,7 @@ struct http_call {
  */
 #define PACE_SHARE 0.985
 #define PACE_SHARE_SPANNED 0.995  /* the bucket's share where a 1-second span guards the limit */
-#define PACE_SLACK 0.01     /* the bucket holds 1 + PACE_SLACK x limit tokens (http.c pacer_init) */
+#define PACE_SLACK 0.01     /* the bucket holds 1 + PACE_SLACK x limit tokens, 1.5 at most (http.c pacer_init) */
 
 struct http;
 
