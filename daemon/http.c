@@ -77,12 +77,13 @@ void pacer_init(struct pacer *p, const char *name, double rate, int max_in_fligh
 	/* The loop may take a token some milliseconds after it was earned (it wakes on whole
 	 * milliseconds, and a busy machine, a source read or a state commit delays it); a slack of
 	 * PACE_SLACK x limit tokens (10 ms; half a token at most, so that two requests never leave
-	 * at the same instant) keeps that time instead of losing it: on a loaded
+	 * at the same instant, unless 2 ms of tokens are more: the loop's millisecond timers
+	 * need those at high rates) keeps that time instead of losing it: on a loaded
 	 * 2-core machine 2 ms of slack lost 1.5% of the rate (issue 18). A window of W >= 1 s
 	 * still sees at most floor(1 + 0.01 x limit + 0.985 x limit x W) requests, never more
 	 * than the platform's limit x W (tests/unit/test_pace.c). */
 	if (rate > 0)
-		p->bucket.capacity = 1.0 + fmin(limit * PACE_SLACK, 0.5);
+		p->bucket.capacity = 1.0 + fmax(limit * 0.002, fmin(limit * PACE_SLACK, 0.5));
 	p->base_rate = rate;
 	p->max_in_flight = max_in_flight > 0 ? max_in_flight : 4;
 	p->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
