@@ -65,17 +65,25 @@ void pacer_init(struct pacer *p, const char *name, double rate, int max_in_fligh
 {
 	memset(p, 0, sizeof *p);
 	p->name = xstrdup(name);
-	/* 3% under the platform's limit: requests that leave evenly spaced do not always arrive so;
-	 * a platform that stalls for 1.5 requests' time (30 ms at 50/s) still sees no more than its
-	 * limit in the second after. */
-	rate *= 0.97;
+	/* Under the platform's limit (PACE_SHARE, the span): requests that leave evenly spaced do
+	 * not always arrive so; a platform that bunches them by up to 15 ms still sees no more
+	 * than its limit in any second. */
+	double limit = rate;
+	span_init(&p->span, limit, SPAN_JITTER_MS);
+	/* Where the span keeps each second under the limit, the bucket only spaces the requests
+	 * and may catch up what a late loop lost; elsewhere it is the limit's guard. */
+	rate *= p->span.n && p->span.width_ms == 1000 + SPAN_JITTER_MS ? PACE_SHARE_SPANNED : PACE_SHARE;
 	bucket_init(&p->bucket, rate, now_ms());
-	/* The loop wakes on whole milliseconds, so a token is often taken up to 1 ms after it was
-	 * earned; 2 ms of slack keeps that time instead of losing it (at 49/s a 21 ms wake for a
-	 * 20.4 ms token cost 3% of the rate). A window of W seconds still sees at most
-	 * floor(1 + 0.972 x limit x W) requests, never more than the platform's limit x W. */
+	/* The loop may take a token some milliseconds after it was earned (it wakes on whole
+	 * milliseconds, and a busy machine, a source read or a state commit delays it); a slack of
+	 * PACE_SLACK x limit tokens (10 ms; half a token at most, so that two requests never leave
+	 * at the same instant, unless 2 ms of tokens are more: the loop's millisecond timers
+	 * need those at high rates) keeps that time instead of losing it: on a loaded
+	 * 2-core machine 2 ms of slack lost 1.5% of the rate (issue 18). A window of W >= 1 s
+	 * still sees at most floor(1 + 0.01 x limit + 0.985 x limit x W) requests, never more
+	 * than the platform's limit x W (tests/unit/test_pace.c). */
 	if (rate > 0)
-		p->bucket.capacity = 1.0 + rate * 0.002;
+		p->bucket.capacity = 1.0 + fmax(limit * 0.002, fmin(limit * PACE_SLACK, 0.5));
 	p->base_rate = rate;
 	p->max_in_flight = max_in_flight > 0 ? max_in_flight : 4;
 	p->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
@@ -87,6 +95,7 @@ void pacer_init(struct pacer *p, const char *name, double rate, int max_in_fligh
 
 void pacer_free(struct pacer *p)
 {
+	span_free(&p->span);
 	free(p->name);
 	p->name = NULL;
 }
@@ -265,6 +274,26 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
+/*
+ * libcurl calls this right before it sends a request on a connection, new or reused. A second
+ * call for the same attempt is libcurl about to send it again by itself: the reused
+ * connection died under the first copy, which the platform may have acted on. An idempotent
+ * request may go again; any other is stopped here (the attempt fails as a lost answer, and
+ * its connector looks on the platform before sending it again), so that POSTs can reuse
+ * keep-alive connections without ever going out twice.
+ */
+static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port)
+{
+	(void)remote_ip;
+	(void)local_ip;
+	(void)remote_port;
+	(void)local_port;
+	struct http_call *c = ud;
+	if (++c->sends > 1 && !c->idempotent)
+		return CURL_PREREQFUNC_ABORT;
+	return CURL_PREREQFUNC_OK;
+}
+
 static void start(struct http *h, struct http_call *c)
 {
 	struct pacer *p = c->pacer;
@@ -305,12 +334,15 @@ static void start(struct http *h, struct http_call *c)
 	/*
 	 * libcurl silently sends a request again when a reused connection turns out dead
 	 * (curl PR #18417 proposes a switch; 7.88 has none). The platform may have acted on
-	 * the first copy: for a POST that is a duplicate. A fresh connection is never
-	 * retried that way, so a non-idempotent call always gets one, and its connector
-	 * decides what to do after a lost answer.
+	 * the first copy: for a POST that is a duplicate. on_prereq sees that second send
+	 * coming and stops it, so a non-idempotent call reuses connections like any other
+	 * (a fresh connection for each POST cost a TCP and TLS handshake per create, and
+	 * halved the requests per second of a full push: issue 18); its connector decides
+	 * what to do after the lost answer.
 	 */
-	if (!c->idempotent)
-		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	c->sends = 0;
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
 	if (c->body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)c->body_len);
@@ -358,12 +390,19 @@ static struct http_call *eligible(struct pacer *p, int64_t now, int64_t *wait, s
 				*wait = p->pause_until - now;
 			continue;
 		}
+		int64_t sw = span_wait_ms(&p->span, now);
+		if (sw > 0) {
+			if (sw < *wait)
+				*wait = sw;
+			continue;
+		}
 		if (!bucket_take(&p->bucket, now)) {
 			int64_t w = bucket_wait_ms(&p->bucket, now);
 			if (w < *wait)
 				*wait = w;
 			continue;
 		}
+		span_note(&p->span, now);
 		*prevp = prev;
 		return c;
 	}
@@ -522,6 +561,9 @@ static void completed(struct http *h, CURL *e, CURLcode rc)
 	bool oversized = c->too_large || rc == CURLE_FILESIZE_EXCEEDED || rc == CURLE_OUT_OF_MEMORY;
 	if (oversized) {
 		snprintf(c->err, sizeof c->err, "%s", rc == CURLE_OUT_OF_MEMORY ? HEADER_TOO_LONG : TOO_LARGE);
+	} else if (rc == CURLE_ABORTED_BY_CALLBACK && c->sends > 1) {
+		snprintf(c->err, sizeof c->err, "the kept-alive connection closed under the request and libcurl would have "
+						"sent it again: not sent twice");
 	} else if (rc != CURLE_OK) {
 		if (!c->err[0])
 			snprintf(c->err, sizeof c->err, "%s", curl_easy_strerror(rc));

@@ -52,6 +52,7 @@ struct http_call;
 struct pacer {
 	char *name;
 	struct bucket bucket;
+	struct span span;        /* the configured limit's window, with SPAN_JITTER_MS of margin */
 	int max_in_flight, in_flight;
 	long timeout_ms;
 	int max_attempts;        /* attempts for 5xx/408/transport on idempotent calls */
@@ -110,6 +111,7 @@ struct http_call {
 
 	/* internal */
 	bool too_large;              /* the body passed MAX_BODY: not asked for again */
+	int sends;                   /* times libcurl was about to send this attempt (on_prereq) */
 	int64_t not_before, started_ms, first_ms;
 	CURL *easy;
 	struct sb rbuf;
@@ -119,6 +121,16 @@ struct http_call {
 	struct http_call *next;
 	struct http *http;
 };
+
+/*
+ * The share of a connector's rate_limit its pacer sends at. A limit that is a whole number a
+ * second is guarded by the span (throttle.h: at most the limit in any 1 s + 15 ms of send
+ * times, 98.5% of it, whatever the loop's delays) and the bucket only spaces the requests, at
+ * 99.5%; any other limit by the bucket alone, 1.5% under it (issue 18: 97% before).
+ */
+#define PACE_SHARE 0.985
+#define PACE_SHARE_SPANNED 0.995  /* the bucket's share where a 1-second span guards the limit */
+#define PACE_SLACK 0.01     /* the bucket holds 1 + PACE_SLACK x limit tokens, 1.5 at most (http.c pacer_init) */
 
 struct http;
 

@@ -191,7 +191,7 @@ static void duration_words(char *out, size_t n, double s)
 static double conn_rate(const struct conn_cfg *cc)
 {
 	double r = cc->rate > 0 ? cc->rate : cc->type->default_rate;
-	return r * 0.97; /* the pacer keeps 3% under the limit */
+	return r * PACE_SHARE; /* the pacer keeps under the limit */
 }
 
 /* Per connector: the requests the run would send and how long they take at its rate. */

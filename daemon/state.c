@@ -44,6 +44,9 @@ bool state_connect_report(struct state *s, const struct config *cfg, const char 
 
 void state_close(struct state *s)
 {
+	if (s->npend && s->pg)
+		state_flush(s);
+	sb_free(&s->pend);
 	PQfinish(s->pg);
 	free(s->schema_q);
 	free(s->err);
@@ -66,6 +69,9 @@ static void set_err(struct state *s, const PGresult *r)
 PGresult *state_exec(struct state *s, const char *sql, int n, const char *const *params)
 {
 	if (s->broken)
+		return NULL;
+	/* What was confirmed before goes in first: this statement may read or change it. */
+	if (s->npend && !s->flushing && !state_flush(s) && s->broken)
 		return NULL;
 	PGresult *r = PQexecParams(s->pg, sql, n, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
@@ -392,6 +398,8 @@ bool state_link_put(struct state *s, const char *mapping, const char *key, const
 		       "extra = EXCLUDED.extra, nir_hash = coalesce(EXCLUDED.nir_hash, links.nir_hash), "
 		       "src_hash = EXCLUDED.src_hash, updated_at = now(), run_id = EXCLUDED.run_id",
 		       10, p);
+	if (ok)
+		s->link_writes++;
 	free(pj);
 	free(ej);
 	return ok;
@@ -400,10 +408,14 @@ bool state_link_put(struct state *s, const char *mapping, const char *key, const
 bool state_src_hashes(struct state *s, const char *mapping, const char *keys_json, const char *hashes_json)
 {
 	const char *p[] = {mapping, keys_json, hashes_json};
-	return q_ok(s,
-		    "UPDATE %1$s.links l SET src_hash = v.h FROM (SELECT json_array_elements_text($2::json) AS k, "
-		    "json_array_elements_text($3::json) AS h) v WHERE l.mapping = $1 AND l.erp_key = v.k",
-		    3, p);
+	PGresult *r = q(s,
+			"UPDATE %1$s.links l SET src_hash = v.h FROM (SELECT json_array_elements_text($2::json) AS k, "
+			"json_array_elements_text($3::json) AS h) v WHERE l.mapping = $1 AND l.erp_key = v.k",
+			3, p);
+	if (r)
+		s->link_writes += atol(PQcmdTuples(r));
+	PQclear(r);
+	return r != NULL;
 }
 
 bool state_link_status(struct state *s, const char *mapping, const char *key, const char *status, long long run)
@@ -411,9 +423,12 @@ bool state_link_status(struct state *s, const char *mapping, const char *key, co
 	char rid[32];
 	snprintf(rid, sizeof rid, "%lld", run);
 	const char *p[] = {mapping, key, status, rid};
-	return q_ok(s, "UPDATE %1$s.links SET status = $3, updated_at = now(), run_id = $4 "
-		       "WHERE mapping = $1 AND erp_key = $2",
-		    4, p);
+	bool ok = q_ok(s, "UPDATE %1$s.links SET status = $3, updated_at = now(), run_id = $4 "
+			  "WHERE mapping = $1 AND erp_key = $2",
+		       4, p);
+	if (ok)
+		s->link_writes++;
+	return ok;
 }
 
 struct jv *state_link_payload(struct state *s, const char *mapping, const char *key)
@@ -851,4 +866,97 @@ bool state_link_adopt(struct state *s, const char *mapping, const char *key, con
 		       5, p);
 	free(pj);
 	return ok;
+}
+
+bool state_vacuum_links(struct state *s)
+{
+	state_flush(s);
+	if (s->broken || s->link_writes < STATE_VACUUM_WRITES)
+		return false;
+	int64_t t0 = now_ms();
+	char *sql = xasprintf("VACUUM (ANALYZE) %s.links", s->schema_q);
+	PGresult *r = PQexec(s->pg, sql);
+	free(sql);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (ok)
+		log_info("state: %ld link row(s) written: links vacuumed and analysed in %.2f s (the next run reads them "
+			 "from the index alone)", s->link_writes, (double)(now_ms() - t0) / 1000.0);
+	else
+		log_warn("state: VACUUM of the links table failed (%s); the next no-change run may be slower until "
+			 "autovacuum passes", PQresultErrorMessage(r));
+	PQclear(r);
+	s->link_writes = 0;
+	return ok;
+}
+
+static void json_field(struct sb *b, const char *name, const char *v)
+{
+	sb_printf(b, ",\"%s\":", name);
+	if (v)
+		sb_json_string(b, v, strlen(v));
+	else
+		sb_puts(b, "null");
+}
+
+bool state_link_put_later(struct state *s, const char *mapping, const char *key, const char *platform_id,
+			  const char *fp_hex, const struct jv *payload, const struct jv *extra, const char *nir_hash_hex,
+			  const char *src_hash, long long run)
+{
+	if (s->broken)
+		return false;
+	struct sb *b = &s->pend;
+	sb_puts(b, s->npend ? ",{\"m\":" : "[{\"m\":");
+	sb_json_string(b, mapping, strlen(mapping));
+	json_field(b, "k", key);
+	json_field(b, "id", platform_id);
+	json_field(b, "fp", fp_hex);
+	sb_puts(b, ",\"p\":");
+	if (payload)
+		jv_dump(payload, b);
+	else
+		sb_puts(b, "null");
+	sb_puts(b, ",\"x\":");
+	if (extra)
+		jv_dump(extra, b);
+	else
+		sb_puts(b, "null");
+	json_field(b, "nir", nir_hash_hex);
+	json_field(b, "h", src_hash);
+	sb_printf(b, ",\"r\":%lld}", run);
+	if (!s->npend++)
+		s->pend_ms = now_ms();
+	return s->npend < STATE_GROUP_MAX || state_flush(s);
+}
+
+bool state_flush(struct state *s)
+{
+	if (!s->npend)
+		return !s->broken;
+	long n = s->npend;
+	sb_putc(&s->pend, ']');
+	s->flushing = true;
+	/* One statement, one commit: the links (the last of a key wins, as one by one) and their
+	 * failures cleared, as state_link_put and state_failure_clear do. */
+	const char *p[] = {sb_str(&s->pend)};
+	PGresult *r = q(s,
+			"WITH v AS (SELECT DISTINCT ON (e.j->>'m', e.j->>'k') e.j FROM json_array_elements($1::json) "
+			"WITH ORDINALITY AS e(j, i) ORDER BY e.j->>'m', e.j->>'k', e.i DESC), "
+			"l AS (INSERT INTO %1$s.links (mapping, erp_key, platform_id, status, fingerprint, payload, extra, "
+			"nir_hash, run_id, src_hash) SELECT j->>'m', j->>'k', j->>'id', 'active', decode(j->>'fp', 'hex'), "
+			"(j->'p')::jsonb, (j->'x')::jsonb, decode(j->>'nir', 'hex'), (j->>'r')::bigint, j->>'h' FROM v "
+			"ON CONFLICT (mapping, erp_key) DO UPDATE SET platform_id = EXCLUDED.platform_id, "
+			"status = EXCLUDED.status, fingerprint = EXCLUDED.fingerprint, payload = EXCLUDED.payload, "
+			"extra = EXCLUDED.extra, nir_hash = coalesce(EXCLUDED.nir_hash, links.nir_hash), "
+			"src_hash = EXCLUDED.src_hash, updated_at = now(), run_id = EXCLUDED.run_id RETURNING 1), "
+			"f AS (DELETE FROM %1$s.failures f USING v WHERE f.mapping = v.j->>'m' AND f.erp_key = v.j->>'k') "
+			"SELECT count(*) FROM l",
+			1, p);
+	s->flushing = false;
+	sb_reset(&s->pend);
+	s->npend = 0;
+	if (!r)
+		return false;
+	s->link_writes += n;
+	PQclear(r);
+	return true;
 }

@@ -35,6 +35,12 @@ struct state {
 	char *err;        /* the last error, for messages */
 	bool broken;      /* the connection failed: stop writing */
 	bool quiet;       /* errors are not logged: the caller prints err (the reports) */
+	long link_writes; /* links rows written through this connection (state_vacuum_links) */
+	/* links confirmed by the platform, not committed yet (state_link_put_later) */
+	struct sb pend;   /* JSON objects, comma-separated */
+	long npend;
+	int64_t pend_ms;  /* when the first of them was confirmed */
+	bool flushing;
 };
 
 struct counts {
@@ -244,6 +250,32 @@ char *state_links_missing_sql(const char *schema_q, const char *mapping_lit, con
 
 /* Hex SHA-256 of a normalised NIR, as kept in links for ssn: references. */
 void nir_hash_hex(const char nir[16], char out[65]);
+
+/*
+ * Grouped state commits (issue 18). state_link_put_later() keeps the link of a write the
+ * platform confirmed, with the clearing of its failure, for one statement that commits
+ * up to STATE_GROUP_MAX of them at once: state_flush(), which every other statement on this
+ * state runs first (so reads and writes see them, in order), and which the engine calls when
+ * the oldest has waited STATE_GROUP_MS. Only for writes that a run killed before the commit
+ * finds again: a create its connector looks for by natural key before creating, an update
+ * (sent again, the same payload, by the next run). Returns false if the state is broken.
+ */
+#define STATE_GROUP_MAX 64
+#define STATE_GROUP_MS 200
+bool state_link_put_later(struct state *s, const char *mapping, const char *key, const char *platform_id,
+			  const char *fp_hex, const struct jv *payload, const struct jv *extra, const char *nir_hash_hex,
+			  const char *src_hash, long long run);
+bool state_flush(struct state *s);
+
+/*
+ * After a run that wrote many links (at least STATE_VACUUM_WRITES rows): VACUUM (ANALYZE) of
+ * the links table, so that the next run's index-only read of links_nochange finds its pages
+ * all-visible instead of visiting the heap for each row (issue 18). Outside any transaction;
+ * a failure (not the table's owner, a timeout) is logged as a warning and changes nothing.
+ * Returns whether it ran.
+ */
+#define STATE_VACUUM_WRITES 100
+bool state_vacuum_links(struct state *s);
 
 /* A running run's progress as its message (`hrsync status` shows it); replaced at the end. */
 bool state_run_progress(struct state *s, long long run, const char *text);

@@ -55,6 +55,7 @@ struct engine {
 	struct strmap lookups;         /* "resource\x1fmatch\x1fname" -> id (JSON), "\x01" = ambiguous */
 	struct strmap refs;            /* "mapping\x1fkey" -> platform id, "" = not on the platform */
 	struct strmap planned;         /* dry run: "mapping\x1fkey" of the records the plan creates */
+	bool keep_planned;             /* dry run: a selected mapping references the running one */
 	int inflight, max_inflight;
 	struct op **creates;           /* held back until prepare() */
 	size_t ncreates;
@@ -212,6 +213,19 @@ static void record_deferred_op(struct engine *e, struct op *op)
 	e->cnt.deferred++;
 }
 
+/*
+ * May this confirmed write's link be committed with others (state_link_put_later)? Only if a
+ * run killed before that commit finds it again: an update (the next run sends the same
+ * payload again), or a create its connector looks for by natural key before creating. Not a
+ * record to terminate next (its status follows at once), a restore, or a termination.
+ */
+static bool groupable(const struct op *op)
+{
+	if (op->then_terminate)
+		return false;
+	return op->action == ACT_UPDATE || (op->action == ACT_CREATE && op->ent && op->ent->find);
+}
+
 static void op_done(struct op *op)
 {
 	struct engine *e = op->engine;
@@ -232,6 +246,24 @@ static void op_done(struct op *op)
 			ok = state_link_status(&e->st, m, op->key, st, e->run_id);
 			e->cnt.terminated++;
 			log_rec(L_INFO, op->key, "terminate", "%s on the platform (id %s)", st, op->platform_id);
+		} else if (groupable(op)) {
+			/* Committed with others (state.h, grouped state commits), its failure cleared with it. */
+			ok = state_link_put_later(&e->st, m, op->key, op->platform_id, x->fp, op->payload, op->extra,
+						  x->has_nir ? x->nir_hash : NULL, x->src_hash[0] ? x->src_hash : NULL,
+						  e->run_id);
+			if (ok && now_ms() - e->st.pend_ms >= STATE_GROUP_MS)
+				ok = state_flush(&e->st);
+			if (op->action == ACT_CREATE)
+				e->cnt.created++;
+			else
+				e->cnt.updated++;
+			log_rec(L_INFO, op->key, action_name(op->action), "%s (id %s%s)",
+				op->action == ACT_CREATE ? "created" : "updated", op->platform_id,
+				op->adopted ? ", found on the platform" : "");
+			if (!ok && e->st.broken)
+				stop_run(e, "the state database is unreachable: %s", e->st.err ? e->st.err : "");
+			op_free(op);
+			return;
 		} else {
 			ok = state_link_put(&e->st, m, op->key, op->platform_id, "active", x->fp, op->payload, op->extra,
 					    x->has_nir ? x->nir_hash : NULL, x->src_hash[0] ? x->src_hash : NULL, e->run_id);
@@ -297,6 +329,8 @@ static void pump(struct engine *e, int limit)
 		if (!http_busy(e->http) && batch_flush(e->conn))
 			continue;
 		http_run(e->http, 200);
+		if (e->st.npend && now_ms() - e->st.pend_ms >= STATE_GROUP_MS && !state_flush(&e->st) && e->st.broken)
+			stop_run(e, "the state database is unreachable: %s", e->st.err ? e->st.err : "");
 		if (stop_requested(e) && !e->stop)
 			stop_run(e, "asked to stop; finishing the requests in flight");
 	}
@@ -769,6 +803,37 @@ static void skip_refused(struct engine *e, const char *key, const struct decisio
 	log_rec(L_DEBUG, key, action_name(d->a), "refused before with the same payload: not sent again");
 }
 
+/* Does a field of from (nested ones included) reference mapping t? */
+static bool refs_to(const struct config *cfg, const struct mapping *from, const struct field *f, size_t n,
+		    const struct mapping *t)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested && refs_to(cfg, from, f[i].kids, f[i].nkids, t))
+			return true;
+		if (f[i].src == VS_REF && config_ref_target(cfg, from, &f[i]) == t)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Dry run: must the plan remember the records it creates in mapping t? Only when a mapping of
+ * this run (t itself included) references t: otherwise no reference asks, and the plan of a
+ * million new records keeps no set of a million keys (it streams in flat memory).
+ */
+static bool referenced_in_run(const struct engine *e, const struct mapping *t)
+{
+	for (size_t i = 0; i < e->cfg->nmaps; i++) {
+		const struct mapping *m = e->cfg->maps[i];
+		bool sel = !e->opts->nonly;
+		for (size_t k = 0; k < e->opts->nonly && !sel; k++)
+			sel = streq(e->opts->only[k], m->name);
+		if (sel && (refs_to(e->cfg, m, m->fields, m->nfields, t) || refs_to(e->cfg, m, m->term_fields, m->nterm, t)))
+			return true;
+	}
+	return false;
+}
+
 /* Dry run: the decision goes to the plan; a planned create lets later references to it resolve. */
 static void plan_decision(struct engine *e, const char *key, const struct decision *d)
 {
@@ -781,9 +846,11 @@ static void plan_decision(struct engine *e, const char *key, const struct decisi
 	case ACT_CREATE: {
 		pr.action = PA_CREATE;
 		e->cnt.created++;
-		char *pk = xasprintf("%s\x1f%s", m->name, key);
-		strmap_put(&e->planned, pk, "");
-		free(pk);
+		if (e->keep_planned) {
+			char *pk = xasprintf("%s\x1f%s", m->name, key);
+			strmap_put(&e->planned, pk, "");
+			free(pk);
+		}
 		break;
 	}
 	case ACT_TERMINATE:
@@ -1269,6 +1336,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->mapping_stopped = false;
 	/* Native references (Troops) are sent as they are: no parent to create first. */
 	e->self_ref = !e->conn->type->native_refs && refs_itself(e->cfg, m, m->fields, m->nfields);
+	e->keep_planned = e->opts->dry_run && referenced_in_run(e, m);
 	/* More operations than requests in flight: an op waiting out a 429's Retry-After must not
 	 * starve the pipeline; the pacer still lets only max_in_flight requests out at once. */
 	e->max_inflight = conn->pacer.max_in_flight * 4;
@@ -1597,6 +1665,10 @@ done:
 			   code == 0 ? "every record is in step" : "some records failed or wait (see `hrsync failures`)");
 	if (!e.st.broken && !opts->dry_run)
 		state_run_end(&e.st, e.run_id, code, e.stop ? e.stop_reason : window_msg);
+	/* A run that wrote many links leaves their pages all-visible for the next one (a stopped or
+	 * windowed run leaves that to autovacuum: it is to end now). */
+	if (!e.st.broken && !opts->dry_run && !e.stop && !window_msg)
+		state_vacuum_links(&e.st);
 	if (!opts->stop) {
 		sigaction(SIGTERM, &old_term, NULL);
 		sigaction(SIGINT, &old_int, NULL);

@@ -197,3 +197,43 @@ bool parse_duration_ms(const char *s, int64_t *ms)
 	*ms = (int64_t)(n * mult);
 	return true;
 }
+
+void span_init(struct span *s, double limit_per_s, int64_t jitter_ms)
+{
+	memset(s, 0, sizeof *s);
+	if (!(limit_per_s >= 2) || limit_per_s > 4096)
+		return;
+	/* A whole number a second: a window of a second. Else a limit given a minute ("1000/min"). */
+	bool whole = fabs(limit_per_s - round(limit_per_s)) < 1e-6;
+	double width = whole ? 1000.0 : 60000.0;
+	s->n = (int)floor(limit_per_s * width / 1000.0 + 1e-6);
+	s->width_ms = (int64_t)width + jitter_ms;
+	s->sent = calloc((size_t)s->n, sizeof *s->sent);
+	if (!s->sent)
+		s->n = 0;
+}
+
+void span_free(struct span *s)
+{
+	free(s->sent);
+	memset(s, 0, sizeof *s);
+}
+
+int64_t span_wait_ms(const struct span *s, int64_t now_ms)
+{
+	if (s->n == 0 || s->count < s->n)
+		return 0;
+	/* the oldest of the last n */
+	int64_t free_at = s->sent[s->head] + s->width_ms;
+	return free_at > now_ms ? free_at - now_ms : 0;
+}
+
+void span_note(struct span *s, int64_t now_ms)
+{
+	if (s->n == 0)
+		return;
+	s->sent[s->head] = now_ms;
+	s->head = (s->head + 1) % s->n;
+	if (s->count < s->n)
+		s->count++;
+}

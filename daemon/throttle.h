@@ -33,6 +33,28 @@ bool bucket_take(struct bucket *b, int64_t now_ms);
 int64_t bucket_wait_ms(struct bucket *b, int64_t now_ms);
 
 /*
+ * The spacing a platform's sliding window needs (issue 18): at most n requests in any
+ * window of width + jitter_ms of send times, so that no window of `width` of arrival times
+ * holds more than n even when the network or the platform bunches arrivals by up to
+ * jitter_ms. A limit that is a whole number a second: n = the limit, width 1 s; any other
+ * (a limit given a minute, "1000/min"): n = the limit x 60, width 60 s. Under 2 requests a
+ * second (or over 4,096) the bucket alone paces (n = 0: no check). Unlike the bucket, it
+ * forgets nothing when a send leaves late: the next may leave sooner.
+ */
+struct span {
+	int64_t *sent;     /* ring of the last n send times */
+	int n, count, head;
+	int64_t width_ms;  /* the window plus the jitter allowed */
+};
+
+#define SPAN_JITTER_MS 15
+void span_init(struct span *s, double limit_per_s, int64_t jitter_ms);
+void span_free(struct span *s);
+/* Milliseconds until one more request may leave (0: now). */
+int64_t span_wait_ms(const struct span *s, int64_t now_ms);
+void span_note(struct span *s, int64_t now_ms);
+
+/*
  * Full-jitter backoff (AWS architecture blog): a uniform draw in [base, min(cap, base * 2^attempt)],
  * never below base. attempt counts from 0. rnd is a uniform draw in [0, 1).
  */

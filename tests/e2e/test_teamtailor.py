@@ -254,9 +254,8 @@ def test_the_rate_window_is_kept_and_429s_are_waited_out(tworld):
     """The sandbox at 10 requests per 2 s with live X-Rate-Limit-* headers and no
     Retry-After: hrsync at its default pace for Teamtailor (5/s) gets the organisation
     in with few 429s. Pushed harder (100/s, 8 in flight), the headers hold it to the window:
-    a 429 only for a request already on its way when the window ran out, each waited out
-    until the window's reset, nothing lost. (Whether any 429 happens at all depends on how
-    fast the answers come back: the test asserts the bound, and the wait of those that do.)"""
+    a 429 only for a request already on its way when the window ran out, and the three the
+    platform adds; each waited out, nothing lost."""
     w = tworld
     w.use_mappings("departments.yaml", "locations.yaml")
     w.sandbox.config(rate="10/2")
@@ -269,14 +268,18 @@ def test_the_rate_window_is_kept_and_429s_are_waited_out(tworld):
     w.sql("DROP SCHEMA hrsync CASCADE")
     w.sandbox.reset()
     w.sandbox.config(rate="10/2")
+    # hrsync follows the window's live headers closely enough that pushing harder alone may draw
+    # no 429 (it did when each POST opened a connection): the platform adds some, as it may
+    # when other clients share the key, without Retry-After, as Teamtailor answers them.
     w.rate = "100/s"
     w.write_config(max_in_flight=8)
-    r = w.run("run", check_rc=0)
+    with w.sandbox.faulted({"mode": "429", "method": "POST", "every": 4, "count": 3, "retry_after": None}):
+        r = w.run("run", check_rc=0)
     reqs = w.sandbox.requests()
     throttled = [q for q in reqs if q["status"] == 429]
     accepted = len(reqs) - len(throttled)
     windows = -(-accepted // 10)
-    assert accepted >= 16 and len(throttled) <= 7 * windows, (accepted, len(throttled))
+    assert accepted >= 16 and 3 <= len(throttled) <= 3 + 7 * windows, (accepted, len(throttled))
     assert r.summary("teamtailor_departments")["429s"] + r.summary("teamtailor_locations")["429s"] == len(throttled)
     delays = retry_delays(reqs)
     assert len(delays) == len(throttled) and all(d >= 0.95 for d in delays), delays

@@ -248,7 +248,7 @@ def test_plan_estimates_the_requests_and_time_of_the_run(wworld):
     w.write_config(rate="300/min")
     js = json.loads(w.run("-q", "plan", "--format", "json", check_rc=1).out)
     est = js["connectors"]["workelo"]
-    assert est["rate_per_second"] == pytest.approx(5 * 0.97, rel=1e-3)
+    assert est["rate_per_second"] == pytest.approx(5 * 0.985, rel=1e-3)
     assert est["seconds"] == pytest.approx(est["requests"] / est["rate_per_second"], rel=0.01)
     table = w.run("-q", "plan", check_rc=1).out
     m = re.search(r"connector workelo: about (\d+) request\(s\), about (\d+ h \d+ min|\d+ min|\d+ s) at ", table)

@@ -285,7 +285,7 @@ class Sandbox:
         self.log = collections.deque(maxlen=self.log_max)
         self.seq = 0
         self.stats = {"total": 0, "by_status": collections.Counter(),
-                      "by_method": collections.Counter(), "by_fault": collections.Counter()}
+                      "by_method": collections.Counter(), "by_fault": collections.Counter(), "connections": 0}
         # wake up requests sleeping in a "timeout" fault or a delay: they were made
         # against the old state and must not touch the new store.
         old, self._interrupt = self._interrupt, threading.Event()
@@ -651,7 +651,8 @@ class Sandbox:
     def _admin_stats(self, req):
         st = self.stats
         return 200, {}, {"total": st["total"], "by_status": dict(st["by_status"]),
-                         "by_method": dict(st["by_method"]), "by_fault": dict(st["by_fault"])}
+                         "by_method": dict(st["by_method"]), "by_fault": dict(st["by_fault"]),
+                         "connections": st.get("connections", 0)}
 
     @staticmethod
     def _admin_json(req):
@@ -711,6 +712,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        # API connections accepted since the last reset (/stats "connections"); the admin
+        # client's are counted too: a test compares with its own requests.
+        sb = self.server.sandbox
+        with sb.lock:
+            sb.stats["connections"] = sb.stats.get("connections", 0) + 1
         try:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
