@@ -22,6 +22,7 @@ LDLIBS  += $(PKG_LIBS) -lm
 
 BUILD   ?= build
 # The end-to-end tests in parallel (python3-pytest-xdist): each worker has its own cluster and sandboxes.
+# Four on two cores: the tests wait on sandboxes and rate limits more than they compute.
 E2E_JOBS ?= 4
 SRCS     = $(wildcard daemon/*.c) $(wildcard connectors/*.c)
 OBJS     = $(patsubst %.c,$(BUILD)/%.o,$(SRCS))
