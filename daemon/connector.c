@@ -837,9 +837,10 @@ char *conn_find_one(struct connector *c, const struct conn_entity *e, char *path
 	jv_free(j);
 	if (id && !id_valid(e->ids, id)) {
 		char *shown = id_shown(id);
+		const char *what = e->what && e->what[0] ? e->what : "record";
 		*err = xasprintf("%s answered the id %s, which is not a%s %s id (%s); not used",
 				 c->type->title ? c->type->title : c->type->name, shown,
-				 strchr("aeiou", e->what[0]) ? "n" : "", e->what, id_shape_name(e->ids));
+				 strchr("aeiou", what[0]) ? "n" : "", what, id_shape_name(e->ids));
 		free(shown);
 		free(id);
 		id = NULL;
