@@ -207,21 +207,6 @@ static bool is_write_only(const struct conn_listing *l, const char *path)
 	return false;
 }
 
-/* A field of a payload by dotted path (borrowed; NULL when absent). */
-static const struct jv *payload_at(const struct jv *p, const char *path)
-{
-	const struct jv *v = p;
-	char *copy = xstrdup(path);
-	for (char *part = copy, *dot; part && v; part = dot ? dot + 1 : NULL) {
-		dot = strchr(part, '.');
-		if (dot)
-			*dot = '\0';
-		v = v->t == JV_OBJ ? jv_obj_get(v, part) : NULL;
-	}
-	free(copy);
-	return v;
-}
-
 /* Set a dotted path in an object payload (value owned), creating the groups on the way. */
 static void payload_set(struct jv *p, const char *path, struct jv *value)
 {
@@ -309,7 +294,7 @@ static void compare_leaves(struct compare *c, const struct jv *sent, const char 
 			jv_obj_set(d, "field", jv_str(path));
 			jv_obj_set(d, "sent", jv_copy(v));
 			jv_obj_set(d, "platform", jv_copy(now));
-			const struct jv *e = c->erp ? payload_at(c->erp, path) : NULL;
+			const struct jv *e = c->erp ? jv_path(c->erp, path) : NULL;
 			jv_obj_set(d, "erp", e ? jv_copy(e) : jv_null());
 			if (!c->erp)
 				jv_obj_set(d, "erp_absent", jv_bool(true));
@@ -424,7 +409,7 @@ static void classify(struct rec *rc, struct group *g, struct link *links, size_t
 		for (size_t m = 0; m < g->nmaps; m++)
 			mine |= e->m == g->maps[m];
 		for (size_t k = 0; mine && e->payload && k < ARRAY_LEN(l->keys) && l->keys[k].field; k++) {
-			char *t = jv_scalar_text(payload_at(e->payload, l->keys[k].field));
+			char *t = jv_scalar_text(jv_path(e->payload, l->keys[k].field));
 			if (t && *t) {
 				char *f = folded(t, l->keys[k].fold), *nk = xasprintf("%zu\x1f%s", k, f);
 				const char *had = NULL;
