@@ -63,7 +63,32 @@ struct src_filter {
 	 */
 	const char *generation;
 	bool key_unique;        /* the key column has a unique index: no duplicate keys to look for */
+	/*
+	 * Read marks (below): use the stored ones and record this read's. Only for a hashed read
+	 * of a table whose key is unique, in a run (not a plan). skipped: the engine's count of the
+	 * mapping's rows skipped so far (read when a mark is recorded).
+	 */
+	bool marks;
+	const long *skipped;
+	/* (internal) the rows after this key only, and the read without the state's columns */
+	const char *after;
+	bool probe;
 };
+
+/*
+ * Read marks. A run in which every record of a mapping ended in step (state_marks_put, by
+ * the engine) leaves marks: after every SOURCE_MARK_ROWS rows in key order, and at the end,
+ * the number of rows, the last key, and a digest of the rows' hashes so far (each hash seeded
+ * by the generation), with the rows skipped so far. The next night reads the mirror alone
+ * first, no join with the links (a probe): a batch whose digest is its mark's holds the same
+ * rows as when every one was in step, and the links and failures have not changed since
+ * (state.c's triggers forget a mapping's marks at any change to them): its rows are in step.
+ * At the first batch that differs, the read goes on from the last mark's key with the links
+ * joined, as without marks, and records the marks of the rest. A night with no change is one
+ * read of the mirror; a night with changes reads the unchanged stretch before the first one
+ * twice at most.
+ */
+#define SOURCE_MARK_ROWS 500
 
 struct cursor {
 	struct source *src;
@@ -87,6 +112,23 @@ struct cursor {
 	bool *same;
 	int *detail;
 	PGresult *details;
+	/* Read marks (src_filter.marks). */
+	const struct src_filter *flt; /* the caller's, for a read that goes on after a probe */
+	bool recording;         /* marks of this read are recorded (complete once it ends) */
+	bool probing;           /* reading the mirror alone, batches checked against the marks */
+	bool marks_changed;     /* the recorded marks differ from the stored ones */
+	bool complete;          /* read to its end, every mark recorded */
+	PGresult *marks;        /* the stored marks (MK_* of state.h) */
+	uint64_t digest;
+	long long nread;        /* rows of the read before this batch, prefix included */
+	int seq;                /* full batches before this one */
+	long long settled_skipped; /* of the rows the probe found in step: those skipped last time */
+	long skip0;             /* *flt->skipped when the rows counted from settled_skipped on began */
+	struct sb newmarks;     /* the JSON array of this read's marks */
+	int open_seq;           /* the mark of the batch read, recorded at the next (-1: none) */
+	long long open_rows;
+	uint64_t open_digest;
+	char *open_key;
 };
 
 /*
@@ -108,6 +150,14 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 /* 1: a row (r and x filled); 0: the end; -1: error (*err). */
 int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err);
 void cursor_close(struct cursor *c);
+/*
+ * After a read with marks, before cursor_close(): the rows the probe found in step that were
+ * skipped when they settled (the engine counts them as skipped, not unchanged), and the
+ * marks to store (state_marks_put) if the read went to its end and they changed (NULL
+ * otherwise; the caller frees).
+ */
+long long cursor_settled_skipped(const struct cursor *c);
+char *cursor_take_marks(struct cursor *c);
 /*
  * Records the platform holds (active links of m, as of the snapshot) whose key is no
  * longer in m's source: for `on_missing: terminate`. Each row: erp_key, platform_id,

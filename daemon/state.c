@@ -201,6 +201,48 @@ static const char *const migration_v3 =
 static const char *const migration_v4 = "UPDATE %1$s.links SET src_hash = NULL WHERE src_hash IS NOT NULL;";
 
 /*
+ * v5: read marks (source.h, "Read marks"): after a run in which every record of a mapping
+ * ended in step, the digest of its rows' hashes every SOURCE_MARK_ROWS rows in key order,
+ * so that the next night can tell a stretch of rows unchanged without joining the links.
+ * A mark speaks for the links and failures as that run left them: any change to a
+ * mapping's links or failures (a run, `retry`, `reconcile --repair`, a hand-made UPDATE)
+ * forgets the mapping's marks in the same transaction, by these triggers.
+ */
+static const char *const migration_v5 =
+	"CREATE TABLE IF NOT EXISTS %1$s.read_marks ("
+	"  mapping text NOT NULL,"
+	"  seq int NOT NULL,"            /* 1, 2, ...: after that many full batches; 0: the end of the read */
+	"  rows bigint NOT NULL,"
+	"  last_key text,"
+	"  digest text NOT NULL,"
+	"  skipped bigint NOT NULL DEFAULT 0,"
+	"  written_at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (mapping, seq));"
+	"CREATE OR REPLACE FUNCTION %1$s.forget_read_marks() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+	"BEGIN "
+	"  IF TG_OP = 'TRUNCATE' THEN DELETE FROM %1$s.read_marks; "
+	"  ELSE DELETE FROM %1$s.read_marks WHERE mapping IN (SELECT DISTINCT c.mapping FROM changed c); "
+	"  END IF; "
+	"  RETURN NULL; "
+	"END $f$;"
+	"CREATE TRIGGER links_forget_marks_ins AFTER INSERT ON %1$s.links REFERENCING NEW TABLE AS changed "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();"
+	"CREATE TRIGGER links_forget_marks_upd AFTER UPDATE ON %1$s.links REFERENCING NEW TABLE AS changed "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();"
+	"CREATE TRIGGER links_forget_marks_del AFTER DELETE ON %1$s.links REFERENCING OLD TABLE AS changed "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();"
+	"CREATE TRIGGER links_forget_marks_tru AFTER TRUNCATE ON %1$s.links "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();"
+	"CREATE TRIGGER failures_forget_marks_ins AFTER INSERT ON %1$s.failures REFERENCING NEW TABLE AS changed "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();"
+	"CREATE TRIGGER failures_forget_marks_upd AFTER UPDATE ON %1$s.failures REFERENCING NEW TABLE AS changed "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();"
+	"CREATE TRIGGER failures_forget_marks_del AFTER DELETE ON %1$s.failures REFERENCING OLD TABLE AS changed "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();"
+	"CREATE TRIGGER failures_forget_marks_tru AFTER TRUNCATE ON %1$s.failures "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();";
+
+/*
  * The state schema, created only when it is missing: PostgreSQL checks CREATE on the database
  * before it looks whether the schema exists, so `CREATE SCHEMA IF NOT EXISTS` would fail for
  * a role that owns a schema a DBA made for it (hrsync.yaml(5), "Database roles") but may not
@@ -249,7 +291,8 @@ bool state_migrate(struct state *s, char **err)
 		return false;
 	}
 	/* Each step in its own transaction, recorded with its version: a crash mid-way resumes there. */
-	static const char *const *steps[] = {&migration_v1, &migration_v2, &migration_v3, &migration_v4};
+	static const char *const *steps[] = {&migration_v1, &migration_v2, &migration_v3, &migration_v4,
+							     &migration_v5};
 	for (int v = have + 1; v <= STATE_VERSION; v++) {
 		char *body = NULL;
 		if (asprintf(&body, *steps[v - 1], s->schema_q) < 0)
@@ -807,6 +850,37 @@ PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mappi
 		return NULL;
 	}
 	return r;
+}
+
+PGresult *state_marks_read(PGconn *pg, const char *schema_q, const char *mapping, char **err)
+{
+	char *sql = xasprintf("SELECT seq, rows, last_key, digest, skipped FROM %s.read_marks WHERE mapping = $1 "
+			      "ORDER BY seq",
+			      schema_q);
+	const char *p[] = {mapping};
+	PGresult *r = PQexecParams(pg, sql, 1, NULL, p, NULL, NULL, 0);
+	free(sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*err = db_error(pg, r);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+bool state_marks_put(struct state *s, const char *mapping, const char *marks_json)
+{
+	const char *p[] = {mapping, marks_json};
+	/* One statement: the marks of the read replace the mapping's, none is left over. */
+	return q_ok(s,
+		    "WITH n AS (SELECT * FROM json_to_recordset($2::json) AS x(seq int, rows bigint, last_key text, "
+		    "digest text, skipped bigint)), "
+		    "gone AS (DELETE FROM %1$s.read_marks m WHERE m.mapping = $1 AND m.seq NOT IN (SELECT seq FROM n)) "
+		    "INSERT INTO %1$s.read_marks (mapping, seq, rows, last_key, digest, skipped) "
+		    "SELECT $1, seq, rows, last_key, digest, skipped FROM n "
+		    "ON CONFLICT (mapping, seq) DO UPDATE SET rows = EXCLUDED.rows, last_key = EXCLUDED.last_key, "
+		    "digest = EXCLUDED.digest, skipped = EXCLUDED.skipped, written_at = now()",
+		    2, p);
 }
 
 char *state_links_missing_sql(const char *schema_q, const char *mapping_lit, const char *present_keys_sql)

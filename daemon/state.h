@@ -81,7 +81,7 @@ bool state_begin(struct state *s);
 bool state_commit(struct state *s);
 void state_rollback(struct state *s);
 
-#define STATE_VERSION 4
+#define STATE_VERSION 5
 bool state_migrate(struct state *s, char **err);
 /* 1: the state schema is there at this version; 0: not created yet; -1: error (or newer). */
 int state_exists(struct state *s, char **err);
@@ -247,6 +247,20 @@ PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mappi
  * platform_id, extra (JSON). Caller frees.
  */
 char *state_links_missing_sql(const char *schema_q, const char *mapping_lit, const char *present_keys_sql);
+
+/*
+ * Read marks (source.h): a mapping's marks, read on the caller's connection pg (the source's
+ * snapshot). Columns MK_*, by seq (0, the end of the read, first). Caller PQclear()s; NULL
+ * with *err (caller frees).
+ */
+enum { MK_SEQ, MK_ROWS, MK_LAST_KEY, MK_DIGEST, MK_SKIPPED };
+PGresult *state_marks_read(PGconn *pg, const char *schema_q, const char *mapping, char **err);
+/*
+ * The marks of a read (a JSON array of {seq, rows, last_key, digest, skipped}) replace the
+ * mapping's. Only after a run in which every record of the mapping ended in step, and after
+ * its last write to links or failures (each of which forgets the mapping's marks).
+ */
+bool state_marks_put(struct state *s, const char *mapping, const char *marks_json);
 
 /* Hex SHA-256 of a normalised NIR, as kept in links for ssn: references. */
 void nir_hash_hex(const char nir[16], char out[65]);

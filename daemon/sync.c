@@ -1334,6 +1334,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->ncreates = 0;
 	e->planned_terms = 0;
 	e->mapping_stopped = false;
+	long left0 = e->left;
+	char *marks = NULL; /* this read's marks, stored if every record ends in step */
 	/* Native references (Troops) are sent as they are: no parent to create first. */
 	e->self_ref = !e->conn->type->native_refs && refs_itself(e->cfg, m, m->fields, m->nfields);
 	e->keep_planned = e->opts->dry_run && referenced_in_run(e, m);
@@ -1356,7 +1358,10 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	compute_generation(e);
 	/* --full sends everything: no row may be skipped for its hash. */
 	struct src_filter flt = {.no_state = e->no_state, .generation = e->opts->full ? NULL : e->generation,
-				 .key_unique = source_key_unique(&e->src, m)};
+				 .key_unique = source_key_unique(&e->src, m),
+				 /* read marks (source.h): a run's, not a plan's; a mapping read once */
+				 .marks = !e->opts->dry_run && !e->opts->sink && !e->self_ref && !e->no_state,
+				 .skipped = &e->cnt.skipped};
 	if (e->opts->sink && e->opts->sink->preview) {
 		flt.key = e->opts->sink->preview_key;
 		flt.limit = e->opts->sink->preview_limit;
@@ -1389,6 +1394,13 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 		free(err);
 	}
 	e->cnt.rows = cur.rows;
+	/* Rows the probe found in step that were skipped when they settled: skipped again, as a
+	 * read joined with the links would say. */
+	long long settled_skipped = cursor_settled_skipped(&cur);
+	e->cnt.unchanged -= (long)settled_skipped;
+	e->cnt.skipped += (long)settled_skipped;
+	if (!e->stop)
+		marks = cursor_take_marks(&cur);
 	cursor_close(&cur);
 	flush_rehash(e);
 	if (!e->stop && e->cnt.rows == 0 && !e->opts->force && !e->no_state) {
@@ -1429,7 +1441,14 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->nupdates = 0;
 	pump(e, 0);
 	retry_transients(e);
+	/* Every record in step (none failed, deferred or left for the next run): the marks of this
+	 * read speak for the links and failures as they are now (state_exec writes what waits first). */
+	if (marks && !e->stop && !e->mapping_stopped && !conn->pacer.stopped && !e->cnt.failed && !e->cnt.deferred &&
+	    e->left == left0 && !state_marks_put(&e->st, m->name, marks))
+		log_warn("mapping %s: its read marks were not stored (%s): the next run joins the links to every row",
+			 m->name, e->st.err ? e->st.err : "state error");
 out:
+	free(marks);
 	e->cnt.requests = conn->pacer.stats.requests - before.requests;
 	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
 	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;

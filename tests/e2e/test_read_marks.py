@@ -1,0 +1,153 @@
+"""Read marks (issue 18, source.h): after a run in which every record of a mapping ended in
+step, a night with no change reads the mirror alone, no join with the links; at the first
+stretch of rows that differs from its mark, the read goes on joined, as without marks. A mark
+speaks for the links and failures as that run left them: any change to them forgets the
+mapping's marks (triggers), so a link deleted by hand, a failure, or `retry` brings the
+joined read back, and nothing the state says is missed."""
+
+from harness import items
+
+MARK_ROWS = 500     # SOURCE_MARK_ROWS (source.h)
+
+
+def link(world, key):
+    r = world.sql("SELECT platform_id FROM hrsync.links WHERE mapping = 'employees' AND erp_key = %s", (key,))
+    return r[0][0] if r else None
+
+
+def platform_employees(world, number):
+    return [e for e in items(world.sandbox.store()["employees"]) if e["employee_number"] == number]
+
+
+def marks(world):
+    return world.sql("SELECT seq, rows, last_key, digest, written_at FROM hrsync.read_marks "
+                     "WHERE mapping = 'employees' ORDER BY seq")
+
+
+def writes_since(world, seq):
+    return world.writes(world.sandbox.requests(since=seq))
+
+
+def clean_employees(world, copies=3):
+    """The demo mirror's employees, four times over with new keys and e-mails (more than
+    two batches of marks), less the rows a run fails: a mapping whose every record is in step."""
+    world.use_mappings("employees.yaml")
+    world.write_config(rate="2000/s")
+    for i in range(1, copies + 1):
+        world.sql(f"""INSERT INTO erp.employees (personnel_number, company, last_name, first_name, patronymic, sex,
+                          birth_date, email, personal_email, mobile_phone, nir, hire_date, dismissal_date,
+                          dismissal_reason, department_name, job_title, grade, location_name)
+                      SELECT 'M{i}' || personnel_number, company, last_name, first_name, patronymic, sex,
+                          birth_date, 'm{i}.' || email, 'm{i}.' || personal_email, mobile_phone, NULL, hire_date,
+                          dismissal_date, dismissal_reason, department_name, job_title, grade, location_name
+                      FROM erp.employees WHERE personnel_number NOT LIKE 'M%%'""")
+    world.run("run")
+    world.sql("DELETE FROM erp.employees WHERE personnel_number IN "
+              "(SELECT erp_key FROM hrsync.failures WHERE mapping = 'employees')")
+    world.sql("DELETE FROM hrsync.failures")
+    r = world.run("run", check_rc=0)      # the lookup lists it created are in its generation now
+    r = world.run("run", check_rc=0)
+    n = world.sql("SELECT count(*) FROM erp.employees")[0][0]
+    assert n > 2 * MARK_ROWS, n
+    return n, r
+
+
+def test_a_night_with_no_change_reads_the_mirror_alone_and_sends_nothing(world):
+    n, r = clean_employees(world)
+    m = marks(world)
+    # after every full batch of rows, and at the end
+    assert [s for s, *_ in m] == list(range(n // MARK_ROWS + 1)), [s for s, *_ in m]
+    assert m[0][1] == n and m[-1][1] == (n // MARK_ROWS) * MARK_ROWS
+    stamp = [w for *_, w in m]
+
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=0)
+    assert f"read marks: all {n} rows in step" in r.err, r.err[-3000:]
+    s = r.summary("employees")
+    assert (s["unchanged"], s["created"], s["updated"], s["failed"]) == (n, 0, 0, 0), s
+    assert writes_since(world, seq) == []
+    assert [w for *_, w in marks(world)] == stamp          # nothing changed: not written again
+
+
+def test_a_changed_row_is_found_and_the_rows_before_its_stretch_are_not_joined(world):
+    n, _ = clean_employees(world)
+    keys = [k for k, in world.sql("SELECT personnel_number FROM erp.employees WHERE dismissal_date IS NULL "
+                                  "ORDER BY personnel_number")]
+    before = {s: d for s, _, _, d, _ in marks(world)}
+    # a row of the third batch
+    k = world.sql("SELECT personnel_number FROM erp.employees ORDER BY personnel_number OFFSET %s LIMIT 1",
+                  (2 * MARK_ROWS + 7,))[0][0]
+    assert k in keys
+    world.sql("UPDATE erp.employees SET last_name = last_name || '-Neuf' WHERE personnel_number = %s", (k,))
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=0)
+    assert f"read marks: the first {2 * MARK_ROWS} rows in step" in r.err, r.err[-3000:]
+    s = r.summary("employees")
+    assert (s["updated"], s["created"], s["unchanged"]) == (1, 0, n - 1), s
+    w = writes_since(world, seq)
+    assert len(w) == 1 and w[0]["method"] in ("PUT", "PATCH"), w
+    (e,) = platform_employees(world, k)
+    assert str(e["id"]) == link(world, k) and e["last_name"].endswith("-Neuf")
+    after = {s: d for s, _, _, d, _ in marks(world)}
+    assert after[1] == before[1] and after[2] == before[2]      # the stretch before: as it was
+    assert set(after) == set(before)
+    assert all(after[s] != before[s] for s in after if s == 0 or s >= 3)    # from the change on: new digests
+    # and the night after reads the mirror alone again
+    r = world.run("run", check_rc=0)
+    assert f"read marks: all {n} rows in step" in r.err
+
+
+def test_any_change_to_the_links_or_failures_forgets_the_marks(world):
+    n, _ = clean_employees(world)
+    assert marks(world)
+    # A link deleted by hand (as `reconcile --repair` does for a record gone from the
+    # platform), in a stretch of rows that did not change: the marks go with it ...
+    k = world.sql("SELECT personnel_number FROM erp.employees WHERE dismissal_date IS NULL "
+                  "ORDER BY personnel_number OFFSET 3 LIMIT 1")[0][0]
+    pid = link(world, k)
+    world.sql("DELETE FROM hrsync.links WHERE mapping = 'employees' AND erp_key = %s", (k,))
+    assert marks(world) == []
+    # ... so the next run joins the links, sees the record unlinked, finds it on the platform
+    # by its employee number and links it again: no second copy.
+    r = world.run("run", check_rc=0)
+    assert "read marks: all" not in r.err
+    assert link(world, k) == pid
+    assert len(platform_employees(world, k)) == 1
+    assert len(marks(world)) == n // MARK_ROWS + 1
+
+    # A record that fails: no marks while it does (its failure forgot them, and a run that
+    # leaves a record failed stores none) ...
+    world.sql("UPDATE erp.employees SET last_name = NULL WHERE personnel_number = %s", (k,))
+    r = world.run("run", check_rc=1)
+    assert r.summary("employees")["failed"] == 1
+    assert marks(world) == []
+    r = world.run("run", check_rc=1)
+    assert r.summary("employees")["failed"] == 1      # evaluated again, not taken as in step
+    assert marks(world) == []
+    # ... and once fixed, the run that settles it stores them again.
+    world.sql("UPDATE erp.employees SET last_name = 'Réparé' WHERE personnel_number = %s", (k,))
+    r = world.run("run", check_rc=0)
+    assert r.summary("employees")["updated"] == 1
+    assert len(marks(world)) == n // MARK_ROWS + 1
+    r = world.run("run", check_rc=0)
+    assert f"read marks: all {n} rows in step" in r.err
+
+
+def test_a_new_row_between_two_marks_is_created(world):
+    n, _ = clean_employees(world)
+    k = world.sql("SELECT personnel_number FROM erp.employees ORDER BY personnel_number OFFSET %s LIMIT 1",
+                  (MARK_ROWS + 3,))[0][0]
+    new = k + "A"     # sorts right after k: in the second batch
+    world.sql("""INSERT INTO erp.employees (personnel_number, company, last_name, first_name, sex, birth_date, email,
+                     hire_date, department_name, job_title, grade, location_name)
+                 SELECT %s, company, 'Nouveau', first_name, sex, birth_date, 'nouveau.' || email, hire_date,
+                     department_name, job_title, grade, location_name FROM erp.employees WHERE personnel_number = %s""",
+              (new, k))
+    seq = world.sandbox.last_seq()
+    r = world.run("run", check_rc=0)
+    assert f"read marks: the first {MARK_ROWS} rows in step" in r.err, r.err[-3000:]
+    s = r.summary("employees")
+    assert (s["created"], s["unchanged"]) == (1, n), s
+    assert link(world, new)
+    assert any(w["method"] == "POST" for w in writes_since(world, seq))
+    assert marks(world)[0][1] == n + 1
