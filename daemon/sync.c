@@ -1397,6 +1397,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	/* Rows the probe found in step that were skipped when they settled: skipped again, as a
 	 * read joined with the links would say. */
 	long long settled_skipped = cursor_settled_skipped(&cur);
+	if (settled_skipped > e->cnt.unchanged)
+		settled_skipped = e->cnt.unchanged; /* a run stopped, or its window over, before all were counted */
 	e->cnt.unchanged -= (long)settled_skipped;
 	e->cnt.skipped += (long)settled_skipped;
 	if (!e->stop)
