@@ -284,10 +284,8 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 	c->src = s;
 	c->m = m;
 	c->flt = f ? f : &none;
-	c->open_seq = -1;
 	c->hashed = source_hashes(m, c->flt);
-	c->recording = c->hashed && c->flt->marks && c->flt->key_unique && c->flt->skipped && !c->flt->key &&
-		       !c->flt->limit;
+	c->recording = c->hashed && c->flt->marks && c->flt->key_unique;
 	/* A savepoint lets a mapping whose SQL is wrong fail alone, keeping the snapshot for the others. */
 	if (!db_exec(s->pg, "SAVEPOINT hrsync_mapping", err))
 		return false;
@@ -404,6 +402,17 @@ void cursor_quiet(struct cursor *c)
 		c->next = fetch_recv(c);
 }
 
+/* Each row's hash of the batch (c->hashes), and the digest d folded over them, in order. */
+static uint64_t hash_rows(struct cursor *c, uint64_t d)
+{
+	for (int i = 0; i < c->nrows; i++) {
+		uint64_t h = row_hash(c, i);
+		hex64(c->hashes[i], h);
+		d = hash64(&h, sizeof h, d);
+	}
+	return d;
+}
+
 /*
  * For a new batch of a hashed read: each row's hash and whether it is in step, then, in one
  * query, the link details (platform id, fingerprint, extra) of the linked rows that are not.
@@ -413,11 +422,10 @@ static bool hash_batch(struct cursor *c, char **err)
 	int n = (int)c->m->ncols, sj = n + X_STATE;
 	struct sb keys = {0};
 	int need = 0;
+	uint64_t d = hash_rows(c, c->digest);
+	if (c->recording)
+		c->digest = d;
 	for (int i = 0; i < c->nrows; i++) {
-		uint64_t h = row_hash(c, i);
-		hex64(c->hashes[i], h);
-		if (c->recording)
-			c->digest = hash64(&h, sizeof h, c->digest);
 		const char *status = val(c->res, i, sj + SJ_LINK_STATUS);
 		const char *t = val(c->res, i, n + X_TERM);
 		bool term = t && t[0] == 't';
@@ -461,15 +469,24 @@ static bool hash_batch(struct cursor *c, char **err)
 	return true;
 }
 
+/* The batches in hand and on their way are let go (the FETCH sent is read first). */
+static void drop_batches(struct cursor *c)
+{
+	PQclear(c->res);
+	c->res = NULL;
+	if (c->pending)
+		PQclear(fetch_recv(c));
+	PQclear(c->next);
+	c->next = NULL;
+}
+
 /* The row of the stored marks with this seq, or -1. */
 static int find_mark(PGresult *marks, int seq)
 {
-	/* By seq from 0: mark seq is row seq, unless some are missing. */
+	/* Stored from 0 to the last, none missing (state_marks_put), read by seq: row seq. A gap
+	 * (a row deleted by hand) is a batch without its mark: the read joins from there. */
 	if (marks && seq < PQntuples(marks) && atoi(PQgetvalue(marks, seq, MK_SEQ)) == seq)
 		return seq;
-	for (int i = 0; marks && i < PQntuples(marks); i++)
-		if (atoi(PQgetvalue(marks, i, MK_SEQ)) == seq)
-			return i;
 	return -1;
 }
 
@@ -479,31 +496,29 @@ static void open_mark(struct cursor *c)
 	c->nread += c->nrows;
 	if (c->nrows == BATCH)
 		c->seq++;
-	if (!c->recording)
-		return;
-	c->open_seq = c->nrows == BATCH ? c->seq : 0;
-	c->open_rows = c->nread;
-	c->open_digest = c->digest;
-	free(c->open_key);
-	c->open_key = c->nrows ? xstrdup(PQgetvalue(c->res, c->nrows - 1, 0)) : NULL;
+	c->mark_open = c->recording;
 }
 
-/* The rows of the batch of the open mark are processed: the mark is recorded, with the skipped so far. */
+/*
+ * The rows of the batch in hand (c->res, still) are processed: its mark is recorded, with the
+ * rows, digest and seq as open_mark() left them and the skipped so far.
+ */
 static void close_mark(struct cursor *c)
 {
-	if (c->open_seq < 0)
+	if (!c->mark_open)
 		return;
 	char hex[17];
-	hex64(hex, c->open_digest);
+	hex64(hex, c->digest);
 	long long skipped = c->settled_skipped + (*c->flt->skipped - c->skip0);
 	sb_printf(&c->newmarks, "%s{\"seq\":%d,\"rows\":%lld,\"digest\":\"%s\",\"skipped\":%lld,\"last_key\":",
-		  c->newmarks.len > 1 ? "," : "", c->open_seq, c->open_rows, hex, skipped);
-	if (c->open_key)
-		sb_json_string(&c->newmarks, c->open_key, strlen(c->open_key));
+		  c->newmarks.len > 1 ? "," : "", c->nrows == BATCH ? c->seq : 0, c->nread, hex, skipped);
+	if (c->nrows)
+		sb_json_string(&c->newmarks, PQgetvalue(c->res, c->nrows - 1, 0),
+			       (size_t)PQgetlength(c->res, c->nrows - 1, 0));
 	else
 		sb_puts(&c->newmarks, "null");
 	sb_putc(&c->newmarks, '}');
-	c->open_seq = -1;
+	c->mark_open = false;
 }
 
 /*
@@ -512,12 +527,7 @@ static void close_mark(struct cursor *c)
  */
 static bool resume(struct cursor *c, char **err)
 {
-	PQclear(c->res);
-	c->res = NULL;
-	if (c->pending)
-		PQclear(fetch_recv(c));
-	PQclear(c->next);
-	c->next = NULL;
+	drop_batches(c);
 	char *sql = xasprintf("CLOSE %s", c->name);
 	bool ok = db_exec(c->src->pg, sql, err);
 	free(sql);
@@ -542,11 +552,8 @@ static bool resume(struct cursor *c, char **err)
  */
 static int probe_batch(struct cursor *c, char **err)
 {
-	uint64_t d = c->digest;
+	uint64_t d = hash_rows(c, c->digest);
 	for (int i = 0; i < c->nrows; i++) {
-		uint64_t h = row_hash(c, i);
-		hex64(c->hashes[i], h);
-		d = hash64(&h, sizeof h, d);
 		c->same[i] = true;
 		c->detail[i] = -1;
 	}
@@ -659,12 +666,7 @@ int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err
 
 void cursor_close(struct cursor *c)
 {
-	PQclear(c->res);
-	c->res = NULL;
-	if (c->pending)
-		PQclear(fetch_recv(c));
-	PQclear(c->next);
-	c->next = NULL;
+	drop_batches(c);
 	if (c->src && c->src->pg && c->name) {
 		if (PQtransactionStatus(c->src->pg) == PQTRANS_INERROR) {
 			PQclear(PQexec(c->src->pg, "ROLLBACK TO SAVEPOINT hrsync_mapping"));
@@ -681,7 +683,6 @@ void cursor_close(struct cursor *c)
 	PQclear(c->details);
 	PQclear(c->marks);
 	sb_free(&c->newmarks);
-	free(c->open_key);
 	free(c->hashes);
 	free(c->same);
 	free(c->detail);

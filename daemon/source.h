@@ -65,8 +65,9 @@ struct src_filter {
 	bool key_unique;        /* the key column has a unique index: no duplicate keys to look for */
 	/*
 	 * Read marks (below): use the stored ones and record this read's. Only for a hashed read
-	 * of a table whose key is unique, in a run (not a plan). skipped: the engine's count of the
-	 * mapping's rows skipped so far (read when a mark is recorded).
+	 * of a table whose key is unique, of every row (no key, no limit), in a run (not a plan).
+	 * skipped (required with marks): the engine's count of the mapping's rows skipped so far
+	 * (read when a mark is recorded).
 	 */
 	bool marks;
 	const long *skipped;
@@ -125,10 +126,7 @@ struct cursor {
 	long long settled_skipped; /* of the rows the probe found in step: those skipped last time */
 	long skip0;             /* *flt->skipped when the rows counted from settled_skipped on began */
 	struct sb newmarks;     /* the JSON array of this read's marks */
-	int open_seq;           /* the mark of the batch read, recorded at the next (-1: none) */
-	long long open_rows;
-	uint64_t open_digest;
-	char *open_key;
+	bool mark_open;         /* the batch in hand has a mark to record once its rows are processed */
 };
 
 /*

@@ -842,15 +842,16 @@ void state_ref_join_sql(struct sb *joins, struct sb *cols, int k, const char *sc
 	sb_printf(cols, ", r%d.platform_id", k);
 }
 
-PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mapping, const char *keys_json,
-			     char **err)
+/* A query on the state's tables on another connection (the source's snapshot), "%1$s" the schema. */
+static PGresult *rows_on(PGconn *pg, const char *sql_fmt, const char *schema_q, int n, const char *const *params,
+			 char **err)
 {
-	char *sql = xasprintf("SELECT erp_key, platform_id, encode(fingerprint, 'hex'), extra::text FROM %s.links "
-			      "WHERE mapping = $1 AND erp_key IN (SELECT json_array_elements_text($2::json)) "
-			      "ORDER BY erp_key COLLATE \"C\"",
-			      schema_q);
-	const char *p[] = {mapping, keys_json};
-	PGresult *r = PQexecParams(pg, sql, 2, NULL, p, NULL, NULL, 0);
+	char *sql = NULL;
+	if (asprintf(&sql, sql_fmt, schema_q) < 0) {
+		*err = xstrdup("out of memory");
+		return NULL;
+	}
+	PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
 	free(sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		*err = db_error(pg, r);
@@ -860,20 +861,24 @@ PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mappi
 	return r;
 }
 
+PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mapping, const char *keys_json,
+			     char **err)
+{
+	const char *p[] = {mapping, keys_json};
+	return rows_on(pg,
+		       "SELECT erp_key, platform_id, encode(fingerprint, 'hex'), extra::text FROM %1$s.links "
+		       "WHERE mapping = $1 AND erp_key IN (SELECT json_array_elements_text($2::json)) "
+		       "ORDER BY erp_key COLLATE \"C\"",
+		       schema_q, 2, p, err);
+}
+
 PGresult *state_marks_read(PGconn *pg, const char *schema_q, const char *mapping, char **err)
 {
-	char *sql = xasprintf("SELECT seq, rows, last_key, digest, skipped FROM %s.read_marks WHERE mapping = $1 "
-			      "ORDER BY seq",
-			      schema_q);
 	const char *p[] = {mapping};
-	PGresult *r = PQexecParams(pg, sql, 1, NULL, p, NULL, NULL, 0);
-	free(sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		*err = db_error(pg, r);
-		PQclear(r);
-		return NULL;
-	}
-	return r;
+	return rows_on(pg,
+		       "SELECT seq, rows, last_key, digest, skipped FROM %1$s.read_marks WHERE mapping = $1 "
+		       "ORDER BY seq",
+		       schema_q, 1, p, err);
 }
 
 bool state_marks_put(struct state *s, const char *mapping, const char *marks_json)
