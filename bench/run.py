@@ -173,6 +173,8 @@ class World:
             if "summary" in line and "mapping=" in line:
                 r["summary"] = {k: v for k, v in (kv.split("=", 1) for kv in line.split() if "=" in kv)
                                 if k not in ("run", "mapping")}
+            if "read marks:" in line:
+                r["read_marks"] = line[line.index("read marks:"):]
         if rc not in (0, 1):
             log("hrsync %s exited %d; last lines of %s:\n%s" % (" ".join(args), rc, logf,
                                                                 "\n".join(err.splitlines()[-15:])))

@@ -5,6 +5,8 @@ speaks for the links and failures as that run left them: any change to them forg
 mapping's marks (triggers), so a link deleted by hand, a failure, or `retry` brings the
 joined read back, and nothing the state says is missed."""
 
+import os
+
 from harness import items
 
 MARK_ROWS = 500     # SOURCE_MARK_ROWS (source.h)
@@ -151,3 +153,77 @@ def test_a_new_row_between_two_marks_is_created(world):
     assert link(world, new)
     assert any(w["method"] == "POST" for w in writes_since(world, seq))
     assert marks(world)[0][1] == n + 1
+
+
+def settle(world, *mappings):
+    """Run until every record of these shipped mappings is in step: the rows that fail or wait
+    (and, for absences, those of an employee that is gone) are taken out of the mirror."""
+    for _ in range(4):
+        r = world.run("run")
+        if r.rc == 0:
+            return r
+        for m, table, col in (("employees", "erp.employees", "personnel_number"),
+                              ("absences", "erp.absences", "absence_id")):
+            if m in mappings:
+                world.sql(f"DELETE FROM {table} WHERE {col} IN "
+                          "(SELECT erp_key FROM hrsync.failures WHERE mapping = %s)", (m,))
+        if "absences" in mappings:
+            world.sql("DELETE FROM erp.absences a WHERE NOT EXISTS (SELECT 1 FROM erp.employees e "
+                      "WHERE e.personnel_number = a.personnel_number)")
+        world.sql("DELETE FROM hrsync.failures")
+    raise AssertionError("the mirror did not settle:\n" + r.err[-3000:])
+
+
+def test_cancelled_absences_count_skipped_on_a_night_read_by_the_marks(world):
+    """A cancelled absence never sent is skipped (nothing to delete). A night read by the
+    marks alone counts it skipped too, not unchanged: the summary is the joined read's."""
+    world.use_mappings("employees.yaml", "absences.yaml")
+    world.write_config(rate="2000/s")
+    settle(world, "employees", "absences")
+    cancelled = world.sql("SELECT count(*) FROM erp.absences a WHERE status = 'cancelled' AND NOT EXISTS "
+                          "(SELECT 1 FROM hrsync.links l WHERE l.mapping = 'absences' AND l.erp_key = a.absence_id)")[0][0]
+    assert cancelled > 0
+    world.sql("DELETE FROM hrsync.read_marks")
+    joined = world.run("run", check_rc=0)
+    assert "read marks:" not in joined.err
+    night = world.run("run", check_rc=0)
+    n = world.sql("SELECT count(*) FROM erp.absences")[0][0]
+    lines = [l for l in night.err.splitlines() if "read marks: all" in l]
+    assert any(f"all {n} rows in step" in l for l in lines), night.err[-3000:]
+    sj, sn = joined.summary("absences"), night.summary("absences")
+    assert sj["skipped"] == cancelled, sj
+    drop = ("seconds",)
+    assert {k: v for k, v in sn.items() if k not in drop} == {k: v for k, v in sj.items() if k not in drop}, (sj, sn)
+
+
+def test_no_marks_without_a_unique_key_or_for_a_mapping_that_references_itself(world):
+    """Marks are kept in key order and resumed with `key > last`: a key the mirror does not
+    keep unique could put two rows on either side of a mark, so such a mapping joins every
+    night; so does a mapping whose records reference each other (the order it sends them in
+    is not the key's)."""
+    n, _ = clean_employees(world)
+    assert marks(world)
+    world.sql("ALTER TABLE erp.employees DROP CONSTRAINT employees_pkey")
+    world.sql("DELETE FROM hrsync.read_marks")
+    for _ in range(2):
+        r = world.run("run", check_rc=0)
+        assert "read marks:" not in r.err
+        assert r.summary("employees")["unchanged"] == n
+    assert marks(world) == []
+
+    world.sql("ALTER TABLE erp.employees ADD PRIMARY KEY (personnel_number)")
+    world.sql("ALTER TABLE erp.employees ADD COLUMN manager_number text")
+    with open(os.path.join(world.mapping_dir, "employees.yaml")) as f:
+        text = f.read()
+    anchor = "    job_level_id:"
+    assert anchor in text
+    text = text.replace(anchor, '    reporting_to_id: { ref: "erp:{manager_number}", ref_mapping: employees }\n' + anchor, 1)
+    path = os.path.join(world.dir, "employees.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    world.mappings = [path]
+    world.write_config(rate="2000/s")
+    for _ in range(2):
+        r = world.run("run", check_rc=0)
+        assert "read marks:" not in r.err
+    assert marks(world) == []

@@ -207,7 +207,11 @@ class PeopleForceSandbox(Sandbox):
               # unique keys of employees -> id, as the platform's own indexes: a scan of every
               # employee per write held the interpreter long enough to bunch the requests
               # queued meanwhile at the rate limiter
-              "employee_keys": {}}
+              "employee_keys": {},
+              # employee id -> ids of its positions: rendering one employee looks at its own
+              # positions, not at every position of the store (which slowed each create as the
+              # store grew)
+              "positions_of": {}}
         for name in REF_LISTS:
             items = seed.get(name) or []
             if not isinstance(items, list):
@@ -335,6 +339,12 @@ class PeopleForceSandbox(Sandbox):
                 idx[p["employee_id"]] = p
         return idx
 
+    def current_position(self, employee_id):
+        """The employee's current position as position_index() would pick it, or None."""
+        ps = self.store["employee_positions"]
+        return max((ps[pid] for pid in self.store["positions_of"].get(employee_id, ())),
+                   key=lambda p: (p["effective_from"], p["id"]), default=None)
+
     def render_employee(self, e, pos_index=None):
         out = {k: e[k] for k in ("id", "employee_number", "first_name", "middle_name", "last_name")}
         out["full_name"] = " ".join(x for x in (e["first_name"], e["last_name"]) if x)
@@ -342,9 +352,7 @@ class PeopleForceSandbox(Sandbox):
                   "gender", "hired_on", "active", "terminated_on"):
             out[k] = e[k]
         out["termination"] = dict(e["termination"]) if e["termination"] else None
-        if pos_index is None:
-            pos_index = self.position_index()
-        cur = pos_index.get(e["id"])
+        cur = self.current_position(e["id"]) if pos_index is None else pos_index.get(e["id"])
         out["position"] = self.render_position(cur) if cur else None
         out["custom_fields"] = dict(e["custom_fields"])
         out["created_at"] = iso_utc(e["created_at"])
@@ -484,7 +492,7 @@ class PeopleForceSandbox(Sandbox):
         keys = self.store["employee_keys"]
         for k in [k for k, v in keys.items() if v == e["id"]]:
             del keys[k]
-        for pid in [p["id"] for p in self.store["employee_positions"].values() if p["employee_id"] == e["id"]]:
+        for pid in self.store["positions_of"].pop(e["id"], ()):
             del self.store["employee_positions"][pid]
         return 200, {}, {"ok": True}
 
@@ -563,6 +571,7 @@ class PeopleForceSandbox(Sandbox):
              "department_id": None, "job_level_id": None, "reporting_to_id": None}
         p.update(v)
         self.store["employee_positions"][p["id"]] = p
+        self.store["positions_of"].setdefault(e["id"], set()).add(p["id"])
         e["updated_at"] = time.time()
         return 201, {}, {"data": self.render_position(p)}
 
@@ -584,6 +593,7 @@ class PeopleForceSandbox(Sandbox):
     def delete_position(self, req):
         e, p = self._position(req)
         del self.store["employee_positions"][p["id"]]
+        self.store["positions_of"][e["id"]].discard(p["id"])
         e["updated_at"] = time.time()
         return 204, {}, None
 

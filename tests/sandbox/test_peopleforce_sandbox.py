@@ -376,6 +376,8 @@ def test_positions(server):
     assert [p["id"] for p in data["data"]] == [p2["id"], p1["id"]] and "metadata" not in data
     st, _h, _d = api(server, "DELETE", "%s/%d" % (path, p1["id"]))
     assert st == 204
+    st, _h, data = api(server, "GET", "/employees/%d" % e["id"])
+    assert data["data"]["position"]["id"] == p2["id"]         # the one left is current again
     st, _h, _d = api(server, "DELETE", "%s/%d" % (path, p1["id"]))
     assert st == 404
     st, _h, _d = api(server, "DELETE", "/employees/%d/positions/%d" % (boss["id"], p2["id"]))
