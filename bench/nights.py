@@ -13,8 +13,10 @@ Stages (--only picks some):
           but without the source hashes), and the run that writes every link (it adds the hash:
           a night of many changes). Right after it, with no manual VACUUM: the COPY of the
           mapped columns and a no-change run, three times. Then 1% of the rows changed, the
-          run that sends them, and right after it again COPY and no-change runs. EXPLAIN
-          (ANALYZE, BUFFERS) of hrsync's query after the first no-change run (heap fetches).
+          run that sends them, and right after it again COPY and no-change runs. Then 0.1% of
+          the active rows made to fail (last name NULL: a mapping error, tried every night),
+          the run that records them, and COPY and no-change runs again. EXPLAIN (ANALYZE,
+          BUFFERS) of hrsync's query after the first no-change run (heap fetches).
   pushcpu goal 3. A fresh mirror of --push-rows employees (the full shipped mapping: a create
           and its position, two requests), pushed to the sandbox answering at once, 8 in flight:
           requests/s and hrsync's CPU (user + system) per 1,000 requests, a `perf` profile;
@@ -168,6 +170,19 @@ def stage_nights(w, res):
         log("size %s: 1%% night: %d rows changed, %.1f s, %d writes" % (B.fmt_n(n), k, cr["seconds"],
                                                                        cr["requests"]["writes"]))
         s["after_change"] = night(w, h, db, sql, "nights-%d-after-change" % n, a.repeat)
+        # Records that keep failing, as real mirrors have: 0.1% of the active rows lose their
+        # last name (a mapping error, tried again every night), one run records the failures,
+        # then the no-change nights with them.
+        kb = max(1, n // 1000)
+        w.psql(db, """UPDATE erp.employees SET last_name = NULL
+                      WHERE personnel_number IN (SELECT personnel_number FROM erp.employees
+                          WHERE dismissal_date IS NULL ORDER BY md5(personnel_number || 'bad') LIMIT %d)""" % kb)
+        br = w.run(h, "run", "--mapping", "employees", label="nights-%d-failing" % n)
+        s["failing_run"] = B.strip(br)
+        s["failing"] = kb
+        log("size %s: %d records made to fail: run %.1f s, rc %d, summary %s" % (
+            B.fmt_n(n), kb, br["seconds"], br["rc"], br.get("summary")))
+        s["with_failing"] = night(w, h, db, sql, "nights-%d-with-failing" % n, a.repeat)
         if a.perf and n == max(a.sizes) and shutil.which("perf"):
             # Where a no-change night's time goes: hrsync and its backends, sampled system-wide
             # (bench/results/perf-nochange-<rows>.txt).
@@ -260,8 +275,11 @@ def table(res, before):
         rows.append((goal, what, now, was, target, "pass" if ok else ("MISS" if ok is not None else "")))
 
     for n, s in sorted(res.get("nights", {}).items(), key=lambda kv: int(kv[0])):
-        for phase, label in (("after_write", "right after the writing run"), ("after_change", "after a 1% night")):
-            v = s[phase]
+        for phase, label in (("after_write", "right after the writing run"), ("after_change", "after a 1% night"),
+                             ("with_failing", "with 0.1% of the records failing")):
+            v = s.get(phase)
+            if not v:
+                continue
             key = "nights_%s_%s" % (n, phase)
             row("1", "%s rows, no-change run / COPY, %s (median; first)" % (B.fmt_n(int(n)), label),
                 "%.2f×; %.2f×" % (v["ratio_median"], v["ratio_first"]),

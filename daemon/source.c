@@ -259,21 +259,37 @@ static bool declare(struct cursor *c, const struct src_filter *f, char **err)
 	return dr != NULL;
 }
 
-/* The stored marks of the mapping; NULL (and a warning) if they cannot be read: no probe. */
-static PGresult *read_marks(struct cursor *c)
+/*
+ * The stored marks of the mapping (c->marks) and its failing records (c->failing); false
+ * (and a warning) if they cannot be read, or (info) there are too many failing records to
+ * hold: no probe.
+ */
+static bool read_marks(struct cursor *c)
 {
 	PGconn *pg = c->src->pg;
 	char *err = NULL;
 	PQclear(PQexec(pg, "SAVEPOINT hrsync_marks"));
-	PGresult *r = state_marks_read(pg, c->src->state_q, c->m->name, &err);
-	if (!r) {
+	c->marks = state_marks_read(pg, c->src->state_q, c->m->name, &err);
+	if (c->marks && PQntuples(c->marks) > 0)
+		c->failing = state_failing(pg, c->src->state_q, c->m->name, SOURCE_MARK_MAX_FAILING, &err);
+	bool ok = c->marks && PQntuples(c->marks) > 0 && c->failing;
+	if (err) {
 		log_warn("mapping %s: its read marks could not be read (%s): the links are joined to every row", c->m->name,
 			 err);
 		free(err);
 		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT hrsync_marks"));
+	} else if (ok && PQntuples(c->failing) > SOURCE_MARK_MAX_FAILING) {
+		log_info("read marks: mapping %s has more than %d records failing or waiting: the links are joined to "
+			 "every row", c->m->name, SOURCE_MARK_MAX_FAILING);
+		ok = false;
 	}
 	PQclear(PQexec(pg, "RELEASE SAVEPOINT hrsync_marks"));
-	return r;
+	if (!ok) {
+		PQclear(c->marks);
+		PQclear(c->failing);
+		c->marks = c->failing = NULL;
+	}
+	return ok;
 }
 
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
@@ -290,8 +306,7 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 	if (!db_exec(s->pg, "SAVEPOINT hrsync_mapping", err))
 		return false;
 	if (c->recording) {
-		c->marks = read_marks(c);
-		c->probing = c->marks && PQntuples(c->marks) > 0;
+		c->probing = read_marks(c);
 		c->marks_changed = !c->probing;
 		c->skip0 = *c->flt->skipped;
 		sb_putc(&c->newmarks, '[');
@@ -301,6 +316,7 @@ bool cursor_open(struct source *s, const struct mapping *m, const struct src_fil
 	if (!declare(c, &pf, err)) {
 		PQclear(PQexec(s->pg, "ROLLBACK TO SAVEPOINT hrsync_mapping"));
 		PQclear(c->marks);
+		PQclear(c->failing);
 		sb_free(&c->newmarks);
 		free(c->name);
 		memset(c, 0, sizeof *c);
@@ -534,9 +550,9 @@ static bool resume(struct cursor *c, char **err)
 	if (!ok)
 		return false;
 	c->probing = false;
+	c->probed = false;
 	c->marks_changed = true;
 	c->last_batch = false;
-	c->skip0 = *c->flt->skipped;
 	int k = c->seq > 0 ? find_mark(c->marks, c->seq) : -1;
 	struct src_filter f = *c->flt;
 	f.after = k >= 0 ? PQgetvalue(c->marks, k, MK_LAST_KEY) : NULL;
@@ -547,21 +563,25 @@ static bool resume(struct cursor *c, char **err)
 
 /*
  * A batch of the probe: its rows' hashes, and whether the digest after it is the mark's.
- * 1: it is (its rows are in step); 0: it is not, the read goes on joined (read the batch
- * again); -1: error.
+ * 1: it is (its rows are in step, but those failing or waiting, which the engine tries
+ * again with their state from c->failing); 0: it is not, the read goes on joined (read the
+ * batch again); -1: error.
  */
 static int probe_batch(struct cursor *c, char **err)
 {
 	uint64_t d = hash_rows(c, c->digest);
-	for (int i = 0; i < c->nrows; i++) {
-		c->same[i] = true;
-		c->detail[i] = -1;
-	}
 	int k = find_mark(c->marks, c->nrows == BATCH ? c->seq + 1 : 0);
 	if (k >= 0 && atoll(PQgetvalue(c->marks, k, MK_ROWS)) == c->nread + c->nrows &&
 	    strtoull(PQgetvalue(c->marks, k, MK_DIGEST), NULL, 16) == d) {
 		c->digest = d;
 		c->settled_skipped = atoll(PQgetvalue(c->marks, k, MK_SKIPPED));
+		bool any = PQntuples(c->failing) > 0;
+		for (int i = 0; i < c->nrows; i++) {
+			c->detail[i] = any ? find_detail(c->failing, PQgetvalue(c->res, i, 0)) : -1;
+			c->same[i] = c->detail[i] < 0;
+			c->retried += !c->same[i];
+		}
+		c->probed = true;
 		return 1;
 	}
 	return resume(c, err) ? 0 : -1;
@@ -592,6 +612,7 @@ static int next_batch(struct cursor *c, char **err)
 		}
 		c->nrows = PQntuples(c->res);
 		c->row = 0;
+		c->probed = false;
 		for (size_t i = 0; i < c->m->ncols; i++)
 			c->oids[i] = PQftype(c->res, (int)i);
 		/* The server reads the next batch while this one is hashed and synced. */
@@ -614,7 +635,10 @@ static int next_batch(struct cursor *c, char **err)
 	}
 	close_mark(c);
 	c->complete = true;
-	if (c->probing)
+	if (c->probing && c->retried)
+		log_info("read marks: all %lld rows as the last run left them (the links were not read); its %lld record(s) "
+			 "failing or waiting tried again", c->nread, c->retried);
+	else if (c->probing)
 		log_info("read marks: all %lld rows in step as the last run left them (the links were not read)", c->nread);
 	return 0;
 }
@@ -655,7 +679,18 @@ int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err
 	x->fail_retry = fr && fr[0] == 't';
 	x->src_hash = c->hashed ? c->hashes[i] : NULL;
 	x->same = c->hashed && c->same[i];
-	if (c->hashed && c->detail[i] >= 0) {
+	if (c->probed && c->detail[i] >= 0) {
+		/* a record failing or waiting, in a stretch the probe trusted: its state as the join gives it */
+		int f = c->detail[i];
+		x->link_id = val(c->failing, f, FG_LINK_ID);
+		x->link_status = val(c->failing, f, FG_LINK_STATUS);
+		x->link_fp = val(c->failing, f, FG_LINK_FP);
+		x->link_extra = val(c->failing, f, FG_LINK_EXTRA);
+		x->fail_kind = val(c->failing, f, FG_FAIL_KIND);
+		x->fail_fp = val(c->failing, f, FG_FAIL_FP);
+		const char *ffr = val(c->failing, f, FG_FAIL_RETRY);
+		x->fail_retry = ffr && ffr[0] == 't';
+	} else if (c->hashed && c->detail[i] >= 0) {
 		x->link_id = val(c->details, c->detail[i], LD_PLATFORM_ID);
 		x->link_fp = val(c->details, c->detail[i], LD_FP);
 		x->link_extra = val(c->details, c->detail[i], LD_EXTRA);
@@ -682,6 +717,7 @@ void cursor_close(struct cursor *c)
 	free(c->oids);
 	PQclear(c->details);
 	PQclear(c->marks);
+	PQclear(c->failing);
 	sb_free(&c->newmarks);
 	free(c->hashes);
 	free(c->same);

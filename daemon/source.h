@@ -77,19 +77,23 @@ struct src_filter {
 };
 
 /*
- * Read marks. A run in which every record of a mapping ended in step (state_marks_put, by
- * the engine) leaves marks: after every SOURCE_MARK_ROWS rows in key order, and at the end,
- * the number of rows, the last key, and a digest of the rows' hashes so far (each hash seeded
- * by the generation), with the rows skipped so far. The next night reads the mirror alone
- * first, no join with the links (a probe): a batch whose digest is its mark's holds the same
- * rows as when every one was in step, and the links and failures have not changed since
- * (state.c's triggers forget a mapping's marks at any change to them): its rows are in step.
- * At the first batch that differs, the read goes on from the last mark's key with the links
- * joined, as without marks, and records the marks of the rest. A night with no change is one
- * read of the mirror; a night with changes reads the unchanged stretch before the first one
- * twice at most.
+ * Read marks. A run in which every record of a mapping ended in step, or failing or
+ * deferred with its failure recorded (state_marks_put, by the engine), leaves marks: after
+ * every SOURCE_MARK_ROWS rows in key order, and at the end, the number of rows, the last key,
+ * and a digest of the rows' hashes so far (each hash seeded by the generation), with the rows
+ * skipped so far. The next night reads the mirror alone first, no join with the links (a
+ * probe): a batch whose digest is its mark's holds the same rows as when each was in step or
+ * failing, and the links and the set of failing records have not changed since (state.c's
+ * triggers forget a mapping's marks when a link is written or a failure recorded for another
+ * record or cleared): its rows are in step, but those failing or waiting, which the engine
+ * tries again with their link and failure read at the start (at most SOURCE_MARK_MAX_FAILING
+ * of them, else no probe). At the first batch that differs, the read goes on from the last
+ * mark's key with the links joined, as without marks, and records the marks of the rest. A
+ * night with no change is one read of the mirror; a night with changes reads the unchanged
+ * stretch before the first one twice at most.
  */
 #define SOURCE_MARK_ROWS 500
+#define SOURCE_MARK_MAX_FAILING 100000
 
 struct cursor {
 	struct source *src;
@@ -120,6 +124,9 @@ struct cursor {
 	bool marks_changed;     /* the recorded marks differ from the stored ones */
 	bool complete;          /* read to its end, every mark recorded */
 	PGresult *marks;        /* the stored marks (MK_* of state.h) */
+	PGresult *failing;      /* the records failing or waiting, with their links (FG_*), by key */
+	bool probed;            /* the batch in hand was trusted by the probe (detail[]: rows of failing) */
+	long long retried;      /* rows of trusted batches that were failing or waiting */
 	uint64_t digest;
 	long long nread;        /* rows of the read before this batch, prefix included */
 	int seq;                /* full batches before this one */

@@ -251,6 +251,25 @@ static const char *const migration_v5 =
 	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks();";
 
 /*
+ * v6: marks also after a run that left records failing or deferred (source.h): a night
+ * tries those again whatever the marks say, so a failure that is only rewritten (the same
+ * record failing again, `retry` asking for another attempt) no longer forgets the marks;
+ * a failure recorded for another record, or cleared, still does (INSERT and DELETE, v5).
+ */
+static const char *const migration_v6 =
+	"CREATE OR REPLACE FUNCTION %1$s.forget_read_marks_moved() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+	"BEGIN "
+	"  DELETE FROM %1$s.read_marks WHERE mapping IN (SELECT x.mapping FROM "
+	"    ((SELECT mapping, erp_key FROM gone EXCEPT SELECT mapping, erp_key FROM came) "
+	"     UNION (SELECT mapping, erp_key FROM came EXCEPT SELECT mapping, erp_key FROM gone)) x); "
+	"  RETURN NULL; "
+	"END $f$;"
+	"DROP TRIGGER IF EXISTS failures_forget_marks_upd ON %1$s.failures;"
+	"CREATE TRIGGER failures_forget_marks_upd AFTER UPDATE ON %1$s.failures "
+	"  REFERENCING OLD TABLE AS gone NEW TABLE AS came "
+	"  FOR EACH STATEMENT EXECUTE FUNCTION %1$s.forget_read_marks_moved();";
+
+/*
  * The state schema, created only when it is missing: PostgreSQL checks CREATE on the database
  * before it looks whether the schema exists, so `CREATE SCHEMA IF NOT EXISTS` would fail for
  * a role that owns a schema a DBA made for it (hrsync.yaml(5), "Database roles") but may not
@@ -300,7 +319,7 @@ bool state_migrate(struct state *s, char **err)
 	}
 	/* Each step in its own transaction, recorded with its version: a crash mid-way resumes there. */
 	static const char *const *steps[] = {&migration_v1, &migration_v2, &migration_v3, &migration_v4,
-							     &migration_v5};
+							     &migration_v5, &migration_v6};
 	for (int v = have + 1; v <= STATE_VERSION; v++) {
 		char *body = NULL;
 		if (asprintf(&body, *steps[v - 1], s->schema_q) < 0)
@@ -869,6 +888,19 @@ PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mappi
 		       "SELECT erp_key, platform_id, encode(fingerprint, 'hex'), extra::text FROM %1$s.links "
 		       "WHERE mapping = $1 AND erp_key IN (SELECT json_array_elements_text($2::json)) "
 		       "ORDER BY erp_key COLLATE \"C\"",
+		       schema_q, 2, p, err);
+}
+
+PGresult *state_failing(PGconn *pg, const char *schema_q, const char *mapping, long max, char **err)
+{
+	char lim[24];
+	snprintf(lim, sizeof lim, "%ld", max + 1);
+	const char *p[] = {mapping, lim};
+	return rows_on(pg,
+		       "SELECT f.erp_key, l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, f.kind, "
+		       "encode(f.fingerprint, 'hex'), f.retry FROM %1$s.failures f LEFT JOIN %1$s.links l "
+		       "ON l.mapping = f.mapping AND l.erp_key = f.erp_key WHERE f.mapping = $1 "
+		       "ORDER BY f.erp_key COLLATE \"C\" LIMIT $2::bigint",
 		       schema_q, 2, p, err);
 }
 

@@ -81,7 +81,7 @@ bool state_begin(struct state *s);
 bool state_commit(struct state *s);
 void state_rollback(struct state *s);
 
-#define STATE_VERSION 5
+#define STATE_VERSION 6
 bool state_migrate(struct state *s, char **err);
 /* 1: the state schema is there at this version; 0: not created yet; -1: error (or newer). */
 int state_exists(struct state *s, char **err);
@@ -256,9 +256,18 @@ char *state_links_missing_sql(const char *schema_q, const char *mapping_lit, con
 enum { MK_SEQ, MK_ROWS, MK_LAST_KEY, MK_DIGEST, MK_SKIPPED };
 PGresult *state_marks_read(PGconn *pg, const char *schema_q, const char *mapping, char **err);
 /*
+ * Read marks: the mapping's records that failed or wait (a night tries them again whatever
+ * the marks say), with their links, at most max + 1 rows (more than max: too many to hold),
+ * sorted bytewise by key (COLLATE "C"), on the caller's connection pg (the source's snapshot).
+ * Columns FG_*. Caller PQclear()s; NULL with *err (caller frees).
+ */
+enum { FG_KEY, FG_LINK_ID, FG_LINK_STATUS, FG_LINK_FP, FG_LINK_EXTRA, FG_FAIL_KIND, FG_FAIL_FP, FG_FAIL_RETRY };
+PGresult *state_failing(PGconn *pg, const char *schema_q, const char *mapping, long max, char **err);
+/*
  * The marks of a read (a JSON array of {seq, rows, last_key, digest, skipped}) replace the
- * mapping's. Only after a run in which every record of the mapping ended in step, and after
- * its last write to links or failures (each of which forgets the mapping's marks).
+ * mapping's. Only after a run in which every record of the mapping ended in step or with its
+ * failure recorded, and after its last write to links or failures (a link written, a failure
+ * recorded for another record or cleared forget the mapping's marks).
  */
 bool state_marks_put(struct state *s, const char *mapping, const char *marks_json);
 

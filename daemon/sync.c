@@ -88,6 +88,7 @@ struct engine {
 	/* the run window (opts->until) and progress (run_window, report_progress) */
 	bool window_over;              /* the window ended: nothing new is sent */
 	long left;                     /* records the window left for the next run */
+	long unrecorded;               /* rows failed without a failure in the state (a NULL key) */
 	struct sb not_started;         /* mappings the window ended before */
 	struct op **updates;           /* a windowed run: updates wait for creates and terminations */
 	size_t nupdates, capupdates;
@@ -910,6 +911,7 @@ static void process_row(struct engine *e, const struct row *row, const struct sr
 	if (!key) {
 		log_warn("a source row has a NULL key (%s): skipped; give every row a key", m->key);
 		e->cnt.failed++;
+		e->unrecorded++;
 		return;
 	}
 	if (x->dup > 1) {
@@ -1334,8 +1336,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->ncreates = 0;
 	e->planned_terms = 0;
 	e->mapping_stopped = false;
-	long left0 = e->left;
-	char *marks = NULL; /* this read's marks, stored if every record ends in step */
+	long left0 = e->left, unrecorded0 = e->unrecorded;
+	char *marks = NULL; /* this read's marks, stored if every record ends in step or recorded failing */
 	/* Native references (Troops) are sent as they are: no parent to create first. */
 	e->self_ref = !e->conn->type->native_refs && refs_itself(e->cfg, m, m->fields, m->nfields);
 	e->keep_planned = e->opts->dry_run && referenced_in_run(e, m);
@@ -1443,9 +1445,10 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	e->nupdates = 0;
 	pump(e, 0);
 	retry_transients(e);
-	/* Every record in step (none failed, deferred or left for the next run): the marks of this
+	/* Every record in step, or failing or deferred with its failure recorded (the next night
+	 * tries those again whatever the marks say), none left for the next run: the marks of this
 	 * read speak for the links and failures as they are now (state_exec writes what waits first). */
-	if (marks && !e->stop && !e->mapping_stopped && !conn->pacer.stopped && !e->cnt.failed && !e->cnt.deferred &&
+	if (marks && !e->stop && !e->mapping_stopped && !conn->pacer.stopped && e->unrecorded == unrecorded0 &&
 	    e->left == left0 && !state_marks_put(&e->st, m->name, marks))
 		log_warn("mapping %s: its read marks were not stored (%s): the next run joins the links to every row",
 			 m->name, e->st.err ? e->st.err : "state error");
