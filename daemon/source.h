@@ -93,7 +93,7 @@ struct src_filter {
  * stretch before the first one twice at most.
  */
 #define SOURCE_MARK_ROWS 500
-#define SOURCE_MARK_MAX_FAILING 100000
+#define SOURCE_MARK_MAX_FAILING 20000
 
 struct cursor {
 	struct source *src;
