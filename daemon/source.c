@@ -14,8 +14,11 @@
 
 #define BATCH SOURCE_MARK_ROWS
 /* Columns after the mapping's own: terminate.when, the number of rows with the key, then the
- * state's (SJ_* of state.h, from X_STATE on); then, in a hashed read, the ids of its references. */
+ * state's (SJ_* of state.h, from X_STATE on); then, in a hashed read, the ids of its references.
+ * A probe (read marks) has terminate.when alone (X_PROBE_N), then the ids: its key is unique,
+ * its rows have no state. */
 enum { X_TERM, X_DUP, X_STATE, X_N = X_STATE + SJ_N };
+#define X_PROBE_N 1
 
 /*
  * A reference field the hash can follow: exactly "erp:{column}". Its target mapping's
@@ -170,13 +173,16 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	 * took 0.9 s a million rows of the server's one core, where reading the columns takes
 	 * 1.3 s; hrsync hashes on the other core, while the server reads the next batch.)
 	 */
-	if (f->key_unique)
+	if (f->probe)
+		sb_printf(&q, "SELECT %s, src.\"__hrsync_term\" AS term", sb_str(&cols));
+	else if (f->key_unique)
 		sb_printf(&q, "SELECT %s, src.\"__hrsync_term\" AS term, 1 AS dup, ", sb_str(&cols));
 	else
 		sb_printf(&q, "SELECT %s, src.\"__hrsync_term\" AS term, count(*) OVER (PARTITION BY src.%s) AS dup, ",
 			  sb_str(&cols), key);
 	enum state_join how = f->no_state || f->probe ? STATE_JOIN_NONE : hash ? STATE_JOIN_HASHED : STATE_JOIN_FULL;
-	sb_puts(&q, state_join_cols(how));
+	if (!f->probe)
+		sb_puts(&q, state_join_cols(how));
 	sb_puts(&q, sb_str(&inputs));
 	sb_printf(&q, " FROM (%s) AS src", sb_str(&from));
 	/* What the state knew of each row, joined in key order (state.h says how). */
@@ -367,10 +373,10 @@ static void hex64(char out[17], uint64_t h)
  */
 static uint64_t row_hash(const struct cursor *c, int i)
 {
-	int n = (int)c->m->ncols;
+	int n = (int)c->m->ncols, xn = c->probing ? X_PROBE_N : X_N;
 	uint64_t h = c->seed;
 	for (int k = 0; k < PQnfields(c->res); k++) {
-		if (k >= n && k < n + X_N && k != n + X_TERM)
+		if (k >= n && k < n + xn && k != n + X_TERM)
 			continue;
 		int len;
 		const char *v = val_len(c->res, i, k, &len);
@@ -667,16 +673,21 @@ int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err
 	int b = (int)n, sj = b + X_STATE;
 	const char *t = val(res, i, b + X_TERM);
 	x->terminate = t && t[0] == 't';
-	const char *d = val(res, i, b + X_DUP);
-	x->dup = d ? atol(d) : 1;
-	x->link_id = val(res, i, sj + SJ_LINK_ID);
-	x->link_status = val(res, i, sj + SJ_LINK_STATUS);
-	x->link_fp = val(res, i, sj + SJ_LINK_FP);
-	x->link_extra = val(res, i, sj + SJ_LINK_EXTRA);
-	x->fail_kind = val(res, i, sj + SJ_FAIL_KIND);
-	x->fail_fp = val(res, i, sj + SJ_FAIL_FP);
-	const char *fr = val(res, i, sj + SJ_FAIL_RETRY);
-	x->fail_retry = fr && fr[0] == 't';
+	if (c->probing) {
+		/* a probe's row (X_PROBE_N): a unique key, no state */
+		*x = (struct src_extra){.terminate = x->terminate, .dup = 1};
+	} else {
+		const char *d = val(res, i, b + X_DUP);
+		x->dup = d ? atol(d) : 1;
+		x->link_id = val(res, i, sj + SJ_LINK_ID);
+		x->link_status = val(res, i, sj + SJ_LINK_STATUS);
+		x->link_fp = val(res, i, sj + SJ_LINK_FP);
+		x->link_extra = val(res, i, sj + SJ_LINK_EXTRA);
+		x->fail_kind = val(res, i, sj + SJ_FAIL_KIND);
+		x->fail_fp = val(res, i, sj + SJ_FAIL_FP);
+		const char *fr = val(res, i, sj + SJ_FAIL_RETRY);
+		x->fail_retry = fr && fr[0] == 't';
+	}
 	x->src_hash = c->hashed ? c->hashes[i] : NULL;
 	x->same = c->hashed && c->same[i];
 	if (c->probed && c->detail[i] >= 0) {

@@ -1047,19 +1047,57 @@ bool state_link_put_later(struct state *s, const char *mapping, const char *key,
 	return s->npend < STATE_GROUP_MAX || state_flush(s);
 }
 
+/* JSON carries it exactly (sb_json_escape): a NULL, or UTF-8. */
+static bool json_exact(const char *v)
+{
+	return !v || utf8_valid(v, strlen(v));
+}
+
+bool state_failure_put_later(struct state *s, const char *mapping, const char *key, const struct failure *f,
+			     long long run)
+{
+	if (s->broken)
+		return false;
+	/* Bytes that are not UTF-8 (a CP1251 key or value in the reason) go as they are, alone,
+	 * after what waits (state_failure_put flushes it first). */
+	if (!json_exact(key) || !json_exact(f->reason) || !json_exact(f->field) || !json_exact(f->rule))
+		return state_failure_put(s, mapping, key, f, run);
+	struct sb *b = &s->pend;
+	sb_puts(b, s->npend ? ",{\"t\":\"f\",\"m\":" : "[{\"t\":\"f\",\"m\":");
+	sb_json_string(b, mapping, strlen(mapping));
+	json_field(b, "k", key);
+	json_field(b, "kind", f->kind);
+	json_field(b, "action", f->action);
+	json_field(b, "field", f->field);
+	json_field(b, "rule", f->rule);
+	json_field(b, "reason", f->reason);
+	json_field(b, "fp", f->fp_hex);
+	if (f->http_status)
+		sb_printf(b, ",\"http\":%ld", f->http_status);
+	sb_printf(b, ",\"r\":%lld}", run);
+	if (!s->npend++)
+		s->pend_ms = now_ms();
+	return s->npend < STATE_GROUP_MAX || state_flush(s);
+}
+
 bool state_flush(struct state *s)
 {
 	if (!s->npend)
 		return !s->broken;
-	long n = s->npend;
 	sb_putc(&s->pend, ']');
 	s->flushing = true;
-	/* One statement, one commit: the links (the last of a key wins, as one by one) and their
-	 * failures cleared, as state_link_put and state_failure_clear do. */
+	/*
+	 * One statement, one commit, with the effect of the entries one by one in order: the links
+	 * (the last of a key wins), as state_link_put does; per key, its failure cleared if the
+	 * key's last entry is a link, or written as state_failure_put does if it is a failure
+	 * (the last one; the two sets of keys are apart, so neither statement sees the other's).
+	 */
 	const char *p[] = {sb_str(&s->pend)};
 	PGresult *r = q(s,
-			"WITH v AS (SELECT DISTINCT ON (e.j->>'m', e.j->>'k') e.j FROM json_array_elements($1::json) "
-			"WITH ORDINALITY AS e(j, i) ORDER BY e.j->>'m', e.j->>'k', e.i DESC), "
+			"WITH e AS (SELECT e.j, e.i FROM json_array_elements($1::json) WITH ORDINALITY AS e(j, i)), "
+			"v AS (SELECT DISTINCT ON (j->>'m', j->>'k') j FROM e WHERE j->>'t' IS NULL "
+			"ORDER BY j->>'m', j->>'k', i DESC), "
+			"last AS (SELECT DISTINCT ON (j->>'m', j->>'k') j FROM e ORDER BY j->>'m', j->>'k', i DESC), "
 			"l AS (INSERT INTO %1$s.links (mapping, erp_key, platform_id, status, fingerprint, payload, extra, "
 			"nir_hash, run_id, src_hash) SELECT j->>'m', j->>'k', j->>'id', 'active', decode(j->>'fp', 'hex'), "
 			"(j->'p')::jsonb, (j->'x')::jsonb, decode(j->>'nir', 'hex'), (j->>'r')::bigint, j->>'h' FROM v "
@@ -1067,7 +1105,17 @@ bool state_flush(struct state *s)
 			"status = EXCLUDED.status, fingerprint = EXCLUDED.fingerprint, payload = EXCLUDED.payload, "
 			"extra = EXCLUDED.extra, nir_hash = coalesce(EXCLUDED.nir_hash, links.nir_hash), "
 			"src_hash = EXCLUDED.src_hash, updated_at = now(), run_id = EXCLUDED.run_id RETURNING 1), "
-			"f AS (DELETE FROM %1$s.failures f USING v WHERE f.mapping = v.j->>'m' AND f.erp_key = v.j->>'k') "
+			"fd AS (DELETE FROM %1$s.failures f USING last WHERE last.j->>'t' IS NULL "
+			"AND f.mapping = last.j->>'m' AND f.erp_key = last.j->>'k'), "
+			"fi AS (INSERT INTO %1$s.failures (mapping, erp_key, kind, action, field, rule, reason, http_status, "
+			"fingerprint, run_id) SELECT j->>'m', j->>'k', j->>'kind', j->>'action', j->>'field', j->>'rule', "
+			"j->>'reason', (j->>'http')::int, decode(j->>'fp', 'hex'), (j->>'r')::bigint FROM last "
+			"WHERE j->>'t' = 'f' "
+			"ON CONFLICT (mapping, erp_key) DO UPDATE SET kind = EXCLUDED.kind, action = EXCLUDED.action, "
+			"field = EXCLUDED.field, rule = EXCLUDED.rule, reason = EXCLUDED.reason, "
+			"http_status = EXCLUDED.http_status, fingerprint = EXCLUDED.fingerprint, "
+			"attempts = failures.attempts + CASE WHEN failures.run_id IS DISTINCT FROM EXCLUDED.run_id "
+			"THEN 1 ELSE 0 END, last_seen = now(), run_id = EXCLUDED.run_id, retry = false) "
 			"SELECT count(*) FROM l",
 			1, p);
 	s->flushing = false;
@@ -1075,7 +1123,7 @@ bool state_flush(struct state *s)
 	s->npend = 0;
 	if (!r)
 		return false;
-	s->link_writes += n;
+	s->link_writes += atol(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return true;
 }

@@ -282,12 +282,17 @@ void nir_hash_hex(const char nir[16], char out[65]);
  * the oldest has waited STATE_GROUP_MS. Only for writes that a run killed before the commit
  * finds again: a create its connector looks for by natural key before creating, an update
  * (sent again, the same payload, by the next run). Returns false if the state is broken.
+ * state_failure_put_later() does the same for a failure (as state_failure_put): one the run
+ * killed before the commit loses is found again by the next run, which tries the record
+ * again (nothing was written to the platform for it, or what was is found as above).
  */
 #define STATE_GROUP_MAX 64
 #define STATE_GROUP_MS 200
 bool state_link_put_later(struct state *s, const char *mapping, const char *key, const char *platform_id,
 			  const char *fp_hex, const struct jv *payload, const struct jv *extra, const char *nir_hash_hex,
 			  const char *src_hash, long long run);
+bool state_failure_put_later(struct state *s, const char *mapping, const char *key, const struct failure *f,
+			     long long run);
 bool state_flush(struct state *s);
 
 /*

@@ -163,7 +163,12 @@ static void record_failure(struct engine *e, const char *key, const char *kind, 
 		return;
 	}
 	struct failure f = {kind, action, field, rule, reason, http, fp};
-	if (!e->opts->dry_run && !state_failure_put(&e->st, e->m->name, key, &f, e->run_id) && e->st.broken)
+	/* Committed with others (state.h, grouped state commits): a record whose failure a killed
+	 * run did not commit is tried again by the next, as it would be. */
+	bool ok = state_failure_put_later(&e->st, e->m->name, key, &f, e->run_id);
+	if (ok && now_ms() - e->st.pend_ms >= STATE_GROUP_MS)
+		ok = state_flush(&e->st);
+	if (!ok && e->st.broken)
 		stop_run(e, "the state database is unreachable");
 	int level = streq(kind, "deferred") ? L_INFO : L_WARN;
 	if (field)
