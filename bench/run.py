@@ -126,8 +126,7 @@ class World:
         # A mirror as a night finds it, not minutes after a bulk load: autovacuum's first pass
         # over a freshly loaded table (every page written, the visibility map set) otherwise
         # lands on the measured nights, slowing hrsync's read and the reference COPY unevenly.
-        subprocess.run(["psql", "-X", "-q", "-c", "VACUUM (ANALYZE)"], env=self.pgenv(db),
-                       stdout=subprocess.DEVNULL, check=True)
+        self.psql(db, "VACUUM (ANALYZE)")
         secs = time.time() - t0
         log("mirror %s: %s employees loaded in %.1f s" % (db, fmt_n(employees), secs))
         return secs

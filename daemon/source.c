@@ -556,7 +556,6 @@ static bool resume(struct cursor *c, char **err)
 	if (!ok)
 		return false;
 	c->probing = false;
-	c->probed = false;
 	c->marks_changed = true;
 	c->last_batch = false;
 	int k = c->seq > 0 ? find_mark(c->marks, c->seq) : -1;
@@ -587,7 +586,6 @@ static int probe_batch(struct cursor *c, char **err)
 			c->same[i] = c->detail[i] < 0;
 			c->retried += !c->same[i];
 		}
-		c->probed = true;
 		return 1;
 	}
 	return resume(c, err) ? 0 : -1;
@@ -618,7 +616,6 @@ static int next_batch(struct cursor *c, char **err)
 		}
 		c->nrows = PQntuples(c->res);
 		c->row = 0;
-		c->probed = false;
 		for (size_t i = 0; i < c->m->ncols; i++)
 			c->oids[i] = PQftype(c->res, (int)i);
 		/* The server reads the next batch while this one is hashed and synced. */
@@ -649,6 +646,19 @@ static int next_batch(struct cursor *c, char **err)
 	return 0;
 }
 
+/* What the state knew of a record: the SJ_* columns of r's row, from column col on. */
+static void state_of(PGresult *r, int row, int col, struct src_extra *x)
+{
+	x->link_id = val(r, row, col + SJ_LINK_ID);
+	x->link_status = val(r, row, col + SJ_LINK_STATUS);
+	x->link_fp = val(r, row, col + SJ_LINK_FP);
+	x->link_extra = val(r, row, col + SJ_LINK_EXTRA);
+	x->fail_kind = val(r, row, col + SJ_FAIL_KIND);
+	x->fail_fp = val(r, row, col + SJ_FAIL_FP);
+	const char *fr = val(r, row, col + SJ_FAIL_RETRY);
+	x->fail_retry = fr && fr[0] == 't';
+}
+
 int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err)
 {
 	if (c->done)
@@ -674,34 +684,19 @@ int cursor_next(struct cursor *c, struct row *r, struct src_extra *x, char **err
 	const char *t = val(res, i, b + X_TERM);
 	x->terminate = t && t[0] == 't';
 	if (c->probing) {
-		/* a probe's row (X_PROBE_N): a unique key, no state */
+		/* A row of a batch the probe trusted (X_PROBE_N): a unique key, no state but for a
+		 * record failing or waiting, whose state is read as the join gives it. */
 		*x = (struct src_extra){.terminate = x->terminate, .dup = 1};
+		if (c->detail[i] >= 0)
+			state_of(c->failing, c->detail[i], FG_STATE, x);
 	} else {
 		const char *d = val(res, i, b + X_DUP);
 		x->dup = d ? atol(d) : 1;
-		x->link_id = val(res, i, sj + SJ_LINK_ID);
-		x->link_status = val(res, i, sj + SJ_LINK_STATUS);
-		x->link_fp = val(res, i, sj + SJ_LINK_FP);
-		x->link_extra = val(res, i, sj + SJ_LINK_EXTRA);
-		x->fail_kind = val(res, i, sj + SJ_FAIL_KIND);
-		x->fail_fp = val(res, i, sj + SJ_FAIL_FP);
-		const char *fr = val(res, i, sj + SJ_FAIL_RETRY);
-		x->fail_retry = fr && fr[0] == 't';
+		state_of(res, i, sj, x);
 	}
 	x->src_hash = c->hashed ? c->hashes[i] : NULL;
 	x->same = c->hashed && c->same[i];
-	if (c->probed && c->detail[i] >= 0) {
-		/* a record failing or waiting, in a stretch the probe trusted: its state as the join gives it */
-		int f = c->detail[i];
-		x->link_id = val(c->failing, f, FG_LINK_ID);
-		x->link_status = val(c->failing, f, FG_LINK_STATUS);
-		x->link_fp = val(c->failing, f, FG_LINK_FP);
-		x->link_extra = val(c->failing, f, FG_LINK_EXTRA);
-		x->fail_kind = val(c->failing, f, FG_FAIL_KIND);
-		x->fail_fp = val(c->failing, f, FG_FAIL_FP);
-		const char *ffr = val(c->failing, f, FG_FAIL_RETRY);
-		x->fail_retry = ffr && ffr[0] == 't';
-	} else if (c->hashed && c->detail[i] >= 0) {
+	if (!c->probing && c->hashed && c->detail[i] >= 0) {
 		x->link_id = val(c->details, c->detail[i], LD_PLATFORM_ID);
 		x->link_fp = val(c->details, c->detail[i], LD_FP);
 		x->link_extra = val(c->details, c->detail[i], LD_EXTRA);

@@ -120,12 +120,12 @@ struct cursor {
 	/* Read marks (src_filter.marks). */
 	const struct src_filter *flt; /* the caller's, for a read that goes on after a probe */
 	bool recording;         /* marks of this read are recorded (complete once it ends) */
-	bool probing;           /* reading the mirror alone, batches checked against the marks */
+	bool probing;           /* reading the mirror alone: the batch in hand is one its mark trusted
+				 * (detail[]: its rows of failing) */
 	bool marks_changed;     /* the recorded marks differ from the stored ones */
 	bool complete;          /* read to its end, every mark recorded */
 	PGresult *marks;        /* the stored marks (MK_* of state.h) */
 	PGresult *failing;      /* the records failing or waiting, with their links (FG_*), by key */
-	bool probed;            /* the batch in hand was trusted by the probe (detail[]: rows of failing) */
 	long long retried;      /* rows of trusted batches that were failing or waiting */
 	uint64_t digest;
 	long long nread;        /* rows of the read before this batch, prefix included */

@@ -580,6 +580,14 @@ long long state_last_rows(struct state *s, const char *mapping)
 		      mapping);
 }
 
+/* A failure written again: its new reason, one more attempt if from another run, no retry asked. */
+#define FAILURE_UPSERT \
+	"ON CONFLICT (mapping, erp_key) DO UPDATE SET kind = EXCLUDED.kind, action = EXCLUDED.action, " \
+	"field = EXCLUDED.field, rule = EXCLUDED.rule, reason = EXCLUDED.reason, " \
+	"http_status = EXCLUDED.http_status, fingerprint = EXCLUDED.fingerprint, " \
+	"attempts = failures.attempts + CASE WHEN failures.run_id IS DISTINCT FROM EXCLUDED.run_id " \
+	"THEN 1 ELSE 0 END, last_seen = now(), run_id = EXCLUDED.run_id, retry = false"
+
 bool state_failure_put(struct state *s, const char *mapping, const char *key, const struct failure *f, long long run)
 {
 	char rid[32], hs[16];
@@ -589,12 +597,7 @@ bool state_failure_put(struct state *s, const char *mapping, const char *key, co
 			   f->http_status ? hs : NULL, f->fp_hex, rid};
 	return q_ok(s,
 		    "INSERT INTO %1$s.failures (mapping, erp_key, kind, action, field, rule, reason, http_status, "
-		    "fingerprint, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), $10) "
-		    "ON CONFLICT (mapping, erp_key) DO UPDATE SET kind = EXCLUDED.kind, action = EXCLUDED.action, "
-		    "field = EXCLUDED.field, rule = EXCLUDED.rule, reason = EXCLUDED.reason, "
-		    "http_status = EXCLUDED.http_status, fingerprint = EXCLUDED.fingerprint, "
-		    "attempts = failures.attempts + CASE WHEN failures.run_id IS DISTINCT FROM EXCLUDED.run_id "
-		    "THEN 1 ELSE 0 END, last_seen = now(), run_id = EXCLUDED.run_id, retry = false",
+		    "fingerprint, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), $10) " FAILURE_UPSERT,
 		    10, p);
 }
 
@@ -1017,16 +1020,41 @@ static void json_field(struct sb *b, const char *name, const char *v)
 		sb_puts(b, "null");
 }
 
+/* A pending entry (state_flush): its type ("f", a failure; NULL, a link), mapping and key. */
+static struct sb *pend_open(struct state *s, const char *type, const char *mapping, const char *key)
+{
+	struct sb *b = &s->pend;
+	sb_puts(b, s->npend ? ",{" : "[{");
+	if (type)
+		sb_printf(b, "\"t\":\"%s\",", type);
+	sb_puts(b, "\"m\":");
+	sb_json_string(b, mapping, strlen(mapping));
+	json_field(b, "k", key);
+	return b;
+}
+
+/* The entry ends with its run; the group goes once full or once its oldest has waited
+ * (false only if a flush failed). */
+static bool pend_close(struct state *s, long long run)
+{
+	sb_printf(&s->pend, ",\"r\":%lld}", run);
+	if (!s->npend++)
+		s->pend_ms = now_ms();
+	return s->npend < STATE_GROUP_MAX ? state_flush_due(s) : state_flush(s);
+}
+
+bool state_flush_due(struct state *s)
+{
+	return !s->npend || now_ms() - s->pend_ms < STATE_GROUP_MS || state_flush(s);
+}
+
 bool state_link_put_later(struct state *s, const char *mapping, const char *key, const char *platform_id,
 			  const char *fp_hex, const struct jv *payload, const struct jv *extra, const char *nir_hash_hex,
 			  const char *src_hash, long long run)
 {
 	if (s->broken)
 		return false;
-	struct sb *b = &s->pend;
-	sb_puts(b, s->npend ? ",{\"m\":" : "[{\"m\":");
-	sb_json_string(b, mapping, strlen(mapping));
-	json_field(b, "k", key);
+	struct sb *b = pend_open(s, NULL, mapping, key);
 	json_field(b, "id", platform_id);
 	json_field(b, "fp", fp_hex);
 	sb_puts(b, ",\"p\":");
@@ -1041,10 +1069,7 @@ bool state_link_put_later(struct state *s, const char *mapping, const char *key,
 		sb_puts(b, "null");
 	json_field(b, "nir", nir_hash_hex);
 	json_field(b, "h", src_hash);
-	sb_printf(b, ",\"r\":%lld}", run);
-	if (!s->npend++)
-		s->pend_ms = now_ms();
-	return s->npend < STATE_GROUP_MAX || state_flush(s);
+	return pend_close(s, run);
 }
 
 /* JSON carries it exactly (sb_json_escape): a NULL, or UTF-8. */
@@ -1062,10 +1087,7 @@ bool state_failure_put_later(struct state *s, const char *mapping, const char *k
 	 * after what waits (state_failure_put flushes it first). */
 	if (!json_exact(key) || !json_exact(f->reason) || !json_exact(f->field) || !json_exact(f->rule))
 		return state_failure_put(s, mapping, key, f, run);
-	struct sb *b = &s->pend;
-	sb_puts(b, s->npend ? ",{\"t\":\"f\",\"m\":" : "[{\"t\":\"f\",\"m\":");
-	sb_json_string(b, mapping, strlen(mapping));
-	json_field(b, "k", key);
+	struct sb *b = pend_open(s, "f", mapping, key);
 	json_field(b, "kind", f->kind);
 	json_field(b, "action", f->action);
 	json_field(b, "field", f->field);
@@ -1074,10 +1096,7 @@ bool state_failure_put_later(struct state *s, const char *mapping, const char *k
 	json_field(b, "fp", f->fp_hex);
 	if (f->http_status)
 		sb_printf(b, ",\"http\":%ld", f->http_status);
-	sb_printf(b, ",\"r\":%lld}", run);
-	if (!s->npend++)
-		s->pend_ms = now_ms();
-	return s->npend < STATE_GROUP_MAX || state_flush(s);
+	return pend_close(s, run);
 }
 
 bool state_flush(struct state *s)
@@ -1110,12 +1129,7 @@ bool state_flush(struct state *s)
 			"fi AS (INSERT INTO %1$s.failures (mapping, erp_key, kind, action, field, rule, reason, http_status, "
 			"fingerprint, run_id) SELECT j->>'m', j->>'k', j->>'kind', j->>'action', j->>'field', j->>'rule', "
 			"j->>'reason', (j->>'http')::int, decode(j->>'fp', 'hex'), (j->>'r')::bigint FROM last "
-			"WHERE j->>'t' = 'f' "
-			"ON CONFLICT (mapping, erp_key) DO UPDATE SET kind = EXCLUDED.kind, action = EXCLUDED.action, "
-			"field = EXCLUDED.field, rule = EXCLUDED.rule, reason = EXCLUDED.reason, "
-			"http_status = EXCLUDED.http_status, fingerprint = EXCLUDED.fingerprint, "
-			"attempts = failures.attempts + CASE WHEN failures.run_id IS DISTINCT FROM EXCLUDED.run_id "
-			"THEN 1 ELSE 0 END, last_seen = now(), run_id = EXCLUDED.run_id, retry = false) "
+			"WHERE j->>'t' = 'f' " FAILURE_UPSERT ") "
 			"SELECT count(*) FROM l",
 			1, p);
 	s->flushing = false;

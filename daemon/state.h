@@ -259,9 +259,10 @@ PGresult *state_marks_read(PGconn *pg, const char *schema_q, const char *mapping
  * Read marks: the mapping's records that failed or wait (a night tries them again whatever
  * the marks say), with their links, at most max + 1 rows (more than max: too many to hold),
  * sorted bytewise by key (COLLATE "C"), on the caller's connection pg (the source's snapshot).
- * Columns FG_*. Caller PQclear()s; NULL with *err (caller frees).
+ * Columns: the key (FG_KEY), then from FG_STATE the state's columns in SJ_* order (no
+ * SJ_SRC_HASH). Caller PQclear()s; NULL with *err (caller frees).
  */
-enum { FG_KEY, FG_LINK_ID, FG_LINK_STATUS, FG_LINK_FP, FG_LINK_EXTRA, FG_FAIL_KIND, FG_FAIL_FP, FG_FAIL_RETRY };
+enum { FG_KEY, FG_STATE };
 PGresult *state_failing(PGconn *pg, const char *schema_q, const char *mapping, long max, char **err);
 /*
  * The marks of a read (a JSON array of {seq, rows, last_key, digest, skipped}) replace the
@@ -285,6 +286,9 @@ void nir_hash_hex(const char nir[16], char out[65]);
  * state_failure_put_later() does the same for a failure (as state_failure_put): one the run
  * killed before the commit loses is found again by the next run, which tries the record
  * again (nothing was written to the platform for it, or what was is found as above).
+ * Each flushes the group once full or once its oldest has waited STATE_GROUP_MS;
+ * state_flush_due() does the latter alone, for a caller that waits on other things (false
+ * only if that flush failed).
  */
 #define STATE_GROUP_MAX 64
 #define STATE_GROUP_MS 200
@@ -294,6 +298,7 @@ bool state_link_put_later(struct state *s, const char *mapping, const char *key,
 bool state_failure_put_later(struct state *s, const char *mapping, const char *key, const struct failure *f,
 			     long long run);
 bool state_flush(struct state *s);
+bool state_flush_due(struct state *s);
 
 /*
  * After a run that wrote many links (at least STATE_VACUUM_WRITES rows): VACUUM (ANALYZE) of

@@ -165,10 +165,7 @@ static void record_failure(struct engine *e, const char *key, const char *kind, 
 	struct failure f = {kind, action, field, rule, reason, http, fp};
 	/* Committed with others (state.h, grouped state commits): a record whose failure a killed
 	 * run did not commit is tried again by the next, as it would be. */
-	bool ok = state_failure_put_later(&e->st, e->m->name, key, &f, e->run_id);
-	if (ok && now_ms() - e->st.pend_ms >= STATE_GROUP_MS)
-		ok = state_flush(&e->st);
-	if (!ok && e->st.broken)
+	if (!state_failure_put_later(&e->st, e->m->name, key, &f, e->run_id) && e->st.broken)
 		stop_run(e, "the state database is unreachable");
 	int level = streq(kind, "deferred") ? L_INFO : L_WARN;
 	if (field)
@@ -257,8 +254,6 @@ static void op_done(struct op *op)
 			ok = state_link_put_later(&e->st, m, op->key, op->platform_id, x->fp, op->payload, op->extra,
 						  x->has_nir ? x->nir_hash : NULL, x->src_hash[0] ? x->src_hash : NULL,
 						  e->run_id);
-			if (ok && now_ms() - e->st.pend_ms >= STATE_GROUP_MS)
-				ok = state_flush(&e->st);
 			if (op->action == ACT_CREATE)
 				e->cnt.created++;
 			else
@@ -335,7 +330,7 @@ static void pump(struct engine *e, int limit)
 		if (!http_busy(e->http) && batch_flush(e->conn))
 			continue;
 		http_run(e->http, 200);
-		if (e->st.npend && now_ms() - e->st.pend_ms >= STATE_GROUP_MS && !state_flush(&e->st) && e->st.broken)
+		if (!state_flush_due(&e->st) && e->st.broken)
 			stop_run(e, "the state database is unreachable: %s", e->st.err ? e->st.err : "");
 		if (stop_requested(e) && !e->stop)
 			stop_run(e, "asked to stop; finishing the requests in flight");

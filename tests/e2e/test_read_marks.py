@@ -31,6 +31,25 @@ def writes_since(world, seq):
     return world.writes(world.sandbox.requests(since=seq))
 
 
+def settle(world, *mappings):
+    """Run until every record of these shipped mappings is in step: the rows that fail or wait
+    (and, for absences, those of an employee that is gone) are taken out of the mirror."""
+    for _ in range(4):
+        r = world.run("run")
+        if r.rc == 0:
+            return r
+        for m, table, col in (("employees", "erp.employees", "personnel_number"),
+                              ("absences", "erp.absences", "absence_id")):
+            if m in mappings:
+                world.sql(f"DELETE FROM {table} WHERE {col} IN "
+                          "(SELECT erp_key FROM hrsync.failures WHERE mapping = %s)", (m,))
+        if "absences" in mappings:
+            world.sql("DELETE FROM erp.absences a WHERE NOT EXISTS (SELECT 1 FROM erp.employees e "
+                      "WHERE e.personnel_number = a.personnel_number)")
+        world.sql("DELETE FROM hrsync.failures")
+    raise AssertionError("the mirror did not settle:\n" + r.err[-3000:])
+
+
 def clean_employees(world, copies=3):
     """The demo mirror's employees, four times over with new keys and e-mails (more than
     two batches of marks), less the rows a run fails: a mapping whose every record is in step."""
@@ -44,12 +63,8 @@ def clean_employees(world, copies=3):
                           birth_date, 'm{i}.' || email, 'm{i}.' || personal_email, mobile_phone, NULL, hire_date,
                           dismissal_date, dismissal_reason, department_name, job_title, grade, location_name
                       FROM erp.employees WHERE personnel_number NOT LIKE 'M%%'""")
-    world.run("run")
-    world.sql("DELETE FROM erp.employees WHERE personnel_number IN "
-              "(SELECT erp_key FROM hrsync.failures WHERE mapping = 'employees')")
-    world.sql("DELETE FROM hrsync.failures")
+    settle(world, "employees")
     r = world.run("run", check_rc=0)      # the lookup lists it created are in its generation now
-    r = world.run("run", check_rc=0)
     n = world.sql("SELECT count(*) FROM erp.employees")[0][0]
     assert n > 2 * MARK_ROWS, n
     return n, r
@@ -167,25 +182,6 @@ def test_a_new_row_between_two_marks_is_created(world):
     assert link(world, new)
     assert any(w["method"] == "POST" for w in writes_since(world, seq))
     assert marks(world)[0][1] == n + 1
-
-
-def settle(world, *mappings):
-    """Run until every record of these shipped mappings is in step: the rows that fail or wait
-    (and, for absences, those of an employee that is gone) are taken out of the mirror."""
-    for _ in range(4):
-        r = world.run("run")
-        if r.rc == 0:
-            return r
-        for m, table, col in (("employees", "erp.employees", "personnel_number"),
-                              ("absences", "erp.absences", "absence_id")):
-            if m in mappings:
-                world.sql(f"DELETE FROM {table} WHERE {col} IN "
-                          "(SELECT erp_key FROM hrsync.failures WHERE mapping = %s)", (m,))
-        if "absences" in mappings:
-            world.sql("DELETE FROM erp.absences a WHERE NOT EXISTS (SELECT 1 FROM erp.employees e "
-                      "WHERE e.personnel_number = a.personnel_number)")
-        world.sql("DELETE FROM hrsync.failures")
-    raise AssertionError("the mirror did not settle:\n" + r.err[-3000:])
 
 
 def test_cancelled_absences_count_skipped_on_a_night_read_by_the_marks(world):

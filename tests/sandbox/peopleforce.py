@@ -331,16 +331,11 @@ class PeopleForceSandbox(Sandbox):
                                   "division_id", "department_id", "job_level_id", "reporting_to_id")}
 
     def position_index(self):
-        """employee id -> current position record (latest effective_from, then highest id)."""
-        idx = {}
-        for p in self.store["employee_positions"].values():
-            best = idx.get(p["employee_id"])
-            if best is None or (p["effective_from"], p["id"]) >= (best["effective_from"], best["id"]):
-                idx[p["employee_id"]] = p
-        return idx
+        """employee id -> current position record, for every employee that has one."""
+        return {eid: self.current_position(eid) for eid, ids in self.store["positions_of"].items() if ids}
 
     def current_position(self, employee_id):
-        """The employee's current position as position_index() would pick it, or None."""
+        """The employee's current position (latest effective_from, then highest id), or None."""
         ps = self.store["employee_positions"]
         return max((ps[pid] for pid in self.store["positions_of"].get(employee_id, ())),
                    key=lambda p: (p["effective_from"], p["id"]), default=None)
