@@ -162,7 +162,7 @@ int main(int argc, char **argv)
 	preload(&x, m->term_fields, m->nterm);
 
 	struct source src;
-	if (!source_open(&src, cfg, &err)) {
+	if (!source_open(&src, cfg, NULL, &err)) {
 		fprintf(stderr, "seedlinks: %s\n", err);
 		return 3;
 	}

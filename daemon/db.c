@@ -34,16 +34,18 @@ static void on_notice(void *arg, const char *message)
 	log_debug("database: %.*s", (int)n, message);
 }
 
-static PGconn *connect_with(const struct config *cfg, const char *conninfo, const struct secret *password,
-			    const char *purpose, char **err)
+/* The connection parameters: the conninfo (expanded), the password from its secret, an
+ * application name, connect_timeout. vals[1] is allocated (free it once connected or started). */
+static void conn_params(const struct config *cfg, bool source, const char *purpose, const char *keys[6],
+			const char *vals[6])
 {
-	const char *keys[6], *vals[6];
+	bool own = source && cfg->source_conninfo;
+	const struct secret *password = own ? &cfg->source_password : &cfg->db_password;
 	int n = 0;
 	keys[n] = "dbname";
-	vals[n++] = conninfo;
-	char *appname = xasprintf("hrsync %s", purpose);
+	vals[n++] = own ? cfg->source_conninfo : cfg->conninfo;
 	keys[n] = "application_name";
-	vals[n++] = appname;
+	vals[n++] = xasprintf("hrsync %s", purpose);
 	keys[n] = "connect_timeout";
 	vals[n++] = "10";
 	if (secret_present(password)) {
@@ -52,10 +54,15 @@ static PGconn *connect_with(const struct config *cfg, const char *conninfo, cons
 	}
 	keys[n] = NULL;
 	vals[n] = NULL;
-	PGconn *pg = PQconnectdbParams(keys, vals, 1);
-	free(appname);
+}
+
+/* The session as every hrsync connection has it; pg is freed and NULL returned on failure. */
+static PGconn *session_setup(PGconn *pg, const struct config *cfg, bool source, char **err)
+{
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
-		char *m = pg ? db_error(pg, NULL) : xstrdup("out of memory");
+		char *m = !pg ? xstrdup("out of memory")
+		      : PQstatus(pg) == CONNECTION_BAD ? db_error(pg, NULL)
+						       : xstrdup("the server did not answer within 10 s");
 		*err = xasprintf("cannot connect to the database: %s", m);
 		free(m);
 		PQfinish(pg);
@@ -67,11 +74,20 @@ static PGconn *connect_with(const struct config *cfg, const char *conninfo, cons
 	/* A SQL_ASCII mirror (1C exports in CP1251) holds bytes PostgreSQL cannot convert: take them
 	 * as they are, and let the mapping engine report each value that is not UTF-8, field by field. */
 	const char *se = PQparameterStatus(pg, "server_encoding");
-	char *sql = xasprintf("SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET TimeZone = %s; "
-			      "SET client_encoding = '%s'; SET lock_timeout = '30s'",
-			      q, se && streq(se, "SQL_ASCII") ? "SQL_ASCII" : "UTF8");
-	bool ok = db_exec(pg, sql, err);
-	free(sql);
+	struct sb sql = {0};
+	sb_printf(&sql, "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET TimeZone = %s; "
+			"SET client_encoding = '%s'; SET lock_timeout = '30s'",
+		  q, se && streq(se, "SQL_ASCII") ? "SQL_ASCII" : "UTF8");
+	/*
+	 * The source session runs the mapping's SQL: bound each statement, and have the server look
+	 * every few seconds whether hrsync is still there (PostgreSQL 14+), so that a query of a
+	 * process killed with SIGKILL does not run on for hours.
+	 */
+	if (source)
+		sb_printf(&sql, "; SET statement_timeout = %lld%s", (long long)cfg->statement_timeout_ms,
+			  PQserverVersion(pg) >= 140000 ? "; SET client_connection_check_interval = '5s'" : "");
+	bool ok = db_exec(pg, sb_str(&sql), err);
+	sb_free(&sql);
 	free(q);
 	if (!ok) {
 		PQfinish(pg);
@@ -80,31 +96,79 @@ static PGconn *connect_with(const struct config *cfg, const char *conninfo, cons
 	return pg;
 }
 
+static PGconn *connect_now(const struct config *cfg, bool source, const char *purpose, char **err)
+{
+	const char *keys[6], *vals[6];
+	conn_params(cfg, source, purpose, keys, vals);
+	PGconn *pg = PQconnectdbParams(keys, vals, 1);
+	free((char *)vals[1]);
+	return session_setup(pg, cfg, source, err);
+}
+
 PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
 {
-	return connect_with(cfg, cfg->conninfo, &cfg->db_password, purpose, err);
+	return connect_now(cfg, false, purpose, err);
 }
 
 PGconn *db_connect_source(const struct config *cfg, const char *purpose, char **err)
 {
-	PGconn *pg = cfg->source_conninfo ? connect_with(cfg, cfg->source_conninfo, &cfg->source_password, purpose, err)
-					  : db_connect(cfg, purpose, err);
-	if (!pg)
-		return NULL;
-	/*
-	 * The mapping's SQL runs here: bound each statement, and have the server look every few
-	 * seconds whether hrsync is still there (PostgreSQL 14+), so that a query of a process
-	 * killed with SIGKILL does not run on for hours.
-	 */
-	char *sql = xasprintf("SET statement_timeout = %lld%s", (long long)cfg->statement_timeout_ms,
-			      PQserverVersion(pg) >= 140000 ? "; SET client_connection_check_interval = '5s'" : "");
-	bool ok = db_exec(pg, sql, err);
-	free(sql);
-	if (!ok) {
-		PQfinish(pg);
-		return NULL;
+	return connect_now(cfg, true, purpose, err);
+}
+
+/* Take the connection begun as far as its socket allows within timeout_ms (0: no wait). */
+static void connect_step(struct db_start *c, int timeout_ms)
+{
+	while (c->pg && (c->want == PGRES_POLLING_WRITING || c->want == PGRES_POLLING_READING)) {
+		struct pollfd p = {.fd = PQsocket(c->pg), .events = c->want == PGRES_POLLING_WRITING ? POLLOUT : POLLIN};
+		if (p.fd < 0)
+			return;
+		int n = poll(&p, 1, timeout_ms);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		c->want = PQconnectPoll(c->pg);
 	}
-	return pg;
+}
+
+void db_connect_begin(struct db_start *c, const struct config *cfg, bool source, const char *purpose)
+{
+	memset(c, 0, sizeof *c);
+	c->source = source;
+	c->purpose = purpose;
+	const char *keys[6], *vals[6];
+	conn_params(cfg, source, purpose, keys, vals);
+	c->pg = PQconnectStartParams(keys, vals, 1);
+	free((char *)vals[1]);
+	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD)
+		return;
+	/* The socket is writable at once on the local machine: the startup message goes now, and
+	 * the server starts the session while the caller goes on. */
+	c->want = PGRES_POLLING_WRITING;
+	connect_step(c, 0);
+}
+
+PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err)
+{
+	/* Each wait bounded as connect_timeout bounds libpq's own (one host: a conninfo naming
+	 * several is tried host after host by db_connect_source instead). */
+	connect_step(c, 10000);
+	PGconn *pg = c->pg;
+	c->pg = NULL;
+	if (pg && PQstatus(pg) != CONNECTION_OK && PQstatus(pg) != CONNECTION_BAD) {
+		PQfinish(pg);
+		return connect_now(cfg, c->source, c->purpose, err);
+	}
+	return session_setup(pg, cfg, c->source, err);
+}
+
+void db_connect_drop(struct db_start *c)
+{
+	/* The handshake finished first (it is under way: a server that does not answer is not
+	 * waited for long), so that the server sees a session end, not a client gone mid-startup. */
+	connect_step(c, 2000);
+	PQfinish(c->pg);
+	c->pg = NULL;
 }
 
 /* Ask the server to cancel what pg is running; a failure to ask is logged, the wait goes on. */

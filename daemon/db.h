@@ -14,6 +14,24 @@
 
 #include "config.h"
 
+/*
+ * A connection begun and ended later: db_connect_begin sends the startup message without
+ * waiting, so that the server starts the session's backend while the caller does other work
+ * (a run begins its source session before it opens the state); db_connect_end waits for it
+ * and sets the session up as db_connect or db_connect_source would (NULL with *err on
+ * failure; one not made within 10 s, say its first host is down, is made again as those
+ * make it, host after host); db_connect_drop ends one that is no longer wanted. Every begun
+ * one is ended or dropped.
+ */
+struct db_start {
+	PGconn *pg;
+	PostgresPollingStatusType want; /* what PQconnectPoll waits for next */
+	bool source;                    /* the source role's session */
+	const char *purpose;            /* the application name's, a string that outlives the start */
+};
+void db_connect_begin(struct db_start *c, const struct config *cfg, bool source, const char *purpose);
+PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err);
+void db_connect_drop(struct db_start *c);
 /* Connect as the state role (conninfo); NULL with *err (caller frees) on failure. */
 PGconn *db_connect(const struct config *cfg, const char *purpose, char **err);
 /*

@@ -63,25 +63,26 @@ static void ref_joins(PGconn *pg, const struct source *s, const struct mapping *
 	}
 }
 
-bool source_open(struct source *s, const struct config *cfg, char **err)
+bool source_open(struct source *s, const struct config *cfg, struct db_start *started, char **err)
 {
 	memset(s, 0, sizeof *s);
 	s->cfg = cfg;
-	s->pg = db_connect_source(cfg, "source", err);
+	s->pg = started ? db_connect_end(started, cfg, err) : db_connect_source(cfg, "source", err);
 	if (!s->pg)
 		return false;
 	s->state_q = db_quote_ident(s->pg, cfg->state_schema);
 	/* The sort by key of a large mirror joined with its links stays in memory, not on disk;
 	 * every row is read, so the cursor is planned for the whole result, not a fast start.
-	 * Unless the server's random_page_cost was set, the read is planned for storage where a
-	 * random read costs little more than a sequential one (SSD, or the mirror in cache), as
-	 * PostgreSQL's documentation advises there: the key's index gives the order, where the
-	 * default (4, spinning disks) has a 10,000-row read hashed and sorted in twice the time. */
+	 * Unless the server's random_page_cost was changed from PostgreSQL's default (4, spinning
+	 * disks), the read is planned for storage where a random read costs little more than a
+	 * sequential one (SSD, or the mirror in cache), as PostgreSQL's documentation advises
+	 * there: the key's index gives the order, where 4 has a 10,000-row read hashed and sorted
+	 * in twice the time. (current_setting, not pg_settings' source: that view builds every
+	 * setting, 4 ms of a new session's start.) */
 	if (!db_exec(s->pg,
 		     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '64MB'; "
 		     "SET LOCAL cursor_tuple_fraction = 1.0; "
-		     "SELECT set_config('random_page_cost', '1.1', true) FROM pg_settings "
-		     "WHERE name = 'random_page_cost' AND source = 'default'",
+		     "SELECT set_config('random_page_cost', '1.1', true) WHERE current_setting('random_page_cost') = '4'",
 		     err)) {
 		source_close(s);
 		return false;

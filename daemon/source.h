@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "db.h"
 #include "mapping.h"
 
 struct source {
@@ -146,9 +147,10 @@ void cursor_quiet(struct cursor *c);
  * Open the snapshot on the source role's session (db_connect_source: statement_timeout). A
  * query on the mirror waits on its socket, so that *s->stop, once the caller has set that
  * pointer and a signal handler the flag, cancels it on the server: the read then ends with an
- * error saying so.
+ * error saying so. started: the session begun for it (db_connect_begin, source), ended here
+ * whatever happens; NULL: connect now.
  */
-bool source_open(struct source *s, const struct config *cfg, char **err);
+bool source_open(struct source *s, const struct config *cfg, struct db_start *started, char **err);
 void source_close(struct source *s);
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
 		 char **err);

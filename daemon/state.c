@@ -101,6 +101,47 @@ static bool q_ok(struct state *s, const char *sql_fmt, int n, const char *const 
 	return r != NULL;
 }
 
+/*
+ * q() of a run's own record (runs, run_mappings), committed without waiting for the WAL to
+ * reach the disk (synchronous_commit off, for this transaction only): a flush less per
+ * record, milliseconds a run. A crash of the database's machine may lose the last of these
+ * records (the next run then finds its run 'killed'), never a link or a failure: their
+ * commits wait for the disk, and flush every record written before them. Inside a
+ * transaction the caller opened, the caller's commit decides.
+ */
+static PGresult *q_record(struct state *s, const char *sql_fmt, int n, const char *const *params)
+{
+	/* What was confirmed before goes in first, in its own transaction, as state_exec would. */
+	if (s->broken || (s->npend && !s->flushing && !state_flush(s) && s->broken))
+		return NULL;
+	bool own = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
+	if (own) {
+		PGresult *b = PQexec(s->pg, "BEGIN; SET LOCAL synchronous_commit = off");
+		bool ok = PQresultStatus(b) == PGRES_COMMAND_OK;
+		if (!ok)
+			set_err(s, b);
+		PQclear(b);
+		if (!ok) {
+			state_rollback(s);
+			return NULL;
+		}
+	}
+	PGresult *r = q(s, sql_fmt, n, params);
+	if (own && (!r || !q_ok(s, "COMMIT", 0, NULL))) {
+		state_rollback(s);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static bool q_record_ok(struct state *s, const char *sql_fmt, int n, const char *const *params)
+{
+	PGresult *r = q_record(s, sql_fmt, n, params);
+	PQclear(r);
+	return r != NULL;
+}
+
 bool state_begin(struct state *s)
 {
 	return q_ok(s, "BEGIN", 0, NULL);
@@ -392,7 +433,7 @@ long long state_run_begin(struct state *s, const char *command, bool dry_run)
 	char pid[32];
 	snprintf(pid, sizeof pid, "%d", (int)getpid());
 	const char *p[] = {command, dry_run ? "t" : "f", host, pid, HRSYNC_VERSION};
-	PGresult *r = q(s, "INSERT INTO %1$s.runs (command, dry_run, host, pid, version) VALUES ($1, $2, $3, $4, $5) "
+	PGresult *r = q_record(s, "INSERT INTO %1$s.runs (command, dry_run, host, pid, version) VALUES ($1, $2, $3, $4, $5) "
 			   "RETURNING id",
 			5, p);
 	if (!r)
@@ -409,7 +450,7 @@ bool state_run_end(struct state *s, long long run, int exit_code, const char *me
 	snprintf(code, sizeof code, "%d", exit_code);
 	const char *status = exit_code == 0 ? "ok" : exit_code == 1 ? "failures" : exit_code == 3 ? "stopped" : "error";
 	const char *p[] = {id, status, code, message};
-	return q_ok(s, "UPDATE %1$s.runs SET finished_at = now(), status = $2, exit_code = $3, message = $4 WHERE id = $1",
+	return q_record_ok(s, "UPDATE %1$s.runs SET finished_at = now(), status = $2, exit_code = $3, message = $4 WHERE id = $1",
 		    4, p);
 }
 
@@ -418,7 +459,7 @@ bool state_run_progress(struct state *s, long long run, const char *text)
 	char id[32];
 	snprintf(id, sizeof id, "%lld", run);
 	const char *p[] = {id, text};
-	return q_ok(s, "UPDATE %1$s.runs SET message = $2 WHERE id = $1 AND status = 'running'", 2, p);
+	return q_record_ok(s, "UPDATE %1$s.runs SET message = $2 WHERE id = $1 AND status = 'running'", 2, p);
 }
 
 bool state_run_mapping(struct state *s, long long run, const char *mapping, const struct counts *c,
@@ -438,7 +479,7 @@ bool state_run_mapping(struct state *s, long long run, const char *mapping, cons
 	snprintf(v[10], 32, "%.3f", c->seconds);
 	snprintf(v[11], 32, "%ld", c->skipped);
 	const char *p[] = {v[0], mapping, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], mapping_hash, v[11]};
-	return q_ok(s,
+	return q_record_ok(s,
 		    "INSERT INTO %1$s.run_mappings (run_id, mapping, source_rows, created, updated, terminated, "
 		    "unchanged, failed, deferred, requests, throttled, seconds, mapping_hash, skipped) "
 		    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "

@@ -1607,8 +1607,12 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 				res->exit_code = 2;
 			return 2;
 		}
+	/* The source session starts on the server while the state's is opened. */
+	struct db_start src_start;
+	db_connect_begin(&src_start, cfg, true, "source");
 	int rc = opts->dry_run ? open_state_readonly(&e) : open_state(&e);
 	if (rc) {
+		db_connect_drop(&src_start);
 		state_close(&e.st);
 		if (res)
 			res->exit_code = rc;
@@ -1634,7 +1638,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	http_set_stop(e.http, opts->stop ? opts->stop : &g_signalled); /* blocking reads end on SIGTERM too */
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
 	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
-	if (!source_open(&e.src, cfg, &err)) {
+	if (!source_open(&e.src, cfg, &src_start, &err)) {
 		stop_run(&e, "%s", err);
 		free(err);
 		goto done;

@@ -1,11 +1,14 @@
 """Exit codes and fault paths: lock held, bad config, database unreachable, a platform
 that keeps failing. (Refused credentials, answers lost after the platform acted and runs
 killed at any moment: test_contract.py, for every connector.)"""
+import os
 
 
 def test_another_run_holding_the_lock_exits_75(world):
     world.run("db", "migrate", check_rc=0)
     c = world.cluster.connect(world.db)
+    log = os.path.join(world.cluster.dir, "postgres.log")
+    start = os.path.getsize(log)
     try:
         c.cursor().execute("""SELECT pg_advisory_lock(hashtext('hrsync:' || '"hrsync"'))""")
         r = world.run("run", check_rc=75)
@@ -13,6 +16,12 @@ def test_another_run_holding_the_lock_exits_75(world):
         assert world.sandbox.requests() == []
     finally:
         c.close()
+    # The source session begun beside the state's (so that the server starts it meanwhile)
+    # was ended as a session ends, not left half-open: the server logged nothing about it.
+    with open(log, errors="replace") as f:
+        f.seek(start)
+        said = [l for l in f if "unexpected EOF" in l or "incomplete startup" in l or "could not receive" in l]
+    assert said == [], said
 
 
 def test_mapping_error_exits_2_and_touches_nothing(world, tmp_path):
