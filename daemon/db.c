@@ -56,19 +56,24 @@ static void conn_params(const struct config *cfg, bool source, const char *purpo
 	vals[n] = NULL;
 }
 
-/* The session as every hrsync connection has it; pg is freed and NULL returned on failure. */
-static PGconn *session_setup(PGconn *pg, const struct config *cfg, bool source, char **err)
+/* pg when it is connected; else NULL with *err, pg freed. */
+static PGconn *made(PGconn *pg, char **err)
 {
-	if (!pg || PQstatus(pg) != CONNECTION_OK) {
-		char *m = !pg ? xstrdup("out of memory")
-		      : PQstatus(pg) == CONNECTION_BAD ? db_error(pg, NULL)
-						       : xstrdup("the server did not answer within 10 s");
-		*err = xasprintf("cannot connect to the database: %s", m);
-		free(m);
-		PQfinish(pg);
-		return NULL;
+	if (pg && PQstatus(pg) == CONNECTION_OK) {
+		PQsetNoticeProcessor(pg, on_notice, NULL);
+		return pg;
 	}
-	PQsetNoticeProcessor(pg, on_notice, NULL);
+	char *m = !pg ? xstrdup("out of memory")
+	      : PQstatus(pg) == CONNECTION_BAD ? db_error(pg, NULL)
+					       : xstrdup("the server did not answer within 10 s");
+	*err = xasprintf("cannot connect to the database: %s", m);
+	free(m);
+	PQfinish(pg);
+	return NULL;
+}
+
+char *db_setup_sql(PGconn *pg, const struct config *cfg, bool source)
+{
 	const char *tz = cfg->timezone ? cfg->timezone : "UTC";
 	char *q = db_quote_literal(pg, tz);
 	/* A SQL_ASCII mirror (1C exports in CP1251) holds bytes PostgreSQL cannot convert: take them
@@ -86,9 +91,18 @@ static PGconn *session_setup(PGconn *pg, const struct config *cfg, bool source, 
 	if (source)
 		sb_printf(&sql, "; SET statement_timeout = %lld%s", (long long)cfg->statement_timeout_ms,
 			  PQserverVersion(pg) >= 140000 ? "; SET client_connection_check_interval = '5s'" : "");
-	bool ok = db_exec(pg, sb_str(&sql), err);
-	sb_free(&sql);
 	free(q);
+	return sb_steal(&sql);
+}
+
+/* The session set up (db_setup_sql); pg is freed and NULL returned on failure. */
+static PGconn *set_up(PGconn *pg, const struct config *cfg, bool source, char **err)
+{
+	if (!pg)
+		return NULL;
+	char *sql = db_setup_sql(pg, cfg, source);
+	bool ok = db_exec(pg, sql, err);
+	free(sql);
 	if (!ok) {
 		PQfinish(pg);
 		return NULL;
@@ -96,23 +110,24 @@ static PGconn *session_setup(PGconn *pg, const struct config *cfg, bool source, 
 	return pg;
 }
 
+/* Connected (not set up) at once, the blocking way: libpq tries the conninfo's hosts in turn. */
 static PGconn *connect_now(const struct config *cfg, bool source, const char *purpose, char **err)
 {
 	const char *keys[6], *vals[6];
 	conn_params(cfg, source, purpose, keys, vals);
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);
 	free((char *)vals[1]);
-	return session_setup(pg, cfg, source, err);
+	return made(pg, err);
 }
 
 PGconn *db_connect(const struct config *cfg, const char *purpose, char **err)
 {
-	return connect_now(cfg, false, purpose, err);
+	return set_up(connect_now(cfg, false, purpose, err), cfg, false, err);
 }
 
 PGconn *db_connect_source(const struct config *cfg, const char *purpose, char **err)
 {
-	return connect_now(cfg, true, purpose, err);
+	return set_up(connect_now(cfg, true, purpose, err), cfg, true, err);
 }
 
 /* Take the connection begun as far as its socket allows within timeout_ms (0: no wait). */
@@ -148,10 +163,10 @@ void db_connect_begin(struct db_start *c, const struct config *cfg, bool source,
 	connect_step(c, 0);
 }
 
-PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err)
+PGconn *db_connect_made(struct db_start *c, const struct config *cfg, char **err)
 {
-	/* Each wait bounded as connect_timeout bounds libpq's own (one host: a conninfo naming
-	 * several is tried host after host by db_connect_source instead). */
+	/* Each wait bounded as connect_timeout bounds libpq's own. One not made in time is made
+	 * again the blocking way, which goes on to the conninfo's next host, if it names several. */
 	connect_step(c, 10000);
 	PGconn *pg = c->pg;
 	c->pg = NULL;
@@ -159,7 +174,12 @@ PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err)
 		PQfinish(pg);
 		return connect_now(cfg, c->source, c->purpose, err);
 	}
-	return session_setup(pg, cfg, c->source, err);
+	return made(pg, err);
+}
+
+PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err)
+{
+	return set_up(db_connect_made(c, cfg, err), cfg, c->source, err);
 }
 
 void db_connect_drop(struct db_start *c)

@@ -32,6 +32,13 @@ struct db_start {
 void db_connect_begin(struct db_start *c, const struct config *cfg, bool source, const char *purpose);
 PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err);
 void db_connect_drop(struct db_start *c);
+/*
+ * db_connect_end in two: the connection made (NULL with *err), and the SQL that sets its
+ * session up, for the caller to send first in what it sends next (one round trip, answered
+ * while it does other work). Caller frees the SQL.
+ */
+PGconn *db_connect_made(struct db_start *c, const struct config *cfg, char **err);
+char *db_setup_sql(PGconn *pg, const struct config *cfg, bool source);
 /* Connect as the state role (conninfo); NULL with *err (caller frees) on failure. */
 PGconn *db_connect(const struct config *cfg, const char *purpose, char **err);
 /*

@@ -34,6 +34,9 @@ struct source {
 	char *state_q;          /* the quoted state schema, for state.c's fragments */
 	volatile sig_atomic_t *stop; /* set (by a signal handler) to cancel the query running; may be NULL */
 	bool cancelled;         /* a query was cancelled for stop */
+	bool opening;           /* the snapshot and the key probe sent, their answer not read (source_ready) */
+	bool probed;            /* a key probe was sent (a mapping reads a table) */
+	bool *key_unique;       /* per cfg->maps[i]: its table has a unique index on the key alone */
 };
 
 /* What a row says beyond the mapping's columns. Pointers live until the next cursor_next(). */
@@ -149,7 +152,15 @@ void cursor_quiet(struct cursor *c);
  * pointer and a signal handler the flag, cancels it on the server: the read then ends with an
  * error saying so. started: the session begun for it (db_connect_begin, source), ended here
  * whatever happens; NULL: connect now.
+ *
+ * source_open_send makes the session and sends, in one round trip, its setup, the snapshot
+ * and which mappings' tables have a unique key (source_key_unique), without waiting for the
+ * answer: the caller does other work meanwhile (a run: its record, the first lookups), then
+ * source_ready() reads it (false with *err if the snapshot could not be taken). Every other
+ * function below needs it read first. source_open does both.
  */
+bool source_open_send(struct source *s, const struct config *cfg, struct db_start *started, char **err);
+bool source_ready(struct source *s, char **err);
 bool source_open(struct source *s, const struct config *cfg, struct db_start *started, char **err);
 void source_close(struct source *s);
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
@@ -171,7 +182,7 @@ char *cursor_take_marks(struct cursor *c);
  * extra (JSON). Caller PQclear()s; NULL with *err on failure.
  */
 PGresult *source_missing(struct source *s, const struct mapping *m, char **err);
-/* Does the source's key column carry a unique index (a table source only)? */
+/* Does the source's key column carry a unique index (a table source only; read at the open)? */
 bool source_key_unique(struct source *s, const struct mapping *m);
 /* The SQL a mapping reads with (for messages and tests). Caller frees; NULL with *err. */
 char *source_sql(struct source *s, const struct mapping *m, const struct src_filter *f, char **err);

@@ -374,6 +374,7 @@ bool state_migrate(struct state *s, char **err)
 			PQclear(PQexec(s->pg, "ROLLBACK"));
 			return false;
 		}
+		s->migrated = true;
 		log_info("state schema %s %s (version %d)", s->schema_q, v == 1 ? "created" : "upgraded", v);
 	}
 	return true;

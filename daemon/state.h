@@ -35,6 +35,7 @@ struct state {
 	char *err;        /* the last error, for messages */
 	bool broken;      /* the connection failed: stop writing */
 	bool quiet;       /* errors are not logged: the caller prints err (the reports) */
+	bool migrated;    /* state_migrate created or upgraded the schema */
 	long link_writes; /* links rows written through this connection (state_vacuum_links) */
 	/* links confirmed by the platform, not committed yet (state_link_put_later) */
 	struct sb pend;   /* JSON objects, comma-separated */

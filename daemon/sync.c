@@ -1357,6 +1357,11 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 		goto out;
 	struct cursor cur;
 	char *err = NULL;
+	if (!source_ready(&e->src, &err)) {
+		stop_run(e, "%s", err);
+		free(err);
+		goto out;
+	}
 	compute_generation(e);
 	/* --full sends everything: no row may be skipped for its hash. */
 	struct src_filter flt = {.no_state = e->no_state, .generation = e->opts->full ? NULL : e->generation,
@@ -1519,9 +1524,14 @@ static bool selected(const struct run_opts *o, const struct mapping *m)
 	return false;
 }
 
-static int open_state(struct engine *e)
+/* Connect to the state and take the run lock. src (NULL: none): the source session, begun
+ * first, so that the server starts both at once (the source's snapshot is sent as soon as the
+ * lock is held: its session must be up by then). */
+static int lock_state(struct engine *e, struct db_start *src)
 {
 	char *err = NULL;
+	if (src)
+		db_connect_begin(src, e->cfg, true, "source");
 	if (!state_connect(&e->st, e->cfg, &err)) {
 		log_error("%s", err);
 		free(err);
@@ -1537,6 +1547,12 @@ static int open_state(struct engine *e)
 		log_notice("another hrsync run holds the lock on state schema %s; not starting", e->cfg->state_schema);
 		return 75;
 	}
+	return 0;
+}
+
+static int migrate_state(struct engine *e)
+{
+	char *err = NULL;
 	if (!state_migrate(&e->st, &err)) {
 		log_error("cannot create or upgrade the state schema %s: %s", e->cfg->state_schema, err);
 		free(err);
@@ -1545,10 +1561,17 @@ static int open_state(struct engine *e)
 	return 0;
 }
 
+static int open_state(struct engine *e)
+{
+	int rc = lock_state(e, NULL);
+	return rc ? rc : migrate_state(e);
+}
+
 /* A dry run reads the state as it is: no lock, no migration, no run recorded. */
-static int open_state_readonly(struct engine *e)
+static int open_state_readonly(struct engine *e, struct db_start *src)
 {
 	char *err = NULL;
+	db_connect_begin(src, e->cfg, true, "source");
 	if (!state_connect(&e->st, e->cfg, &err)) {
 		log_error("%s", err);
 		free(err);
@@ -1607,16 +1630,31 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 				res->exit_code = 2;
 			return 2;
 		}
-	/* The source session starts on the server while the state's is opened. */
-	struct db_start src_start;
-	db_connect_begin(&src_start, cfg, true, "source");
-	int rc = opts->dry_run ? open_state_readonly(&e) : open_state(&e);
+	struct db_start src_start = {0};
+	int rc = opts->dry_run ? open_state_readonly(&e, &src_start) : lock_state(&e, &src_start);
 	if (rc) {
 		db_connect_drop(&src_start);
 		state_close(&e.st);
 		if (res)
 			res->exit_code = rc;
 		return rc;
+	}
+	/* The snapshot is taken now, the lock held; its answer is read once the first mapping's
+	 * lookups are in (source_ready), the server at work meanwhile. */
+	char *err = NULL;
+	bool src_sent = source_open_send(&e.src, cfg, &src_start, &err);
+	if (!opts->dry_run && (rc = migrate_state(&e)) != 0) {
+		source_close(&e.src);
+		free(err);
+		state_close(&e.st);
+		if (res)
+			res->exit_code = rc;
+		return rc;
+	}
+	/* A schema created or upgraded just now: a snapshot taken before would not show it. */
+	if (src_sent && e.st.migrated) {
+		source_close(&e.src);
+		src_sent = source_open_send(&e.src, cfg, NULL, &err);
 	}
 	struct sigaction sa = {0}, old_term, old_int;
 	sa.sa_handler = on_signal;
@@ -1633,12 +1671,11 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	for (size_t i = 0; i < cfg->nmaps; i++)
 		nsel += selected(opts, cfg->maps[i]);
 	log_notice("run started: %zu mapping(s)%s", nsel, opts->dry_run ? " (dry run: nothing is sent)" : "");
-	char *err = NULL;
 	e.http = http_new();
 	http_set_stop(e.http, opts->stop ? opts->stop : &g_signalled); /* blocking reads end on SIGTERM too */
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
 	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
-	if (!source_open(&e.src, cfg, &src_start, &err)) {
+	if (!src_sent) {
 		stop_run(&e, "%s", err);
 		free(err);
 		goto done;
