@@ -109,7 +109,7 @@ def night(w, h, db, sql, label, rounds):
     runs, copies = [], []
     for i in range(rounds):
         copies.append(B.copy_time(w, db, sql))
-        r = w.run(h, "run", "--mapping", "employees", label="%s-%d" % (label, i))
+        r = w.run(h, "run", "--mapping", "employees", label="%s-%d" % (label, i), rss=False)
         runs.append(B.strip(r))
         log("%s round %d: run %.3f s (user %.2f, rc %d, %d writes), COPY %.3f s; %s" % (
             label, i + 1, r["seconds"], r["utime"], r["rc"], r["requests"]["writes"], copies[-1],

@@ -1069,6 +1069,8 @@ static struct sb *pend_open(struct state *s, const char *type, const char *mappi
 	sb_puts(b, s->npend ? ",{" : "[{");
 	if (type)
 		sb_printf(b, "\"t\":\"%s\",", type);
+	else
+		s->npend_links++;
 	sb_puts(b, "\"m\":");
 	sb_json_string(b, mapping, strlen(mapping));
 	json_field(b, "k", key);
@@ -1153,12 +1155,19 @@ bool state_flush(struct state *s)
 	 * key's last entry is a link, or written as state_failure_put does if it is a failure
 	 * (the last one; the two sets of keys are apart, so neither statement sees the other's).
 	 */
-	const char *p[] = {sb_str(&s->pend)};
-	PGresult *r = q(s,
-			"WITH e AS (SELECT e.j, e.i FROM json_array_elements($1::json) WITH ORDINALITY AS e(j, i)), "
-			"v AS (SELECT DISTINCT ON (j->>'m', j->>'k') j FROM e WHERE j->>'t' IS NULL "
+	/*
+	 * Only the parts with entries: a statement-level trigger fires for a part that changes no
+	 * row too (forget_read_marks, each a PL/pgSQL call), and a group of failures alone (a
+	 * night's failing records) or of links alone is the common case.
+	 */
+	bool links = s->npend_links > 0, fails = s->npend_links < s->npend;
+	struct sb sql = {0};
+	sb_puts(&sql, "WITH e AS (SELECT e.j, e.i FROM json_array_elements($1::json) WITH ORDINALITY AS e(j, i)), "
+		      "last AS (SELECT DISTINCT ON (j->>'m', j->>'k') j FROM e ORDER BY j->>'m', j->>'k', i DESC)");
+	if (links)
+		sb_puts(&sql,
+			", v AS (SELECT DISTINCT ON (j->>'m', j->>'k') j FROM e WHERE j->>'t' IS NULL "
 			"ORDER BY j->>'m', j->>'k', i DESC), "
-			"last AS (SELECT DISTINCT ON (j->>'m', j->>'k') j FROM e ORDER BY j->>'m', j->>'k', i DESC), "
 			"l AS (INSERT INTO %1$s.links (mapping, erp_key, platform_id, status, fingerprint, payload, extra, "
 			"nir_hash, run_id, src_hash) SELECT j->>'m', j->>'k', j->>'id', 'active', decode(j->>'fp', 'hex'), "
 			"(j->'p')::jsonb, (j->'x')::jsonb, decode(j->>'nir', 'hex'), (j->>'r')::bigint, j->>'h' FROM v "
@@ -1167,16 +1176,20 @@ bool state_flush(struct state *s)
 			"extra = EXCLUDED.extra, nir_hash = coalesce(EXCLUDED.nir_hash, links.nir_hash), "
 			"src_hash = EXCLUDED.src_hash, updated_at = now(), run_id = EXCLUDED.run_id RETURNING 1), "
 			"fd AS (DELETE FROM %1$s.failures f USING last WHERE last.j->>'t' IS NULL "
-			"AND f.mapping = last.j->>'m' AND f.erp_key = last.j->>'k'), "
-			"fi AS (INSERT INTO %1$s.failures (mapping, erp_key, kind, action, field, rule, reason, http_status, "
-			"fingerprint, run_id) SELECT j->>'m', j->>'k', j->>'kind', j->>'action', j->>'field', j->>'rule', "
-			"j->>'reason', (j->>'http')::int, decode(j->>'fp', 'hex'), (j->>'r')::bigint FROM last "
-			"WHERE j->>'t' = 'f' " FAILURE_UPSERT ") "
-			"SELECT count(*) FROM l",
-			1, p);
+			"AND f.mapping = last.j->>'m' AND f.erp_key = last.j->>'k')");
+	if (fails)
+		sb_puts(&sql,
+			", fi AS (INSERT INTO %1$s.failures (mapping, erp_key, kind, action, field, rule, reason, "
+			"http_status, fingerprint, run_id) SELECT j->>'m', j->>'k', j->>'kind', j->>'action', j->>'field', "
+			"j->>'rule', j->>'reason', (j->>'http')::int, decode(j->>'fp', 'hex'), (j->>'r')::bigint FROM last "
+			"WHERE j->>'t' = 'f' " FAILURE_UPSERT ")");
+	sb_puts(&sql, links ? " SELECT count(*) FROM l" : " SELECT 0");
+	const char *p[] = {sb_str(&s->pend)};
+	PGresult *r = q(s, sb_str(&sql), 1, p);
+	sb_free(&sql);
 	s->flushing = false;
 	sb_reset(&s->pend);
-	s->npend = 0;
+	s->npend = s->npend_links = 0;
 	if (!r)
 		return false;
 	s->link_writes += atol(PQgetvalue(r, 0, 0));

@@ -40,6 +40,7 @@ struct state {
 	/* links confirmed by the platform, not committed yet (state_link_put_later) */
 	struct sb pend;   /* JSON objects, comma-separated */
 	long npend;
+	long npend_links; /* of them, links (the others failures) */
 	int64_t pend_ms;  /* when the first of them was confirmed */
 	bool flushing;
 };
