@@ -22,6 +22,7 @@ BENCH_MAP_ROWS      ?= 200000
 BENCH_ONLY          ?=
 # issue 18 (bench/nights.py): nights as they happen, plan memory, push CPU, pace
 BENCH_NIGHT_SIZES   ?= 10000 200000 1000000
+BENCH_NIGHT_REPEAT  ?= 5
 BENCH_NIGHT_PUSH    ?= 10000
 BENCH_NIGHT_PACE    ?= 5000
 BENCH_PYTHON        ?= /usr/bin/python3
@@ -44,7 +45,7 @@ bench: deps
 	  --push-creates $(BENCH_PUSH_CREATES) --push-rate $(BENCH_PUSH_RATE) --push-delay-ms $(BENCH_PUSH_DELAY_MS) \
 	  --push-margin $(BENCH_PUSH_MARGIN) \
 	  --map-rows $(BENCH_MAP_ROWS) $(if $(strip $(BENCH_ONLY)),--only "$(BENCH_ONLY)")
-	@$(BENCH_PYTHON) bench/nights.py --bin $(BUILD) --sizes "$(BENCH_NIGHT_SIZES)" --repeat $(BENCH_REPEAT) \
+	@$(BENCH_PYTHON) bench/nights.py --bin $(BUILD) --sizes "$(BENCH_NIGHT_SIZES)" --repeat $(BENCH_NIGHT_REPEAT) \
 	  --change-pct $(BENCH_CHANGE_PCT) --push-rows $(BENCH_NIGHT_PUSH) --pace-rows $(BENCH_NIGHT_PACE) \
 	  $(if $(strip $(BENCH_ONLY)),--only "$(BENCH_ONLY)")
 
