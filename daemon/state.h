@@ -83,7 +83,7 @@ bool state_begin(struct state *s);
 bool state_commit(struct state *s);
 void state_rollback(struct state *s);
 
-#define STATE_VERSION 6
+#define STATE_VERSION 7
 bool state_migrate(struct state *s, char **err);
 /* 1: the state schema is there at this version; 0: not created yet; -1: error (or newer). */
 int state_exists(struct state *s, char **err);

@@ -237,3 +237,38 @@ def test_no_marks_without_a_unique_key_or_for_a_mapping_that_references_itself(w
         r = world.run("run", check_rc=0)
         assert "read marks:" not in r.err
     assert marks(world) == []
+
+
+def test_failures_rewritten_each_night_run_no_trigger_and_a_moved_failure_forgets_the_marks(world):
+    n, _ = clean_employees(world)
+    k = world.sql("SELECT personnel_number FROM erp.employees WHERE dismissal_date IS NULL "
+                  "ORDER BY personnel_number OFFSET 7 LIMIT 1")[0][0]
+    world.sql("UPDATE erp.employees SET last_name = NULL WHERE personnel_number = %s", (k,))
+    world.run("run", check_rc=1)
+    stamp = [w for *_, w in marks(world)]
+    assert len(stamp) == n // MARK_ROWS + 1
+    # The night that records the failing record again calls no trigger function on failures
+    # (state v7: row triggers, the update's only for a failure moved to another record).
+    world.cluster.admin(f'ALTER DATABASE "{world.db}" SET track_functions = \'pl\'')
+    try:
+        world.sql("SELECT pg_stat_reset()")
+        r = world.run("run", check_rc=1)
+        assert "its 1 record(s) failing or waiting tried again" in r.err, r.err[-3000:]
+        assert world.sql("SELECT attempts FROM hrsync.failures WHERE erp_key = %s", (k,)) == [(2,)]
+        calls = world.sql("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions "
+                          "WHERE schemaname = 'hrsync' AND funcname LIKE 'forget_read_marks%%'")[0][0]
+        assert calls == 0, calls
+    finally:
+        world.cluster.admin(f'ALTER DATABASE "{world.db}" RESET track_functions')
+    assert [w for *_, w in marks(world)] == stamp
+    # A failure moved by hand to another record forgets the marks ...
+    other = world.sql("SELECT personnel_number FROM erp.employees WHERE dismissal_date IS NULL "
+                      "ORDER BY personnel_number OFFSET 9 LIMIT 1")[0][0]
+    world.sql("UPDATE hrsync.failures SET erp_key = %s WHERE erp_key = %s", (other, k))
+    assert marks(world) == []
+    # ... and so does a failure recorded by hand for a record that had none.
+    world.run("run", check_rc=1)
+    assert len(marks(world)) == n // MARK_ROWS + 1
+    world.sql("INSERT INTO hrsync.failures (mapping, erp_key, kind, reason) "
+              "VALUES ('employees', %s, 'mapping', 'by hand')", (other,))
+    assert marks(world) == []
