@@ -15,13 +15,13 @@
 #include "config.h"
 
 /*
- * A connection begun and ended later: db_connect_begin sends the startup message without
+ * A connection begun now and made later: db_connect_begin sends the startup message without
  * waiting, so that the server starts the session's backend while the caller does other work
- * (a run begins its source session before it opens the state); db_connect_end waits for it
- * and sets the session up as db_connect or db_connect_source would (NULL with *err on
- * failure; one not made within 10 s, say its first host is down, is made again as those
- * make it, host after host); db_connect_drop ends one that is no longer wanted. Every begun
- * one is ended or dropped.
+ * (a run begins its source session before the state's). db_connect_made waits for it (NULL
+ * with *err; one not made within 10 s, say its first host is down, is made again the blocking
+ * way, host after host); its session is not set up yet: the caller sends db_setup_sql() first
+ * in what it sends next (one round trip, answered while it does other work; caller frees the
+ * SQL). db_connect_drop ends one that is no longer wanted. Every begun one is made or dropped.
  */
 struct db_start {
 	PGconn *pg;
@@ -30,15 +30,9 @@ struct db_start {
 	const char *purpose;            /* the application name's, a string that outlives the start */
 };
 void db_connect_begin(struct db_start *c, const struct config *cfg, bool source, const char *purpose);
-PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err);
-void db_connect_drop(struct db_start *c);
-/*
- * db_connect_end in two: the connection made (NULL with *err), and the SQL that sets its
- * session up, for the caller to send first in what it sends next (one round trip, answered
- * while it does other work). Caller frees the SQL.
- */
 PGconn *db_connect_made(struct db_start *c, const struct config *cfg, char **err);
 char *db_setup_sql(PGconn *pg, const struct config *cfg, bool source);
+void db_connect_drop(struct db_start *c);
 /* Connect as the state role (conninfo); NULL with *err (caller frees) on failure. */
 PGconn *db_connect(const struct config *cfg, const char *purpose, char **err);
 /*

@@ -99,18 +99,21 @@ bool source_open_send(struct source *s, const struct config *cfg, struct db_star
 {
 	memset(s, 0, sizeof *s);
 	s->cfg = cfg;
-	s->pg = started ? db_connect_made(started, cfg, err) : db_connect_source(cfg, "source", err);
+	struct db_start now;
+	if (!started) {
+		db_connect_begin(&now, cfg, true, "source");
+		started = &now;
+	}
+	s->pg = db_connect_made(started, cfg, err);
 	if (!s->pg)
 		return false;
 	s->state_q = db_quote_ident(s->pg, cfg->state_schema);
-	/* The session's setup (unless done), the snapshot, the key probe: one round trip, whose
-	 * answer source_ready() reads. */
+	/* The session's setup, the snapshot, the key probe: one round trip, whose answer
+	 * source_ready() reads. */
 	struct sb q = {0};
-	if (started) {
-		char *setup = db_setup_sql(s->pg, cfg, true);
-		sb_printf(&q, "%s; ", setup);
-		free(setup);
-	}
+	char *setup = db_setup_sql(s->pg, cfg, true);
+	sb_printf(&q, "%s; ", setup);
+	free(setup);
 	/* The sort by key of a large mirror joined with its links stays in memory, not on disk;
 	 * every row is read, so the cursor is planned for the whole result, not a fast start.
 	 * Unless the server's random_page_cost was set (PostgreSQL's default, 4, is for spinning

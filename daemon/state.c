@@ -66,12 +66,16 @@ static void set_err(struct state *s, const PGresult *r)
 	}
 }
 
+/* What was confirmed before goes in first (the next statement may read or change it): false
+ * when the connection is lost. */
+static bool flush_first(struct state *s)
+{
+	return !s->broken && !(s->npend && !s->flushing && !state_flush(s) && s->broken);
+}
+
 PGresult *state_exec(struct state *s, const char *sql, int n, const char *const *params)
 {
-	if (s->broken)
-		return NULL;
-	/* What was confirmed before goes in first: this statement may read or change it. */
-	if (s->npend && !s->flushing && !state_flush(s) && s->broken)
+	if (!flush_first(s))
 		return NULL;
 	PGresult *r = PQexecParams(s->pg, sql, n, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(r);
@@ -111,8 +115,8 @@ static bool q_ok(struct state *s, const char *sql_fmt, int n, const char *const 
  */
 static PGresult *q_record(struct state *s, const char *sql_fmt, int n, const char *const *params)
 {
-	/* What was confirmed before goes in first, in its own transaction, as state_exec would. */
-	if (s->broken || (s->npend && !s->flushing && !state_flush(s) && s->broken))
+	/* in its own transaction, before this one opens */
+	if (!flush_first(s))
 		return NULL;
 	bool own = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
 	if (own) {
