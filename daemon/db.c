@@ -196,7 +196,8 @@ static void cancel_query(PGconn *pg)
 	PQfreeCancel(c);
 }
 
-PGresult *db_wait(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled)
+/* Until the query sent on pg has its whole answer in (or the connection is gone). */
+static void wait_answer(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled)
 {
 	bool asked = false;
 	while (PQisBusy(pg)) {
@@ -214,6 +215,11 @@ PGresult *db_wait(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled)
 		if (!PQconsumeInput(pg))
 			break; /* the connection is gone: PQgetResult says so */
 	}
+}
+
+PGresult *db_wait(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled)
+{
+	wait_answer(pg, stop, cancelled);
 	PGresult *last = NULL, *r;
 	while ((r = PQgetResult(pg))) {
 		/* the first error, else the last result */
@@ -225,6 +231,17 @@ PGresult *db_wait(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled)
 		last = r;
 	}
 	return last ? last : PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
+}
+
+void db_wait_each(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled, void (*take)(void *ctx, PGresult *r),
+		    void *ctx)
+{
+	wait_answer(pg, stop, cancelled);
+	bool any = false;
+	for (PGresult *r; (r = PQgetResult(pg)); any = true)
+		take(ctx, r);
+	if (!any)
+		take(ctx, PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR));
 }
 
 char *db_quote_ident(PGconn *pg, const char *name)

@@ -48,6 +48,13 @@ PGconn *db_connect_source(const struct config *cfg, const char *purpose, char **
  * the query is then cancelled on the server, and *cancelled set (when not NULL).
  */
 PGresult *db_wait(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled);
+/*
+ * As db_wait, for a string of several statements whose results all matter: each result, in
+ * order, to take(ctx, r), which owns it (an error ends the string: it is the last). None
+ * came (the connection gone): take() gets one error result made here.
+ */
+void db_wait_each(PGconn *pg, volatile sig_atomic_t *stop, bool *cancelled, void (*take)(void *ctx, PGresult *r),
+		    void *ctx);
 /* "schema"."table" from "schema.table" or "table", quoted. Caller frees; NULL when malformed. */
 char *db_quote_qualified(PGconn *pg, const char *name);
 char *db_quote_ident(PGconn *pg, const char *name);

@@ -108,30 +108,29 @@ bool source_open_send(struct source *s, const struct config *cfg, struct db_star
 	if (!s->pg)
 		return false;
 	s->state_q = db_quote_ident(s->pg, cfg->state_schema);
-	/* The session's setup, the snapshot, the key probe: one round trip, whose answer
-	 * source_ready() reads. */
+	s->key_unique = xcalloc(cfg->nmaps + 1, sizeof *s->key_unique);
+	s->marks_asked = xcalloc(cfg->nmaps + 1, sizeof *s->marks_asked);
+	s->marks = xcalloc(cfg->nmaps + 1, sizeof *s->marks);
+	s->failing = xcalloc(cfg->nmaps + 1, sizeof *s->failing);
+	/* The session's setup, its planner settings and the key probe: one round trip, answered
+	 * while the caller takes its lock (source_snapshot reads it). */
 	struct sb q = {0};
 	char *setup = db_setup_sql(s->pg, cfg, true);
-	sb_printf(&q, "%s; ", setup);
+	sb_puts(&q, setup);
 	free(setup);
-	/* The sort by key of a large mirror joined with its links stays in memory, not on disk;
-	 * every row is read, so the cursor is planned for the whole result, not a fast start.
-	 * Unless the server's random_page_cost was set (PostgreSQL's default, 4, is for spinning
+	/* Unless the server's random_page_cost was set (PostgreSQL's default, 4, is for spinning
 	 * disks), the read is planned for storage where a random read costs little more than a
 	 * sequential one (SSD, or the mirror in cache), as PostgreSQL's documentation advises
 	 * there: the key's index gives the order, where 4 has a 10,000-row read hashed and sorted
 	 * in twice the time. (pg_settings builds every setting, 4 ms of a new session, answered
-	 * while the run goes on. `WHERE current_setting('random_page_cost') = '4'` instead made
+	 * while the lock is taken. `WHERE current_setting('random_page_cost') = '4'` instead made
 	 * the 200,000-row read that followed 30 to 50 ms slower, same plan and settings, for a
 	 * reason not found: kept as it was measured.) */
-	sb_printf(&q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '64MB'; "
-		      "SET LOCAL cursor_tuple_fraction = 1.0; "
-		      "SELECT set_config('random_page_cost', '1.1', true) FROM pg_settings "
-		      "WHERE name = 'random_page_cost' AND source = 'default'");
+	sb_puts(&q, "; SELECT set_config('random_page_cost', '1.1', false) FROM pg_settings "
+		    "WHERE name = 'random_page_cost' AND source = 'default'");
 	char *probe = key_probe_sql(s->pg, cfg);
 	if (probe)
 		sb_printf(&q, "; %s", probe);
-	s->key_unique = xcalloc(cfg->nmaps + 1, sizeof *s->key_unique);
 	s->probed = probe != NULL;
 	free(probe);
 	s->opening = PQsendQuery(s->pg, sb_str(&q));
@@ -144,32 +143,135 @@ bool source_open_send(struct source *s, const struct config *cfg, struct db_star
 	return true;
 }
 
-bool source_ready(struct source *s, char **err)
+/* An answer of several statements, result by result (source_snapshot, source_ready). */
+struct answer {
+	struct source *s;
+	PGresult *error;        /* the error that ended it */
+	bool in_marks;          /* the read marks' savepoint is set: what follows is theirs */
+	size_t next;            /* results of the read marks so far (two per mapping asked) */
+};
+
+static void answer_result(void *ctx, PGresult *r)
 {
-	if (!s->opening)
-		return true;
-	s->opening = false;
-	PGresult *r = db_wait(s->pg, s->stop, &s->cancelled);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		*err = db_error(s->pg, r);
+	struct answer *o = ctx;
+	struct source *s = o->s;
+	ExecStatusType st = PQresultStatus(r);
+	if (o->error || st == PGRES_FATAL_ERROR) {
+		if (!o->error)
+			o->error = r;
+		else
+			PQclear(r);
+		return;
+	}
+	if (st == PGRES_COMMAND_OK && streq(PQcmdStatus(r), "SAVEPOINT"))
+		o->in_marks = true;
+	if (st != PGRES_TUPLES_OK) {
 		PQclear(r);
+		return;
+	}
+	if (!o->in_marks) {
+		/* the key probe's rows: the indexes of the mappings whose key is unique */
+		for (int i = 0; s->probed && streq(PQfname(r, 0), "n") && i < PQntuples(r); i++) {
+			size_t n = (size_t)atol(PQgetvalue(r, i, 0));
+			if (n < s->cfg->nmaps)
+				s->key_unique[n] = true;
+		}
+		PQclear(r);
+		return;
+	}
+	/* The marks, then the failing records, of each mapping asked for, in cfg->maps order. */
+	size_t k = o->next++, i = 0;
+	for (size_t seen = 0; i < s->cfg->nmaps; i++)
+		if (s->marks_asked[i] && seen++ == k / 2)
+			break;
+	if (i == s->cfg->nmaps) {
+		PQclear(r);
+		return;
+	}
+	if (k % 2 == 0)
+		s->marks[i] = r;
+	else
+		s->failing[i] = r;
+}
+
+/* Read the answer sent for; false with *err if it failed before the read marks. */
+static bool read_answer(struct source *s, char **err)
+{
+	s->opening = s->snapping = false;
+	struct answer o = {.s = s};
+	db_wait_each(s->pg, s->stop, &s->cancelled, answer_result, &o);
+	if (!o.error)
+		return true;
+	if (!o.in_marks || s->cancelled) {
+		*err = db_error(s->pg, o.error);
+		PQclear(o.error);
 		return false;
 	}
-	/* The last result is the probe's (or the snapshot's set_config, when there is no probe). */
-	for (int i = 0; s->probed && i < PQntuples(r); i++) {
-		size_t n = (size_t)atol(PQgetvalue(r, i, 0));
-		if (n < s->cfg->nmaps)
-			s->key_unique[n] = true;
+	/* The read marks alone failed: each mapping asked for reads its links joined, and says why. */
+	s->marks_err = db_error(s->pg, o.error);
+	PQclear(o.error);
+	for (size_t i = 0; i < s->cfg->nmaps; i++) {
+		PQclear(s->marks[i]);
+		PQclear(s->failing[i]);
+		s->marks[i] = s->failing[i] = NULL;
 	}
-	PQclear(r);
-	return true;
+	return db_exec(s->pg, "ROLLBACK TO SAVEPOINT hrsync_marks; RELEASE SAVEPOINT hrsync_marks", err);
+}
+
+/*
+ * The stored marks and failing records of the mappings asked for, after the snapshot's
+ * opening, in a savepoint: a source role that may not read them (state_failing_sql's
+ * tables) fails there alone, and the snapshot stands.
+ */
+static void marks_sql(struct source *s, const bool *asked, struct sb *q)
+{
+	bool any = false;
+	for (size_t i = 0; asked && s->state_q && i < s->cfg->nmaps; i++) {
+		if (!asked[i])
+			continue;
+		char *lit = db_quote_literal(s->pg, s->cfg->maps[i]->name);
+		char *mk = lit ? state_marks_sql(s->state_q, lit) : NULL;
+		char *fg = lit ? state_failing_sql(s->state_q, lit, SOURCE_MARK_MAX_FAILING) : NULL;
+		if (mk && fg) {
+			sb_printf(q, "%s; %s; %s", any ? "" : "; SAVEPOINT hrsync_marks", mk, fg);
+			s->marks_asked[i] = any = true;
+		}
+		free(lit);
+		free(mk);
+		free(fg);
+	}
+	if (any)
+		sb_puts(q, "; RELEASE SAVEPOINT hrsync_marks");
+}
+
+bool source_snapshot(struct source *s, const bool *marks, char **err)
+{
+	if (s->opening && !read_answer(s, err))
+		return false;
+	/* Every row is read: the cursor is planned for the whole result, not a fast start; the
+	 * sort by key of a large mirror joined with its links stays in memory, not on disk. The
+	 * snapshot is the read marks' (or the first read's, when none are asked for). */
+	struct sb q = {0};
+	sb_puts(&q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '64MB'; "
+		    "SET LOCAL cursor_tuple_fraction = 1.0");
+	marks_sql(s, marks, &q);
+	s->snapping = PQsendQuery(s->pg, sb_str(&q));
+	sb_free(&q);
+	if (!s->snapping)
+		*err = db_error(s->pg, NULL);
+	return s->snapping;
+}
+
+bool source_ready(struct source *s, char **err)
+{
+	return !s->snapping || read_answer(s, err);
 }
 
 bool source_open(struct source *s, const struct config *cfg, struct db_start *started, char **err)
 {
 	if (!source_open_send(s, cfg, started, err))
 		return false;
-	if (!source_ready(s, err)) {
+	if (!source_snapshot(s, NULL, err) || !source_ready(s, err)) {
 		source_close(s);
 		return false;
 	}
@@ -178,13 +280,21 @@ bool source_open(struct source *s, const struct config *cfg, struct db_start *st
 
 void source_close(struct source *s)
 {
-	if (s->pg && s->opening)
-		PQclear(db_wait(s->pg, NULL, NULL)); /* the opening's answer, read before anything else */
+	if (s->pg && (s->opening || s->snapping))
+		PQclear(db_wait(s->pg, NULL, NULL)); /* the answer sent for, read before anything else */
 	if (s->pg) {
 		PGresult *r = PQexec(s->pg, "COMMIT");
 		PQclear(r);
 		PQfinish(s->pg);
 	}
+	for (size_t i = 0; s->marks && i < s->cfg->nmaps; i++) {
+		PQclear(s->marks[i]);
+		PQclear(s->failing[i]);
+	}
+	free(s->marks);
+	free(s->failing);
+	free(s->marks_asked);
+	free(s->marks_err);
 	free(s->state_q);
 	free(s->key_unique);
 	memset(s, 0, sizeof *s);
@@ -338,30 +448,33 @@ static bool declare(struct cursor *c, const struct src_filter *f, char **err)
 }
 
 /*
- * The stored marks of the mapping (c->marks) and its failing records (c->failing); false
- * (and a warning) if they cannot be read, or (info) there are too many failing records to
- * hold: no probe.
+ * The stored marks of the mapping (c->marks) and its failing records (c->failing), as read
+ * with the snapshot (source_open_send); false (and a warning) if they could not be read, or
+ * (info) there are too many failing records to hold: no probe.
  */
 static bool read_marks(struct cursor *c)
 {
-	PGconn *pg = c->src->pg;
-	char *err = NULL;
-	PQclear(PQexec(pg, "SAVEPOINT hrsync_marks"));
-	c->marks = state_marks_read(pg, c->src->state_q, c->m->name, &err);
-	if (c->marks && PQntuples(c->marks) > 0)
-		c->failing = state_failing(pg, c->src->state_q, c->m->name, SOURCE_MARK_MAX_FAILING, &err);
-	bool ok = c->marks && PQntuples(c->marks) > 0 && c->failing;
-	if (err) {
+	struct source *s = c->src;
+	size_t i = 0;
+	while (i < s->cfg->nmaps && s->cfg->maps[i] != c->m)
+		i++;
+	if (i == s->cfg->nmaps || !s->marks_asked[i])
+		return false;
+	if (s->marks_err) {
 		log_warn("mapping %s: its read marks could not be read (%s): the links are joined to every row", c->m->name,
-			 err);
-		free(err);
-		PQclear(PQexec(pg, "ROLLBACK TO SAVEPOINT hrsync_marks"));
-	} else if (ok && PQntuples(c->failing) > SOURCE_MARK_MAX_FAILING) {
+			 s->marks_err);
+		return false;
+	}
+	/* the cursor takes them: a mapping read again reads its links joined */
+	c->marks = s->marks[i];
+	c->failing = s->failing[i];
+	s->marks[i] = s->failing[i] = NULL;
+	bool ok = c->marks && PQntuples(c->marks) > 0 && c->failing;
+	if (ok && PQntuples(c->failing) > SOURCE_MARK_MAX_FAILING) {
 		log_info("read marks: mapping %s has more than %d records failing or waiting: the links are joined to "
 			 "every row", c->m->name, SOURCE_MARK_MAX_FAILING);
 		ok = false;
 	}
-	PQclear(PQexec(pg, "RELEASE SAVEPOINT hrsync_marks"));
 	if (!ok) {
 		PQclear(c->marks);
 		PQclear(c->failing);

@@ -34,9 +34,15 @@ struct source {
 	char *state_q;          /* the quoted state schema, for state.c's fragments */
 	volatile sig_atomic_t *stop; /* set (by a signal handler) to cancel the query running; may be NULL */
 	bool cancelled;         /* a query was cancelled for stop */
-	bool opening;           /* the snapshot and the key probe sent, their answer not read (source_ready) */
+	bool opening;           /* the setup and the key probe sent, their answer not read (source_snapshot) */
+	bool snapping;          /* the snapshot and the read marks sent, their answer not read (source_ready) */
 	bool probed;            /* a key probe was sent (a mapping reads a table) */
 	bool *key_unique;       /* per cfg->maps[i]: its table has a unique index on the key alone */
+	/* Per cfg->maps[i]: its read marks asked for (source_open_send); its stored marks and its
+	 * records failing or waiting, as the snapshot shows them, until its cursor takes them. */
+	bool *marks_asked;
+	PGresult **marks, **failing;
+	char *marks_err;        /* why the marks could not be read (the source role may not read them) */
 };
 
 /* What a row says beyond the mapping's columns. Pointers live until the next cursor_next(). */
@@ -153,13 +159,17 @@ void cursor_quiet(struct cursor *c);
  * error saying so. started: the session begun for it (db_connect_begin, source), ended here
  * whatever happens; NULL: connect now.
  *
- * source_open_send makes the session and sends, in one round trip, its setup, the snapshot
- * and which mappings' tables have a unique key (source_key_unique), without waiting for the
- * answer: the caller does other work meanwhile (a run: its record, the first lookups), then
- * source_ready() reads it (false with *err if the snapshot could not be taken). Every other
- * function below needs it read first. source_open does both.
+ * In three steps, so that the server works while the caller does: source_open_send makes the
+ * session and sends its setup and which mappings' tables have a unique key
+ * (source_key_unique), without waiting for the answer; source_snapshot, once the caller holds
+ * its run lock, reads that answer and sends the snapshot with the stored read marks of the
+ * mappings marks[i] names (per cfg->maps[i]; NULL: none); source_ready reads that (false with
+ * *err if the snapshot could not be taken; marks that could not be read are only not used).
+ * Every other function below needs all three. A read with src_filter.marks uses its
+ * mapping's marks only if they were asked for. source_open does the three, without marks.
  */
 bool source_open_send(struct source *s, const struct config *cfg, struct db_start *started, char **err);
+bool source_snapshot(struct source *s, const bool *marks, char **err);
 bool source_ready(struct source *s, char **err);
 bool source_open(struct source *s, const struct config *cfg, struct db_start *started, char **err);
 void source_close(struct source *s);

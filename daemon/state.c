@@ -26,7 +26,27 @@ static bool connect_as(struct state *s, const struct config *cfg, const char *pu
 
 bool state_connect(struct state *s, const struct config *cfg, char **err)
 {
-	return connect_as(s, cfg, "state", err);
+	struct db_start st;
+	db_connect_begin(&st, cfg, false, "state");
+	return state_connect_begun(s, cfg, &st, err);
+}
+
+bool state_connect_begun(struct state *s, const struct config *cfg, struct db_start *started, char **err)
+{
+	memset(s, 0, sizeof *s);
+	s->pg = db_connect_made(started, cfg, err);
+	if (!s->pg)
+		return false;
+	char *setup = db_setup_sql(s->pg, cfg, false);
+	bool ok = db_exec(s->pg, setup, err);
+	free(setup);
+	if (!ok) {
+		PQfinish(s->pg);
+		s->pg = NULL;
+		return false;
+	}
+	s->schema_q = db_quote_ident(s->pg, cfg->state_schema);
+	return true;
 }
 
 bool state_connect_report(struct state *s, const struct config *cfg, const char *purpose, bool read_only,
@@ -405,7 +425,6 @@ bool state_migrate(struct state *s, char **err)
 			PQclear(PQexec(s->pg, "ROLLBACK"));
 			return false;
 		}
-		s->migrated = true;
 		log_info("state schema %s %s (version %d)", s->schema_q, v == 1 ? "created" : "upgraded", v);
 	}
 	return true;
@@ -967,26 +986,20 @@ PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mappi
 		       schema_q, 2, p, err);
 }
 
-PGresult *state_failing(PGconn *pg, const char *schema_q, const char *mapping, long max, char **err)
+char *state_marks_sql(const char *schema_q, const char *mapping_lit)
 {
-	char lim[24];
-	snprintf(lim, sizeof lim, "%ld", max + 1);
-	const char *p[] = {mapping, lim};
-	return rows_on(pg,
-		       "SELECT f.erp_key, l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, f.kind, "
-		       "encode(f.fingerprint, 'hex'), f.retry FROM %1$s.failures f LEFT JOIN %1$s.links l "
-		       "ON l.mapping = f.mapping AND l.erp_key = f.erp_key WHERE f.mapping = $1 "
-		       "ORDER BY f.erp_key COLLATE \"C\" LIMIT $2::bigint",
-		       schema_q, 2, p, err);
+	return xasprintf("SELECT seq, rows, last_key, digest, skipped FROM %s.read_marks WHERE mapping = %s ORDER BY seq",
+			 schema_q, mapping_lit);
 }
 
-PGresult *state_marks_read(PGconn *pg, const char *schema_q, const char *mapping, char **err)
+char *state_failing_sql(const char *schema_q, const char *mapping_lit, long max)
 {
-	const char *p[] = {mapping};
-	return rows_on(pg,
-		       "SELECT seq, rows, last_key, digest, skipped FROM %1$s.read_marks WHERE mapping = $1 "
-		       "ORDER BY seq",
-		       schema_q, 1, p, err);
+	return xasprintf("SELECT f.erp_key, l.platform_id, l.status, encode(l.fingerprint, 'hex'), l.extra::text, f.kind, "
+			 "encode(f.fingerprint, 'hex'), f.retry FROM %1$s.failures f LEFT JOIN %1$s.links l "
+			 "ON l.mapping = f.mapping AND l.erp_key = f.erp_key WHERE f.mapping = %2$s "
+			 "AND EXISTS (SELECT 1 FROM %1$s.read_marks WHERE mapping = %2$s) "
+			 "ORDER BY f.erp_key COLLATE \"C\" LIMIT %3$ld",
+			 schema_q, mapping_lit, max + 1);
 }
 
 bool state_marks_put(struct state *s, const char *mapping, const char *marks_json)

@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "db.h"
 #include "json.h"
 #include "util.h"
 
@@ -35,7 +36,6 @@ struct state {
 	char *err;        /* the last error, for messages */
 	bool broken;      /* the connection failed: stop writing */
 	bool quiet;       /* errors are not logged: the caller prints err (the reports) */
-	bool migrated;    /* state_migrate created or upgraded the schema */
 	long link_writes; /* links rows written through this connection (state_vacuum_links) */
 	/* links confirmed by the platform, not committed yet (state_link_put_later) */
 	struct sb pend;   /* JSON objects, comma-separated */
@@ -62,6 +62,8 @@ struct failure {
 
 /* The run's connection ("hrsync state"), read-write; its errors are logged. */
 bool state_connect(struct state *s, const struct config *cfg, char **err);
+/* The same, its session begun by the caller (db_connect_begin, not the source's), made here. */
+bool state_connect_begun(struct state *s, const struct config *cfg, struct db_start *started, char **err);
 /*
  * A connection for a command beside the runs (status, failures, retry), named "hrsync
  * <purpose>": every transaction read-only when read_only, no lock ever taken (so it works
@@ -251,21 +253,18 @@ PGresult *state_link_details(PGconn *pg, const char *schema_q, const char *mappi
 char *state_links_missing_sql(const char *schema_q, const char *mapping_lit, const char *present_keys_sql);
 
 /*
- * Read marks (source.h): a mapping's marks, read on the caller's connection pg (the source's
- * snapshot). Columns MK_*, by seq (0, the end of the read, first). Caller PQclear()s; NULL
- * with *err (caller frees).
+ * Read marks (source.h), read on the source's connection (its snapshot), the mapping's name
+ * given as a quoted literal; callers free the SQL.
+ * state_marks_sql: the mapping's marks, columns MK_*, by seq (0, the end of the read, first).
+ * state_failing_sql: if it has marks, its records that failed or wait (a night tries them
+ * again whatever the marks say), with their links, at most max + 1 rows (more than max: too
+ * many to hold), sorted bytewise by key (COLLATE "C"); columns: the key (FG_KEY), then from
+ * FG_STATE the state's columns in SJ_* order (no SJ_SRC_HASH).
  */
 enum { MK_SEQ, MK_ROWS, MK_LAST_KEY, MK_DIGEST, MK_SKIPPED };
-PGresult *state_marks_read(PGconn *pg, const char *schema_q, const char *mapping, char **err);
-/*
- * Read marks: the mapping's records that failed or wait (a night tries them again whatever
- * the marks say), with their links, at most max + 1 rows (more than max: too many to hold),
- * sorted bytewise by key (COLLATE "C"), on the caller's connection pg (the source's snapshot).
- * Columns: the key (FG_KEY), then from FG_STATE the state's columns in SJ_* order (no
- * SJ_SRC_HASH). Caller PQclear()s; NULL with *err (caller frees).
- */
 enum { FG_KEY, FG_STATE };
-PGresult *state_failing(PGconn *pg, const char *schema_q, const char *mapping, long max, char **err);
+char *state_marks_sql(const char *schema_q, const char *mapping_lit);
+char *state_failing_sql(const char *schema_q, const char *mapping_lit, long max);
 /*
  * The marks of a read (a JSON array of {seq, rows, last_key, digest, skipped}) replace the
  * mapping's. Only after a run in which every record of the mapping ended in step or with its

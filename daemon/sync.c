@@ -1524,19 +1524,36 @@ static bool selected(const struct run_opts *o, const struct mapping *m)
 	return false;
 }
 
-/* Connect to the state and take the run lock. src (NULL: none): the source session, begun
- * first, so that the server starts both at once (the source's snapshot is sent as soon as the
- * lock is held: its session must be up by then). */
-static int lock_state(struct engine *e, struct db_start *src)
+/*
+ * Connect to the state. With the source (source): both sessions begun at once, so that the
+ * server starts their backends side by side, and the source's setup sent as soon as its
+ * session is made (source_open_send), answered while the lock is taken; if it cannot be,
+ * *src_err says why (the run is recorded, then stops with it).
+ */
+static int connect_state(struct engine *e, bool source, char **src_err)
 {
+	struct db_start src = {0}, st;
 	char *err = NULL;
-	if (src)
-		db_connect_begin(src, e->cfg, true, "source");
-	if (!state_connect(&e->st, e->cfg, &err)) {
+	if (source)
+		db_connect_begin(&src, e->cfg, true, "source");
+	db_connect_begin(&st, e->cfg, false, "state");
+	if (source && !source_open_send(&e->src, e->cfg, &src, src_err) && !*src_err)
+		*src_err = xstrdup("cannot open the source session");
+	if (!state_connect_begun(&e->st, e->cfg, &st, &err)) {
 		log_error("%s", err);
 		free(err);
 		return 3;
 	}
+	return 0;
+}
+
+/* Connect (connect_state) and take the run lock. */
+static int lock_state(struct engine *e, bool source, char **src_err)
+{
+	int rc = connect_state(e, source, src_err);
+	if (rc)
+		return rc;
+	char *err = NULL;
 	int got = state_lock(&e->st, &err);
 	if (got < 0) {
 		log_error("cannot take the run lock: %s", err);
@@ -1563,20 +1580,31 @@ static int migrate_state(struct engine *e)
 
 static int open_state(struct engine *e)
 {
-	int rc = lock_state(e, NULL);
+	int rc = lock_state(e, false, NULL);
 	return rc ? rc : migrate_state(e);
 }
 
-/* A dry run reads the state as it is: no lock, no migration, no run recorded. */
-static int open_state_readonly(struct engine *e, struct db_start *src)
+/*
+ * The mappings whose read may use read marks (run_mapping's src_filter.marks): a run's push
+ * mappings, with a state. Their marks are read with the snapshot; those of a mapping that
+ * turns out not to use them (its key not unique, a reference to itself) are not used.
+ */
+static bool *marks_wanted(const struct engine *e)
 {
+	bool *want = xcalloc(e->cfg->nmaps + 1, sizeof *want);
+	for (size_t i = 0; i < e->cfg->nmaps; i++)
+		want[i] = !e->opts->dry_run && !e->opts->sink && !e->no_state && e->cfg->maps[i]->dir == DIR_PUSH &&
+			  selected(e->opts, e->cfg->maps[i]);
+	return want;
+}
+
+/* A dry run reads the state as it is: no lock, no migration, no run recorded. */
+static int open_state_readonly(struct engine *e, char **src_err)
+{
+	int rc = connect_state(e, true, src_err);
+	if (rc)
+		return rc;
 	char *err = NULL;
-	db_connect_begin(src, e->cfg, true, "source");
-	if (!state_connect(&e->st, e->cfg, &err)) {
-		log_error("%s", err);
-		free(err);
-		return 3;
-	}
 	int have = state_exists(&e->st, &err);
 	if (have < 0) {
 		log_error("cannot read the state schema %s: %s", e->cfg->state_schema, err);
@@ -1630,31 +1658,17 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 				res->exit_code = 2;
 			return 2;
 		}
-	struct db_start src_start = {0};
-	int rc = opts->dry_run ? open_state_readonly(&e, &src_start) : lock_state(&e, &src_start);
+	char *src_err = NULL; /* why the source session could not be opened */
+	int rc = opts->dry_run ? open_state_readonly(&e, &src_err) : lock_state(&e, true, &src_err);
+	if (!rc && !opts->dry_run)
+		rc = migrate_state(&e);
 	if (rc) {
-		db_connect_drop(&src_start);
+		source_close(&e.src);
+		free(src_err);
 		state_close(&e.st);
 		if (res)
 			res->exit_code = rc;
 		return rc;
-	}
-	/* The snapshot is taken now, the lock held; its answer is read once the first mapping's
-	 * lookups are in (source_ready), the server at work meanwhile. */
-	char *err = NULL;
-	bool src_sent = source_open_send(&e.src, cfg, &src_start, &err);
-	if (!opts->dry_run && (rc = migrate_state(&e)) != 0) {
-		source_close(&e.src);
-		free(err);
-		state_close(&e.st);
-		if (res)
-			res->exit_code = rc;
-		return rc;
-	}
-	/* A schema created or upgraded just now: a snapshot taken before would not show it. */
-	if (src_sent && e.st.migrated) {
-		source_close(&e.src);
-		src_sent = source_open_send(&e.src, cfg, NULL, &err);
 	}
 	struct sigaction sa = {0}, old_term, old_int;
 	sa.sa_handler = on_signal;
@@ -1675,12 +1689,22 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	http_set_stop(e.http, opts->stop ? opts->stop : &g_signalled); /* blocking reads end on SIGTERM too */
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
 	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
-	if (!src_sent) {
-		stop_run(&e, "%s", err);
-		free(err);
+	/* The snapshot, now that the lock is held and the schema as this version needs it: its
+	 * answer is read once the first mapping's lookups are in (source_ready), the server at
+	 * work meanwhile. A stop request cancels the source's query. */
+	e.src.stop = opts->stop ? opts->stop : &g_signalled;
+	if (!src_err) {
+		bool *marks = marks_wanted(&e);
+		if (!source_snapshot(&e.src, marks, &src_err) && !src_err)
+			src_err = xstrdup("cannot take the source's snapshot");
+		free(marks);
+	}
+	if (src_err) {
+		stop_run(&e, "%s", src_err);
+		free(src_err);
 		goto done;
 	}
-	e.src.stop = opts->stop ? opts->stop : &g_signalled; /* a stop request cancels the source's query */
+	char *err = NULL;
 	for (size_t i = 0; i < cfg->nconns; i++) {
 		e.conns[i] = connector_new(&cfg->conns[i], e.http, &err);
 		if (!e.conns[i]) {

@@ -238,6 +238,40 @@ def test_source_role_from_db_grants_cannot_store_large_objects_or_notify(world, 
     assert world.sql("SELECT count(*) FROM pg_largeobject_metadata") == [(0,)]
 
 
+def test_a_source_role_that_may_not_read_the_read_marks_reads_the_links_joined(world, roles):
+    """The read marks (issue 18) are read with the source's snapshot, as its role: one that may
+    read the links and failures but not read_marks (granted before an upgrade added it) still
+    syncs, every row joined to its links, and says why."""
+    state, reader = roles("hrsync_state"), roles("hrsync_reader")
+    world.use_mappings("employees.yaml")
+    database_keys(world, f'source_conninfo: "{conninfo_as(world, reader)}"')
+    set_conninfo(world, state)
+    world.sql(world.run("db", "grants", check_rc=0).out)
+    first = world.run("run")
+    assert first.rc in (0, 1), first.err[-2000:]
+    night = world.run("run")
+    assert night.rc == first.rc and "read marks: all" in night.err, night.err[-3000:]
+    links = world.sql("SELECT mapping, erp_key, platform_id, status, fingerprint FROM hrsync.links ORDER BY 1, 2")
+
+    world.sql(f'REVOKE SELECT ON hrsync.read_marks FROM "{reader}"')
+    seq = world.sandbox.last_seq()
+    r = world.run("run")
+    assert r.rc == night.rc, r.err[-3000:]
+    assert re.search(r"mapping employees: its read marks could not be read \(.*permission denied for table "
+                     r"read_marks.*\): the links are joined to every row", r.err), r.err[-3000:]
+    assert "read marks: all" not in r.err, r.err[-3000:]
+    assert summary(r.err) == summary(night.err), (summary(r.err), summary(night.err))
+    assert world.writes(world.sandbox.requests(since=seq)) == [], r.err[-3000:]
+    assert world.sql("SELECT mapping, erp_key, platform_id, status, fingerprint FROM hrsync.links ORDER BY 1, 2") \
+        == links
+
+
+def summary(err):
+    """The employees mapping's summary line, less its timings."""
+    line = next(l for l in err.splitlines() if "summary" in l and "mapping=employees" in l)
+    return sorted(kv for kv in line.split() if "=" in kv and not kv.startswith(("seconds=", "run=", "rate=")))
+
+
 # ---------------------------------------------------------------- 13: a schema made by a DBA
 
 def test_migrate_needs_no_create_on_the_database_for_a_role_owning_its_schema(world, roles):
