@@ -40,10 +40,18 @@ double http_jitter(struct http *h)
 	return (double)((h->rng * 2685821657736338717ULL) >> 11) / (double)(1ULL << 53);
 }
 
+bool http_init_once(void)
+{
+	static bool done;
+	if (!done)
+		done = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+	return done;
+}
+
 struct http *http_new(void)
 {
 	struct http *h = xcalloc(1, sizeof *h);
-	h->multi = curl_multi_init();
+	h->multi = http_init_once() ? curl_multi_init() : NULL;
 	if (!h->multi) {
 		fprintf(stderr, "hrsync: cannot initialise libcurl\n");
 		abort();

@@ -134,6 +134,12 @@ struct http_call {
 
 struct http;
 
+/*
+ * libcurl's process-wide setup (OpenSSL's with it, 3 to 4 ms), done once: by the first
+ * http_new, or earlier by a caller with time to spare (a run, while the server starts its
+ * database sessions). false if it failed.
+ */
+bool http_init_once(void);
 struct http *http_new(void);
 void http_free(struct http *h);
 void http_add_pacer(struct http *h, struct pacer *p);

@@ -138,10 +138,6 @@ int main(int argc, char **argv)
 		printf("hrsync %s (%s)\n", HRSYNC_VERSION, curl_version());
 		return 0;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "hrsync: cannot initialise libcurl\n");
-		return 3;
-	}
 	int rc = -1;
 	for (size_t k = 0; k < ARRAY_LEN(commands); k++)
 		if (streq(cmd, commands[k].name))
@@ -151,6 +147,6 @@ int main(int argc, char **argv)
 		usage(stderr);
 		rc = 2;
 	}
-	curl_global_cleanup();
+	curl_global_cleanup(); /* nothing to undo if no command set libcurl up (http_init_once) */
 	return rc;
 }

@@ -282,11 +282,9 @@ void source_close(struct source *s)
 {
 	if (s->pg && (s->opening || s->snapping))
 		PQclear(db_wait(s->pg, NULL, NULL)); /* the answer sent for, read before anything else */
-	if (s->pg) {
-		PGresult *r = PQexec(s->pg, "COMMIT");
-		PQclear(r);
-		PQfinish(s->pg);
-	}
+	/* The snapshot's transaction read only: the session's end (PQfinish tells the server)
+	 * ends it, no COMMIT to wait for. */
+	PQfinish(s->pg);
 	for (size_t i = 0; s->marks && i < s->cfg->nmaps; i++) {
 		PQclear(s->marks[i]);
 		PQclear(s->failing[i]);
@@ -897,10 +895,9 @@ void cursor_close(struct cursor *c)
 		if (PQtransactionStatus(c->src->pg) == PQTRANS_INERROR) {
 			PQclear(PQexec(c->src->pg, "ROLLBACK TO SAVEPOINT hrsync_mapping"));
 		} else {
-			char *sql = xasprintf("CLOSE %s", c->name);
+			char *sql = xasprintf("CLOSE %s; RELEASE SAVEPOINT hrsync_mapping", c->name);
 			PQclear(PQexec(c->src->pg, sql));
 			free(sql);
-			PQclear(PQexec(c->src->pg, "RELEASE SAVEPOINT hrsync_mapping"));
 		}
 	}
 	free(c->vals);

@@ -1537,6 +1537,7 @@ static int connect_state(struct engine *e, bool source, char **src_err)
 	if (source)
 		db_connect_begin(&src, e->cfg, true, "source");
 	db_connect_begin(&st, e->cfg, false, "state");
+	http_init_once(); /* while the server starts the sessions' backends (http_new says if it failed) */
 	if (source && !source_open_send(&e->src, e->cfg, &src, src_err) && !*src_err)
 		*src_err = xstrdup("cannot open the source session");
 	if (!state_connect_begun(&e->st, e->cfg, &st, &err)) {
