@@ -119,10 +119,11 @@ static void print_source_role(const struct config *cfg, FILE *out, const char *s
 		if (cfg->maps[i]->dir == DIR_PUSH && !cfg->maps[i]->table)
 			fprintf(out, "-- mapping %s reads with a query (%s): grant SELECT on the tables it reads.\n",
 				cfg->maps[i]->name, cfg->maps[i]->file);
-	/* The source's read joins each row with its link and its last failure (state.c). */
+	/* The source's read joins each row with its link and last failure, and reads the marks (state.c). */
 	if (!shared)
 		fprintf(out,
-			"-- The state's tables, which the source's read joins (links, failures), now and once migrated:\n"
+			"-- The state's tables, which the source's read uses (links, failures, read_marks), "
+			"now and once migrated:\n"
 			"GRANT USAGE ON SCHEMA %s TO %s;\n"
 			"GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;\n"
 			"ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;\n",

@@ -447,7 +447,7 @@ static bool declare(struct cursor *c, const struct src_filter *f, char **err)
 
 /*
  * The stored marks of the mapping (c->marks) and its failing records (c->failing), as read
- * with the snapshot (source_open_send); false (and a warning) if they could not be read, or
+ * with the snapshot (source_snapshot); false (and a warning) if they could not be read, or
  * (info) there are too many failing records to hold: no probe.
  */
 static bool read_marks(struct cursor *c)

@@ -1671,6 +1671,17 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 			res->exit_code = rc;
 		return rc;
 	}
+	/* The snapshot, now that the lock is held and the schema as this version needs it: its
+	 * answer is read once the first mapping's lookups are in (source_ready), the server at
+	 * work meanwhile (the run's record, the lookups). A stop request cancels the source's
+	 * query. If it cannot be taken, the run is recorded, then stops. */
+	e.src.stop = opts->stop ? opts->stop : &g_signalled;
+	if (!src_err) {
+		bool *marks = marks_wanted(&e);
+		if (!source_snapshot(&e.src, marks, &src_err) && !src_err)
+			src_err = xstrdup("cannot take the source's snapshot");
+		free(marks);
+	}
 	struct sigaction sa = {0}, old_term, old_int;
 	sa.sa_handler = on_signal;
 	g_signalled = 0;
@@ -1690,16 +1701,6 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	http_set_stop(e.http, opts->stop ? opts->stop : &g_signalled); /* blocking reads end on SIGTERM too */
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
 	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
-	/* The snapshot, now that the lock is held and the schema as this version needs it: its
-	 * answer is read once the first mapping's lookups are in (source_ready), the server at
-	 * work meanwhile. A stop request cancels the source's query. */
-	e.src.stop = opts->stop ? opts->stop : &g_signalled;
-	if (!src_err) {
-		bool *marks = marks_wanted(&e);
-		if (!source_snapshot(&e.src, marks, &src_err) && !src_err)
-			src_err = xstrdup("cannot take the source's snapshot");
-		free(marks);
-	}
 	if (src_err) {
 		stop_run(&e, "%s", src_err);
 		free(src_err);
