@@ -2,15 +2,17 @@
 """
 hrsync benchmark helper: two or more builds side by side on the same no-change night.
 
-    /usr/bin/python3 bench/ab.py [--rows 10000] [--rounds 20] [--failing] BUILD_DIR [BUILD_DIR ...]
+    /usr/bin/python3 bench/ab.py [--rows 10000] [--rounds 20] [--change] [--failing] [--keep] BUILD_DIR...
 
 Each BUILD_DIR holds an `hrsync` binary (a `build/` of some commit: `git worktree add`, then
-`make -s all` there). On one throwaway cluster and the PeopleForce sandbox: a mirror of --rows
-employees, `db migrate`, the links seeded and the run that writes them (first build), then
---failing makes 0.1% of the active rows fail and records them. Then --rounds rounds, each a
-COPY of the mapped columns (psql, as `make bench` times it) and one no-change run of each build,
-in turn (the order rotates every round). Prints each one's median seconds and CPU, and its ratio
-to the COPY: the median of the rounds' ratios, as bench/nights.py judges a night.
+`make -s all bench-tools` there). On one throwaway cluster and the PeopleForce sandbox: a
+mirror of --rows employees, `db migrate`, the links seeded and the run that writes them (first
+build); --change then sends a night of 1% changes (as bench/nights.py does), --failing makes
+0.1% of the active rows fail and records them. Then --rounds rounds, each a COPY of the mapped
+columns (psql, as `make bench` times it) and one no-change run of each build, in turn (the
+order rotates every round). Prints each one's median seconds and CPU, and its ratio to the
+COPY: the median of the rounds' ratios, as bench/nights.py judges a night. --keep leaves the
+world up afterwards, for a closer look (^C ends it).
 
 On this shared 2-core machine one round decides nothing (the same COPY takes 0.41 or 0.56 s
 back to back); alternating builds in the same rounds is how a 5 ms difference shows.
@@ -18,6 +20,7 @@ back to back); alternating builds in the same rounds is how a 5 ms difference sh
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -31,7 +34,9 @@ def main():
     p.add_argument("builds", nargs="+", help="build directories, each with an hrsync binary")
     p.add_argument("--rows", type=int, default=10000)
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--change", action="store_true", help="a night of 1%% changes first (as bench/nights.py)")
     p.add_argument("--failing", action="store_true", help="0.1%% of the active rows failing every night")
+    p.add_argument("--keep", action="store_true", help="leave the world up after the rounds (^C ends it)")
     a = p.parse_args()
     for d in a.builds:
         if not os.access(os.path.join(d, "hrsync"), os.X_OK):
@@ -50,6 +55,12 @@ def main():
         sql = "SELECT %s FROM %s ORDER BY %s" % (", ".join(cols), table, cols[0])
         w.seed_links(h, db)
         w.run(h, "run", "--mapping", "employees", label="writing")
+        if a.change:
+            w.psql(db, """UPDATE erp.employees SET mobile_phone = mobile_phone || '8'
+                          WHERE personnel_number IN (SELECT personnel_number FROM erp.employees
+                              WHERE dismissal_date IS NULL AND mobile_phone IS NOT NULL
+                              ORDER BY md5(personnel_number) LIMIT %d)""" % max(1, a.rows // 100))
+            w.run(h, "run", "--mapping", "employees", label="change")
         if a.failing:
             w.psql(db, """UPDATE erp.employees SET last_name = NULL
                           WHERE personnel_number IN (SELECT personnel_number FROM erp.employees
@@ -71,11 +82,16 @@ def main():
                 secs[k].append(r["seconds"])
                 cpu[k].append(r["utime"] + r["stime"])
                 ratios[k].append(r["seconds"] / c)
-        print("%d rows%s, %d rounds; COPY median %.1f ms" % (a.rows, " (0.1% failing)" if a.failing else "",
-                                                             a.rounds, 1000 * B.median(copies)))
+        print("%d rows%s%s, %d rounds; COPY median %.1f ms" % (
+            a.rows, " after a 1% night" if a.change else "", " (0.1% failing)" if a.failing else "", a.rounds,
+            1000 * B.median(copies)))
         for k, d in enumerate(a.builds):
             print("  %-40s %7.1f ms  cpu %5.1f ms  ratio %.3f×" % (
                 d, 1000 * B.median(secs[k]), 1000 * B.median(cpu[k]), B.median(ratios[k])))
+        if a.keep:
+            print("world kept: config %s, database %s (%s)" % (h.path, db, " ".join(
+                "%s=%s" % kv for kv in w.pgenv(db).items() if kv[0].startswith("PG"))), flush=True)
+            signal.pause()
     finally:
         w.stop()
         shutil.rmtree(tmp, ignore_errors=True)

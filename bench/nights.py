@@ -12,11 +12,12 @@ Stages (--only picks some):
           Then `db migrate`, the links seeded (seedlinks | COPY, as a first load leaves them
           but without the source hashes), and the run that writes every link (it adds the hash:
           a night of many changes). Right after it, with no manual VACUUM: the COPY of the
-          mapped columns and a no-change run, three times. Then 1% of the rows changed, the
-          run that sends them, and right after it again COPY and no-change runs. Then 0.1% of
-          the active rows made to fail (last name NULL: a mapping error, tried every night),
-          the run that records them, and COPY and no-change runs again. EXPLAIN (ANALYZE,
-          BUFFERS) of hrsync's query after the first no-change run (heap fetches).
+          mapped columns and a no-change run, --repeat times (three times that up to 20,000
+          rows). Then 1% of the rows changed, the run that sends them, and right after it
+          again COPY and no-change runs. Then 0.1% of the active rows made to fail (last name
+          NULL: a mapping error, tried every night), the run that records them, and COPY and
+          no-change runs again. EXPLAIN (ANALYZE, BUFFERS) of hrsync's query after the first
+          no-change run (heap fetches).
   pushcpu goal 3. A fresh mirror of --push-rows employees (the full shipped mapping: a create
           and its position, two requests), pushed to the sandbox answering at once, 8 in flight:
           requests/s and hrsync's CPU (user + system) per 1,000 requests, a `perf` profile;
@@ -45,6 +46,7 @@ import run as B  # noqa: E402  (World, helpers)
 PY = B.PY
 MIB = B.MIB
 STAGES = ("nights", "pushcpu", "pace")
+SMALL_NIGHT = 20000  # rows: up to this size a night gets 3 x --repeat rounds
 
 # Measured at 9fff614 (before issue 18) with this script and the binary built at that commit
 # (`--bin` of a copy of its build/), on the same 2-core machine, shared with other test runs
@@ -157,7 +159,12 @@ def stage_nights(w, res):
         query, wr = B.capture_query(w, db, h)
         s["writing_run"] = B.strip(wr)
         log("size %s: writing run %.1f s, rc %d" % (B.fmt_n(n), wr["seconds"], wr["rc"]))
-        s["after_write"] = night(w, h, db, sql, "nights-%d-after-write" % n, a.repeat)
+        # A night of 10,000 rows lasts a tenth of a second: one round moves by 20% with the
+        # machine, and medians of 5 rounds of the same build ranged from 1.19x to 1.45x between
+        # sessions. Small nights get three times the rounds (3 s more), the large ones --repeat.
+        rounds = a.repeat * 3 if n <= SMALL_NIGHT else a.repeat
+        s["rounds"] = rounds
+        s["after_write"] = night(w, h, db, sql, "nights-%d-after-write" % n, rounds)
         if query:
             f = os.path.join(B.RESULTS, "nights-explain-%d.txt" % n)
             with open(f, "w") as fh:
@@ -175,7 +182,7 @@ def stage_nights(w, res):
         s["changed"] = k
         log("size %s: 1%% night: %d rows changed, %.1f s, %d writes" % (B.fmt_n(n), k, cr["seconds"],
                                                                        cr["requests"]["writes"]))
-        s["after_change"] = night(w, h, db, sql, "nights-%d-after-change" % n, a.repeat)
+        s["after_change"] = night(w, h, db, sql, "nights-%d-after-change" % n, rounds)
         # Records that keep failing, as real mirrors have: 0.1% of the active rows lose their
         # last name (a mapping error, tried again every night), one run records the failures,
         # then the no-change nights with them.
@@ -188,7 +195,7 @@ def stage_nights(w, res):
         s["failing"] = kb
         log("size %s: %d records made to fail: run %.1f s, rc %d, summary %s" % (
             B.fmt_n(n), kb, br["seconds"], br["rc"], br.get("summary")))
-        s["with_failing"] = night(w, h, db, sql, "nights-%d-with-failing" % n, a.repeat)
+        s["with_failing"] = night(w, h, db, sql, "nights-%d-with-failing" % n, rounds)
         if a.perf and n == max(a.sizes) and shutil.which("perf"):
             # Where a no-change night's time goes: hrsync and its backends, sampled system-wide
             # (bench/results/perf-nochange-<rows>.txt).
@@ -321,7 +328,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", default=os.path.join(B.ROOT, "build"))
     p.add_argument("--sizes", default="10000 200000 1000000")
-    p.add_argument("--repeat", type=int, default=5, help="rounds of each night (COPY, then the run)")
+    p.add_argument("--repeat", type=int, default=5,
+                   help="rounds of each night (COPY, then the run); three times as many up to %d rows" % SMALL_NIGHT)
     p.add_argument("--change-pct", type=float, default=1.0)
     p.add_argument("--push-rows", type=int, default=20000)
     p.add_argument("--pace-rows", type=int, default=5000)
