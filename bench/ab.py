@@ -42,6 +42,7 @@ def main():
         if not os.access(os.path.join(d, "hrsync"), os.X_OK):
             p.error("%s has no hrsync binary" % d)
     a.bin = a.builds[0]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the world is removed on kill too
     tmp = tempfile.mkdtemp(prefix="hrsync-ab-")
     w = B.World(a, tmp)
     try:
