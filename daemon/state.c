@@ -138,25 +138,47 @@ static PGresult *q_record(struct state *s, const char *sql_fmt, int n, const cha
 	/* in its own transaction, before this one opens */
 	if (!flush_first(s))
 		return NULL;
-	bool own = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
-	if (own) {
-		PGresult *b = PQexec(s->pg, "BEGIN; SET LOCAL synchronous_commit = off");
-		bool ok = PQresultStatus(b) == PGRES_COMMAND_OK;
-		if (!ok)
-			set_err(s, b);
-		PQclear(b);
-		if (!ok) {
-			state_rollback(s);
-			return NULL;
-		}
-	}
-	PGresult *r = q(s, sql_fmt, n, params);
-	if (own && (!r || !q_ok(s, "COMMIT", 0, NULL))) {
-		state_rollback(s);
-		PQclear(r);
+	if (PQtransactionStatus(s->pg) != PQTRANS_IDLE)
+		return q(s, sql_fmt, n, params);
+	char *sql = NULL;
+	if (asprintf(&sql, sql_fmt, s->schema_q) < 0)
 		return NULL;
+	/* BEGIN, SET LOCAL, the statement and COMMIT sent at once (libpq's pipeline mode): one
+	 * round trip instead of three. An error aborts what follows it; the sync ends the
+	 * pipeline, and the rollback the transaction. */
+	PGconn *pg = s->pg;
+	const char *stmt[] = {"BEGIN", "SET LOCAL synchronous_commit = off", sql, "COMMIT"};
+	bool sent = PQenterPipelineMode(pg);
+	for (int i = 0; sent && i < 4; i++)
+		sent = PQsendQueryParams(pg, stmt[i], i == 2 ? n : 0, NULL, i == 2 ? params : NULL, NULL, NULL, 0);
+	sent = sent && PQpipelineSync(pg);
+	free(sql);
+	PGresult *kept = NULL, *error = NULL;
+	for (int i = 0; sent && i < 5; i++) {
+		PGresult *r = PQgetResult(pg); /* each statement's result then NULL; the sync's alone */
+		if (!r) {
+			sent = false; /* the connection is gone */
+			break;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_FATAL_ERROR && !error)
+			error = r;
+		else if (i == 2 && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+			kept = r;
+		else
+			PQclear(r);
+		if (i < 4)
+			while ((r = PQgetResult(pg)))
+				PQclear(r);
 	}
-	return r;
+	PQexitPipelineMode(pg);
+	if (sent && !error)
+		return kept;
+	set_err(s, error);
+	PQclear(error);
+	PQclear(kept);
+	state_rollback(s);
+	return NULL;
 }
 
 static bool q_record_ok(struct state *s, const char *sql_fmt, int n, const char *const *params)
@@ -475,18 +497,19 @@ int state_lock(struct state *s, char **err)
 
 long long state_run_begin(struct state *s, const char *command, bool dry_run)
 {
-	/* We hold the lock: a run still marked running was killed. */
-	q_ok(s, "UPDATE %1$s.runs SET status = 'killed', finished_at = coalesce(finished_at, now()), "
-		"message = coalesce(message, 'the process ended without finishing the run') WHERE status = 'running'",
-	     0, NULL);
 	char host[256] = "";
 	gethostname(host, sizeof host - 1);
 	char pid[32];
 	snprintf(pid, sizeof pid, "%d", (int)getpid());
 	const char *p[] = {command, dry_run ? "t" : "f", host, pid, HRSYNC_VERSION};
-	PGresult *r = q_record(s, "INSERT INTO %1$s.runs (command, dry_run, host, pid, version) VALUES ($1, $2, $3, $4, $5) "
-			   "RETURNING id",
-			5, p);
+	/* We hold the lock: a run still marked running was killed (one statement with the record). */
+	PGresult *r = q_record(s,
+			       "WITH killed AS (UPDATE %1$s.runs SET status = 'killed', finished_at = coalesce(finished_at, "
+			       "now()), message = coalesce(message, 'the process ended without finishing the run') "
+			       "WHERE status = 'running') "
+			       "INSERT INTO %1$s.runs (command, dry_run, host, pid, version) VALUES ($1, $2, $3, $4, $5) "
+			       "RETURNING id",
+			       5, p);
 	if (!r)
 		return 0;
 	long long id = atoll(PQgetvalue(r, 0, 0));
