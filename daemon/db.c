@@ -177,6 +177,11 @@ PGconn *db_connect_made(struct db_start *c, const struct config *cfg, char **err
 	return made(pg, err);
 }
 
+PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err)
+{
+	return set_up(db_connect_made(c, cfg, err), cfg, c->source, err);
+}
+
 void db_connect_drop(struct db_start *c)
 {
 	/* The handshake finished first (it is under way: a server that does not answer is not

@@ -21,7 +21,9 @@
  * with *err; one not made within 10 s, say its first host is down, is made again the blocking
  * way, host after host); its session is not set up yet: the caller sends db_setup_sql() first
  * in what it sends next (one round trip, answered while it does other work; caller frees the
- * SQL). db_connect_drop ends one that is no longer wanted. Every begun one is made or dropped.
+ * SQL). db_connect_end makes it and sets it up as db_connect would, in a round trip of its
+ * own. db_connect_drop ends one that is no longer wanted. Every begun one is made, ended or
+ * dropped.
  */
 struct db_start {
 	PGconn *pg;
@@ -31,6 +33,7 @@ struct db_start {
 };
 void db_connect_begin(struct db_start *c, const struct config *cfg, bool source, const char *purpose);
 PGconn *db_connect_made(struct db_start *c, const struct config *cfg, char **err);
+PGconn *db_connect_end(struct db_start *c, const struct config *cfg, char **err);
 char *db_setup_sql(PGconn *pg, const struct config *cfg, bool source);
 void db_connect_drop(struct db_start *c);
 /* Connect as the state role (conninfo); NULL with *err (caller frees) on failure. */

@@ -131,7 +131,6 @@ bool source_open_send(struct source *s, const struct config *cfg, struct db_star
 	char *probe = key_probe_sql(s->pg, cfg);
 	if (probe)
 		sb_printf(&q, "; %s", probe);
-	s->probed = probe != NULL;
 	free(probe);
 	s->opening = PQsendQuery(s->pg, sb_str(&q));
 	sb_free(&q);
@@ -171,7 +170,7 @@ static void answer_result(void *ctx, PGresult *r)
 	}
 	if (!o->in_marks) {
 		/* the key probe's rows: the indexes of the mappings whose key is unique */
-		for (int i = 0; s->probed && streq(PQfname(r, 0), "n") && i < PQntuples(r); i++) {
+		for (int i = 0; streq(PQfname(r, 0), "n") && i < PQntuples(r); i++) {
 			size_t n = (size_t)atol(PQgetvalue(r, i, 0));
 			if (n < s->cfg->nmaps)
 				s->key_unique[n] = true;
@@ -400,12 +399,21 @@ char *source_sql(struct source *s, const struct mapping *m, const struct src_fil
 	return sb_steal(&q);
 }
 
+/* m's index in cfg->maps (what the per-mapping arrays are indexed by); nmaps if none. */
+static size_t map_index(const struct source *s, const struct mapping *m)
+{
+	size_t i = 0;
+	while (i < s->cfg->nmaps && s->cfg->maps[i] != m)
+		i++;
+	return i;
+}
+
 bool source_key_unique(struct source *s, const struct mapping *m)
 {
-	for (size_t i = 0; s->key_unique && i < s->cfg->nmaps; i++)
-		if (s->cfg->maps[i] == m)
-			return s->key_unique[i];
-	return false;
+	if (!s->key_unique)
+		return false;
+	size_t i = map_index(s, m);
+	return i < s->cfg->nmaps && s->key_unique[i];
 }
 
 /* Why a statement on the mirror failed, said so that the reader knows what to change. Caller frees. */
@@ -453,9 +461,7 @@ static bool declare(struct cursor *c, const struct src_filter *f, char **err)
 static bool read_marks(struct cursor *c)
 {
 	struct source *s = c->src;
-	size_t i = 0;
-	while (i < s->cfg->nmaps && s->cfg->maps[i] != c->m)
-		i++;
+	size_t i = map_index(s, c->m);
 	if (i == s->cfg->nmaps || !s->marks_asked[i])
 		return false;
 	if (s->marks_err) {

@@ -36,7 +36,6 @@ struct source {
 	bool cancelled;         /* a query was cancelled for stop */
 	bool opening;           /* the setup and the key probe sent, their answer not read (source_snapshot) */
 	bool snapping;          /* the snapshot and the read marks sent, their answer not read (source_ready) */
-	bool probed;            /* a key probe was sent (a mapping reads a table) */
 	bool *key_unique;       /* per cfg->maps[i]: its table has a unique index on the key alone */
 	/* Per cfg->maps[i]: its read marks asked for (source_open_send); its stored marks and its
 	 * records failing or waiting, as the snapshot shows them, until its cursor takes them. */

@@ -34,17 +34,9 @@ bool state_connect(struct state *s, const struct config *cfg, char **err)
 bool state_connect_begun(struct state *s, const struct config *cfg, struct db_start *started, char **err)
 {
 	memset(s, 0, sizeof *s);
-	s->pg = db_connect_made(started, cfg, err);
+	s->pg = db_connect_end(started, cfg, err);
 	if (!s->pg)
 		return false;
-	char *setup = db_setup_sql(s->pg, cfg, false);
-	bool ok = db_exec(s->pg, setup, err);
-	free(setup);
-	if (!ok) {
-		PQfinish(s->pg);
-		s->pg = NULL;
-		return false;
-	}
 	s->schema_q = db_quote_ident(s->pg, cfg->state_schema);
 	return true;
 }
@@ -138,47 +130,25 @@ static PGresult *q_record(struct state *s, const char *sql_fmt, int n, const cha
 	/* in its own transaction, before this one opens */
 	if (!flush_first(s))
 		return NULL;
-	if (PQtransactionStatus(s->pg) != PQTRANS_IDLE)
-		return q(s, sql_fmt, n, params);
-	char *sql = NULL;
-	if (asprintf(&sql, sql_fmt, s->schema_q) < 0)
-		return NULL;
-	/* BEGIN, SET LOCAL, the statement and COMMIT sent at once (libpq's pipeline mode): one
-	 * round trip instead of three. An error aborts what follows it; the sync ends the
-	 * pipeline, and the rollback the transaction. */
-	PGconn *pg = s->pg;
-	const char *stmt[] = {"BEGIN", "SET LOCAL synchronous_commit = off", sql, "COMMIT"};
-	bool sent = PQenterPipelineMode(pg);
-	for (int i = 0; sent && i < 4; i++)
-		sent = PQsendQueryParams(pg, stmt[i], i == 2 ? n : 0, NULL, i == 2 ? params : NULL, NULL, NULL, 0);
-	sent = sent && PQpipelineSync(pg);
-	free(sql);
-	PGresult *kept = NULL, *error = NULL;
-	for (int i = 0; sent && i < 5; i++) {
-		PGresult *r = PQgetResult(pg); /* each statement's result then NULL; the sync's alone */
-		if (!r) {
-			sent = false; /* the connection is gone */
-			break;
+	bool own = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
+	if (own) {
+		PGresult *b = PQexec(s->pg, "BEGIN; SET LOCAL synchronous_commit = off");
+		bool ok = PQresultStatus(b) == PGRES_COMMAND_OK;
+		if (!ok)
+			set_err(s, b);
+		PQclear(b);
+		if (!ok) {
+			state_rollback(s);
+			return NULL;
 		}
-		ExecStatusType st = PQresultStatus(r);
-		if (st == PGRES_FATAL_ERROR && !error)
-			error = r;
-		else if (i == 2 && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
-			kept = r;
-		else
-			PQclear(r);
-		if (i < 4)
-			while ((r = PQgetResult(pg)))
-				PQclear(r);
 	}
-	PQexitPipelineMode(pg);
-	if (sent && !error)
-		return kept;
-	set_err(s, error);
-	PQclear(error);
-	PQclear(kept);
-	state_rollback(s);
-	return NULL;
+	PGresult *r = q(s, sql_fmt, n, params);
+	if (own && (!r || !q_ok(s, "COMMIT", 0, NULL))) {
+		state_rollback(s);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
 }
 
 static bool q_record_ok(struct state *s, const char *sql_fmt, int n, const char *const *params)

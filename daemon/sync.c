@@ -1327,6 +1327,14 @@ static void batch_room(struct engine *e, const struct mapping *m)
 		e->max_inflight = 4 * b->max;
 }
 
+/* Read marks (source.h) are a run's, not a plan's, and need a state: asked for with the
+ * snapshot (marks_wanted), used by the read (run_mapping, not for a mapping that references
+ * itself: one read once). */
+static bool run_reads_marks(const struct engine *e)
+{
+	return !e->opts->dry_run && !e->opts->sink && !e->no_state;
+}
+
 static void run_mapping(struct engine *e, struct mapping *m, struct connector *conn)
 {
 	e->m = m;
@@ -1366,8 +1374,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	/* --full sends everything: no row may be skipped for its hash. */
 	struct src_filter flt = {.no_state = e->no_state, .generation = e->opts->full ? NULL : e->generation,
 				 .key_unique = source_key_unique(&e->src, m),
-				 /* read marks (source.h): a run's, not a plan's; a mapping read once */
-				 .marks = !e->opts->dry_run && !e->opts->sink && !e->self_ref && !e->no_state,
+				 .marks = run_reads_marks(e) && !e->self_ref,
 				 .skipped = &e->cnt.skipped};
 	if (e->opts->sink && e->opts->sink->preview) {
 		flt.key = e->opts->sink->preview_key;
@@ -1537,7 +1544,8 @@ static int connect_state(struct engine *e, bool source, char **src_err)
 	if (source)
 		db_connect_begin(&src, e->cfg, true, "source");
 	db_connect_begin(&st, e->cfg, false, "state");
-	http_init_once(); /* while the server starts the sessions' backends (http_new says if it failed) */
+	if (source)
+		http_init_once(); /* while the server starts the backends (http_new says if it failed) */
 	if (source && !source_open_send(&e->src, e->cfg, &src, src_err) && !*src_err)
 		*src_err = xstrdup("cannot open the source session");
 	if (!state_connect_begun(&e->st, e->cfg, &st, &err)) {
@@ -1586,16 +1594,15 @@ static int open_state(struct engine *e)
 }
 
 /*
- * The mappings whose read may use read marks (run_mapping's src_filter.marks): a run's push
- * mappings, with a state. Their marks are read with the snapshot; those of a mapping that
- * turns out not to use them (its key not unique, a reference to itself) are not used.
+ * The mappings whose read may use read marks (run_reads_marks): the run's push mappings.
+ * Their marks are read with the snapshot; those of a mapping that turns out not to use them
+ * (its key not unique, a reference to itself) are not used.
  */
 static bool *marks_wanted(const struct engine *e)
 {
 	bool *want = xcalloc(e->cfg->nmaps + 1, sizeof *want);
 	for (size_t i = 0; i < e->cfg->nmaps; i++)
-		want[i] = !e->opts->dry_run && !e->opts->sink && !e->no_state && e->cfg->maps[i]->dir == DIR_PUSH &&
-			  selected(e->opts, e->cfg->maps[i]);
+		want[i] = run_reads_marks(e) && e->cfg->maps[i]->dir == DIR_PUSH && selected(e->opts, e->cfg->maps[i]);
 	return want;
 }
 
