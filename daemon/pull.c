@@ -317,7 +317,11 @@ bool pull_run(struct pull_env *pe, const struct mapping *m, char **why)
 		return false;
 	}
 	struct puller p = {.pe = pe, .m = m};
-	PGconn *pg = pe->st->pg;
+	PGconn *pg = state_pg(pe->st);
+	if (!pg) {
+		*why = xstrdup("the state database is unreachable");
+		return false;
+	}
 	p.table_q = db_quote_qualified(pg, m->target_table);
 	if (!p.table_q) {
 		*why = xasprintf("target table '%s' is not a valid name (schema.table)", m->target_table);

@@ -95,6 +95,18 @@ static char *key_probe_sql(PGconn *pg, const struct config *cfg)
 	return sql;
 }
 
+static void prelude_sql(struct source *s, struct sb *q, bool local);
+
+static void init(struct source *s, const struct config *cfg)
+{
+	s->cfg = cfg;
+	s->state_q = db_quote_ident(s->pg, cfg->state_schema);
+	s->key_unique = xcalloc(cfg->nmaps + 1, sizeof *s->key_unique);
+	s->marks_asked = xcalloc(cfg->nmaps + 1, sizeof *s->marks_asked);
+	s->marks = xcalloc(cfg->nmaps + 1, sizeof *s->marks);
+	s->failing = xcalloc(cfg->nmaps + 1, sizeof *s->failing);
+}
+
 bool source_open_send(struct source *s, const struct config *cfg, struct db_start *started, char **err)
 {
 	memset(s, 0, sizeof *s);
@@ -107,31 +119,15 @@ bool source_open_send(struct source *s, const struct config *cfg, struct db_star
 	s->pg = db_connect_made(started, cfg, err);
 	if (!s->pg)
 		return false;
-	s->state_q = db_quote_ident(s->pg, cfg->state_schema);
-	s->key_unique = xcalloc(cfg->nmaps + 1, sizeof *s->key_unique);
-	s->marks_asked = xcalloc(cfg->nmaps + 1, sizeof *s->marks_asked);
-	s->marks = xcalloc(cfg->nmaps + 1, sizeof *s->marks);
-	s->failing = xcalloc(cfg->nmaps + 1, sizeof *s->failing);
+	init(s, cfg);
 	/* The session's setup, its planner settings and the key probe: one round trip, answered
 	 * while the caller takes its lock (source_snapshot reads it). */
 	struct sb q = {0};
 	char *setup = db_setup_sql(s->pg, cfg, true);
 	sb_puts(&q, setup);
 	free(setup);
-	/* Unless the server's random_page_cost was set (PostgreSQL's default, 4, is for spinning
-	 * disks), the read is planned for storage where a random read costs little more than a
-	 * sequential one (SSD, or the mirror in cache), as PostgreSQL's documentation advises
-	 * there: the key's index gives the order, where 4 has a 10,000-row read hashed and sorted
-	 * in twice the time. (pg_settings builds every setting, 4 ms of a new session, answered
-	 * while the lock is taken. `WHERE current_setting('random_page_cost') = '4'` instead made
-	 * the 200,000-row read that followed 30 to 50 ms slower, same plan and settings, for a
-	 * reason not found: kept as it was measured.) */
-	sb_puts(&q, "; SELECT set_config('random_page_cost', '1.1', false) FROM pg_settings "
-		    "WHERE name = 'random_page_cost' AND source = 'default'");
-	char *probe = key_probe_sql(s->pg, cfg);
-	if (probe)
-		sb_printf(&q, "; %s", probe);
-	free(probe);
+	sb_putc(&q, ';');
+	prelude_sql(s, &q, false);
 	s->opening = PQsendQuery(s->pg, sb_str(&q));
 	sb_free(&q);
 	if (!s->opening) {
@@ -140,6 +136,37 @@ bool source_open_send(struct source *s, const struct config *cfg, struct db_star
 		return false;
 	}
 	return true;
+}
+
+void source_open_shared(struct source *s, const struct config *cfg, PGconn *pg)
+{
+	memset(s, 0, sizeof *s);
+	s->pg = pg;
+	s->shared = true;
+	init(s, cfg);
+}
+
+/*
+ * What a read plans with, and which keys are unique (one result, column "n": the indexes of
+ * the mappings whose key is): for the session (source_open_send) or for the snapshot's
+ * transaction (local, on a session the source shares).
+ */
+static void prelude_sql(struct source *s, struct sb *q, bool local)
+{
+	/* Unless the server's random_page_cost was set (PostgreSQL's default, 4, is for spinning
+	 * disks), the read is planned for storage where a random read costs little more than a
+	 * sequential one (SSD, or the mirror in cache), as PostgreSQL's documentation advises
+	 * there: the key's index gives the order, where 4 has a 10,000-row read hashed and sorted
+	 * in twice the time. (pg_settings builds every setting, 4 ms of a new session, answered
+	 * while the lock is taken. `WHERE current_setting('random_page_cost') = '4'` instead made
+	 * the 200,000-row read that followed 30 to 50 ms slower, same plan and settings, for a
+	 * reason not found: kept as it was measured.) */
+	sb_printf(q, " SELECT set_config('random_page_cost', '1.1', %s) FROM pg_settings "
+		     "WHERE name = 'random_page_cost' AND source = 'default'", local ? "true" : "false");
+	char *probe = key_probe_sql(s->pg, s->cfg);
+	if (probe)
+		sb_printf(q, "; %s", probe);
+	free(probe);
 }
 
 /* An answer of several statements, result by result (source_snapshot, source_ready). */
@@ -253,6 +280,13 @@ bool source_snapshot(struct source *s, const bool *marks, char **err)
 	struct sb q = {0};
 	sb_puts(&q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL work_mem = '64MB'; "
 		    "SET LOCAL cursor_tuple_fraction = 1.0");
+	if (s->shared) {
+		/* What a session of the source's own has (db_setup_sql), for this transaction. */
+		sb_printf(&q, "; SET LOCAL statement_timeout = %lld%s; SET LOCAL application_name = 'hrsync source';",
+			  (long long)s->cfg->statement_timeout_ms,
+			  PQserverVersion(s->pg) >= 140000 ? "; SET LOCAL client_connection_check_interval = '5s'" : "");
+		prelude_sql(s, &q, true);
+	}
 	marks_sql(s, marks, &q);
 	s->snapping = PQsendQuery(s->pg, sb_str(&q));
 	sb_free(&q);
@@ -277,13 +311,17 @@ bool source_open(struct source *s, const struct config *cfg, struct db_start *st
 	return true;
 }
 
-void source_close(struct source *s)
+PGconn *source_close(struct source *s)
 {
 	if (s->pg && (s->opening || s->snapping))
 		PQclear(db_wait(s->pg, NULL, NULL)); /* the answer sent for, read before anything else */
 	/* The snapshot's transaction read only: the session's end (PQfinish tells the server)
-	 * ends it, no COMMIT to wait for. */
-	PQfinish(s->pg);
+	 * ends it, no COMMIT to wait for; a shared session's ends it by a ROLLBACK. */
+	PGconn *back = s->shared ? s->pg : NULL;
+	if (back && PQtransactionStatus(back) != PQTRANS_IDLE)
+		PQclear(PQexec(back, "ROLLBACK"));
+	else if (!back)
+		PQfinish(s->pg);
 	for (size_t i = 0; s->marks && i < s->cfg->nmaps; i++) {
 		PQclear(s->marks[i]);
 		PQclear(s->failing[i]);
@@ -295,6 +333,7 @@ void source_close(struct source *s)
 	free(s->state_q);
 	free(s->key_unique);
 	memset(s, 0, sizeof *s);
+	return back;
 }
 
 /* Are the rows of this read hashed (and the in-step ones told apart)? */

@@ -36,6 +36,7 @@ struct source {
 	bool cancelled;         /* a query was cancelled for stop */
 	bool opening;           /* the setup and the key probe sent, their answer not read (source_snapshot) */
 	bool snapping;          /* the snapshot and the read marks sent, their answer not read (source_ready) */
+	bool shared;            /* on the run's session, lent by the state (source_open_shared) */
 	bool *key_unique;       /* per cfg->maps[i]: its table has a unique index on the key alone */
 	/* Per cfg->maps[i]: its read marks asked for (source_open_send); its stored marks and its
 	 * records failing or waiting, as the snapshot shows them, until its cursor takes them. */
@@ -171,7 +172,16 @@ bool source_open_send(struct source *s, const struct config *cfg, struct db_star
 bool source_snapshot(struct source *s, const bool *marks, char **err);
 bool source_ready(struct source *s, char **err);
 bool source_open(struct source *s, const struct config *cfg, struct db_start *started, char **err);
-void source_close(struct source *s);
+/*
+ * The source on a session it does not own (the run's, lent by the state: state_lend), when
+ * the same role reads the mirror (no source_conninfo): no second backend to start. Nothing is
+ * sent until source_snapshot, which sends the setup and the key probe with the snapshot, in
+ * its transaction (statement_timeout, the planner's settings and the session's name
+ * "hrsync source" are the transaction's). source_close then ends that transaction and gives
+ * the session back (its return value; NULL for a session of its own, which it ends).
+ */
+void source_open_shared(struct source *s, const struct config *cfg, PGconn *pg);
+PGconn *source_close(struct source *s);
 bool cursor_open(struct source *s, const struct mapping *m, const struct src_filter *f, struct cursor *c,
 		 char **err);
 /* 1: a row (r and x filled); 0: the end; -1: error (*err). */

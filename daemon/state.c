@@ -17,6 +17,8 @@
 static bool connect_as(struct state *s, const struct config *cfg, const char *purpose, char **err)
 {
 	memset(s, 0, sizeof *s);
+	s->version = -1;
+	s->cfg = cfg;
 	s->pg = db_connect(cfg, purpose, err);
 	if (!s->pg)
 		return false;
@@ -34,6 +36,8 @@ bool state_connect(struct state *s, const struct config *cfg, char **err)
 bool state_connect_begun(struct state *s, const struct config *cfg, struct db_start *started, char **err)
 {
 	memset(s, 0, sizeof *s);
+	s->version = -1;
+	s->cfg = cfg;
 	s->pg = db_connect_end(started, cfg, err);
 	if (!s->pg)
 		return false;
@@ -56,10 +60,11 @@ bool state_connect_report(struct state *s, const struct config *cfg, const char 
 
 void state_close(struct state *s)
 {
-	if (s->npend && s->pg)
+	if (s->npend && (s->pg || s->lent))
 		state_flush(s);
 	sb_free(&s->pend);
 	PQfinish(s->pg);
+	PQfinish(s->lent);
 	free(s->schema_q);
 	free(s->err);
 	memset(s, 0, sizeof *s);
@@ -78,11 +83,43 @@ static void set_err(struct state *s, const PGresult *r)
 	}
 }
 
+PGconn *state_lend(struct state *s)
+{
+	state_flush(s);
+	s->lent = s->pg;
+	s->pg = NULL;
+	return s->lent;
+}
+
+void state_return(struct state *s, PGconn *pg)
+{
+	if (!pg || pg != s->lent || s->pg)
+		return; /* a session of its own made meanwhile: the lent one stays, for the lock */
+	s->pg = pg;
+	s->lent = NULL;
+}
+
+PGconn *state_pg(struct state *s)
+{
+	if (s->pg || s->broken)
+		return s->pg;
+	char *err = NULL;
+	s->pg = db_connect(s->cfg, "state", &err);
+	if (!s->pg) {
+		free(s->err);
+		s->err = err;
+		if (!s->quiet)
+			log_error("lost the connection to the state database: %s", err);
+		s->broken = true;
+	}
+	return s->pg;
+}
+
 /* What was confirmed before goes in first (the next statement may read or change it): false
  * when the connection is lost. */
 static bool flush_first(struct state *s)
 {
-	return !s->broken && !(s->npend && !s->flushing && !state_flush(s) && s->broken);
+	return state_pg(s) && !s->broken && !(s->npend && !s->flushing && !state_flush(s) && s->broken);
 }
 
 PGresult *state_exec(struct state *s, const char *sql, int n, const char *const *params)
@@ -378,24 +415,34 @@ static bool ensure_schema(struct state *s, char **err)
 	return ok;
 }
 
-bool state_migrate(struct state *s, char **err)
+/* The schema and its version table made if missing; the version they are at (-1 on error). */
+static int schema_version(struct state *s, char **err)
 {
 	if (!ensure_schema(s, err))
-		return false;
+		return -1;
 	char *sql = xasprintf("CREATE TABLE IF NOT EXISTS %s.schema_version (version int NOT NULL, "
 			      "applied_at timestamptz NOT NULL DEFAULT now())",
 			      s->schema_q);
 	bool ok = db_exec(s->pg, sql, err);
 	free(sql);
 	if (!ok)
-		return false;
+		return -1;
 	PGresult *r = q(s, "SELECT coalesce(max(version), 0) FROM %1$s.schema_version", 0, NULL);
 	if (!r) {
 		*err = xstrdup(s->err);
-		return false;
+		return -1;
 	}
 	int have = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
+	return have;
+}
+
+bool state_migrate(struct state *s, char **err)
+{
+	/* Read with the lock (state_lock) when the schema was there: most runs send nothing here. */
+	int have = s->version >= 0 ? s->version : schema_version(s, err);
+	if (have < 0)
+		return false;
 	if (have > STATE_VERSION) {
 		*err = xasprintf("the state schema is at version %d, newer than this hrsync (%d): upgrade hrsync", have,
 				 STATE_VERSION);
@@ -411,7 +458,7 @@ bool state_migrate(struct state *s, char **err)
 		char *tx = xasprintf("BEGIN; %s INSERT INTO %s.schema_version (version) VALUES (%d); COMMIT", body,
 				     s->schema_q, v);
 		free(body);
-		ok = db_exec(s->pg, tx, err);
+		bool ok = db_exec(s->pg, tx, err);
 		free(tx);
 		if (!ok) {
 			PQclear(PQexec(s->pg, "ROLLBACK"));
@@ -419,6 +466,7 @@ bool state_migrate(struct state *s, char **err)
 		}
 		log_info("state schema %s %s (version %d)", s->schema_q, v == 1 ? "created" : "upgraded", v);
 	}
+	s->version = STATE_VERSION;
 	return true;
 }
 
@@ -450,18 +498,54 @@ int state_exists(struct state *s, char **err)
 	return version == STATE_VERSION ? 1 : 0;
 }
 
+struct lock_answer {
+	PGresult *lock, *version;
+};
+
+static void take_lock_answer(void *ctx, PGresult *r)
+{
+	struct lock_answer *a = ctx;
+	if (!a->lock)
+		a->lock = r;
+	else if (!a->version)
+		a->version = r;
+	else
+		PQclear(r);
+}
+
+/*
+ * The lock, and the schema's version read under it, in one string (one round trip). The
+ * version's statement fails when there is no schema yet: s->version stays -1 and
+ * state_migrate reads what there is. The lock is the session's: the implicit transaction's
+ * end (or rollback) does not release it.
+ */
 int state_lock(struct state *s, char **err)
 {
-	const char *p[] = {s->schema_q};
-	PGresult *r = PQexecParams(s->pg, "SELECT pg_try_advisory_lock(hashtext('hrsync:' || $1))", 1, NULL, p,
-				   NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		*err = db_error(s->pg, r);
-		PQclear(r);
+	s->version = -1;
+	char *key = db_quote_literal(s->pg, s->schema_q);
+	if (!key) {
+		*err = db_error(s->pg, NULL);
 		return -1;
 	}
-	int got = PQgetvalue(r, 0, 0)[0] == 't';
-	PQclear(r);
+	char *sql = xasprintf("SELECT pg_try_advisory_lock(hashtext('hrsync:' || %s)); "
+			      "SELECT coalesce(max(version), 0) FROM %s.schema_version",
+			      key, s->schema_q);
+	free(key);
+	struct lock_answer a = {0};
+	if (!PQsendQuery(s->pg, sql))
+		a.lock = PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+	else
+		db_wait_each(s->pg, NULL, NULL, take_lock_answer, &a);
+	free(sql);
+	int got = -1;
+	if (PQresultStatus(a.lock) != PGRES_TUPLES_OK)
+		*err = db_error(s->pg, a.lock);
+	else
+		got = PQgetvalue(a.lock, 0, 0)[0] == 't';
+	if (got == 1 && PQresultStatus(a.version) == PGRES_TUPLES_OK && PQntuples(a.version) == 1)
+		s->version = atoi(PQgetvalue(a.version, 0, 0));
+	PQclear(a.lock);
+	PQclear(a.version);
 	return got;
 }
 
@@ -1072,7 +1156,7 @@ bool state_link_adopt(struct state *s, const char *mapping, const char *key, con
 bool state_vacuum_links(struct state *s)
 {
 	state_flush(s);
-	if (s->broken || s->link_writes < STATE_VACUUM_WRITES)
+	if (s->broken || s->link_writes < STATE_VACUUM_WRITES || !state_pg(s))
 		return false;
 	int64_t t0 = now_ms();
 	char *sql = xasprintf("VACUUM (ANALYZE) %s.links", s->schema_q);

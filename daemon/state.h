@@ -31,7 +31,11 @@
 #include "util.h"
 
 struct state {
-	PGconn *pg;
+	PGconn *pg;       /* NULL while the run's session is lent and none of its own was needed yet */
+	/* The run's session while lent to the source's read (state_lend): it holds the run lock;
+	 * kept until state_close once the state has had to make a session of its own. */
+	PGconn *lent;
+	const struct config *cfg;
 	char *schema_q;
 	char *err;        /* the last error, for messages */
 	bool broken;      /* the connection failed: stop writing */
@@ -43,6 +47,7 @@ struct state {
 	long npend_links; /* of them, links (the others failures) */
 	int64_t pend_ms;  /* when the first of them was confirmed */
 	bool flushing;
+	int version;      /* the schema's version as state_lock read it; -1: not read (no schema yet) */
 };
 
 struct counts {
@@ -59,6 +64,17 @@ struct failure {
 	long http_status;
 	const char *fp_hex;
 };
+
+/*
+ * The run's session lent to the source's read, which then needs no backend of its own (the
+ * same role reads: no source_conninfo). Until it is given back (state_return, once the read's
+ * transaction has ended), the state's statements go through a session of its own, made when
+ * the first one is sent: a night that only reads makes none. state_pg is the session to send
+ * on (made now if need be; NULL when it cannot be: s->broken).
+ */
+PGconn *state_lend(struct state *s);
+void state_return(struct state *s, PGconn *pg);
+PGconn *state_pg(struct state *s);
 
 /* The run's connection ("hrsync state"), read-write; its errors are logged. */
 bool state_connect(struct state *s, const struct config *cfg, char **err);
@@ -86,10 +102,14 @@ bool state_commit(struct state *s);
 void state_rollback(struct state *s);
 
 #define STATE_VERSION 7
+/* Creates or upgrades the schema (nothing to do, no statement sent, when state_lock read it at this version). */
 bool state_migrate(struct state *s, char **err);
 /* 1: the state schema is there at this version; 0: not created yet; -1: error (or newer). */
 int state_exists(struct state *s, char **err);
-/* 1: locked; 0: another run holds it; -1: error. */
+/*
+ * 1: locked; 0: another run holds it; -1: error. In the same round trip, the schema's
+ * version (s->version), which state_migrate then needs not read again.
+ */
 int state_lock(struct state *s, char **err);
 long long state_run_begin(struct state *s, const char *command, bool dry_run);
 bool state_run_end(struct state *s, long long run, int exit_code, const char *message);

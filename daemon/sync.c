@@ -44,6 +44,7 @@ struct engine {
 	const struct run_opts *opts;
 	struct state st;
 	struct source src;
+	bool share_source;             /* the source reads on the run's session (state_lend) */
 	struct http *http;
 	struct connector **conns;     /* parallel to cfg->conns */
 	long long run_id;
@@ -1327,6 +1328,28 @@ static void batch_room(struct engine *e, const struct mapping *m)
 		e->max_inflight = 4 * b->max;
 }
 
+static bool selected(const struct run_opts *o, const struct mapping *m)
+{
+	if (!o->nonly)
+		return true;
+	for (size_t i = 0; i < o->nonly; i++)
+		if (streq(o->only[i], m->name))
+			return true;
+	return false;
+}
+
+/* Whether a mapping after m (NULL: any) in this run reads the source (a push mapping). */
+static bool reads_later(const struct engine *e, const struct mapping *m)
+{
+	bool after = m == NULL;
+	for (size_t i = 0; i < e->cfg->nmaps; i++) {
+		if (after && e->cfg->maps[i]->dir == DIR_PUSH && selected(e->opts, e->cfg->maps[i]))
+			return true;
+		after = after || e->cfg->maps[i] == m;
+	}
+	return false;
+}
+
 /* Read marks (source.h) are a run's, not a plan's, and need a state: asked for with the
  * snapshot (marks_wanted), used by the read (run_mapping, not for a mapping that references
  * itself: one read once). */
@@ -1432,6 +1455,8 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	pump(e, 0);
 	if (e->self_ref && !run_window_over(e))
 		run_parents_first(e, &flt);
+	if (e->share_source && !reads_later(e, m))
+		state_return(&e->st, source_close(&e->src)); /* read for the last time: the session back */
 	if (e->opts->dry_run && e->planned_terms && !e->no_state && !e->opts->force) {
 		long long active = state_active_links(&e->st, m->name);
 		double share = active > 0 ? (double)e->planned_terms / (double)active : 1.0;
@@ -1521,15 +1546,6 @@ static void run_pull(struct engine *e, struct mapping *m, struct connector *conn
 	log_set_mapping(NULL);
 }
 
-static bool selected(const struct run_opts *o, const struct mapping *m)
-{
-	if (!o->nonly)
-		return true;
-	for (size_t i = 0; i < o->nonly; i++)
-		if (streq(o->only[i], m->name))
-			return true;
-	return false;
-}
 
 /*
  * Connect to the state. With the source (source): both sessions begun at once, so that the
@@ -1541,6 +1557,10 @@ static int connect_state(struct engine *e, bool source, char **src_err)
 {
 	struct db_start src = {0}, st;
 	char *err = NULL;
+	/* A run whose source role is the state's: one session, lent to the read (sync_run). */
+	e->share_source = source && !e->cfg->source_conninfo && !e->opts->dry_run;
+	if (e->share_source)
+		source = false;
 	if (source)
 		db_connect_begin(&src, e->cfg, true, "source");
 	db_connect_begin(&st, e->cfg, false, "state");
@@ -1650,6 +1670,16 @@ void run_result_free(struct run_result *r)
 	memset(r, 0, sizeof *r);
 }
 
+/* The snapshot and the read marks sent (their answer read by source_ready); *src_err if not. */
+static void take_snapshot(struct engine *e, char **src_err)
+{
+	e->src.stop = e->opts->stop ? e->opts->stop : &g_signalled;
+	bool *marks = marks_wanted(e);
+	if (!source_snapshot(&e->src, marks, src_err) && !*src_err)
+		*src_err = xstrdup("cannot take the source's snapshot");
+	free(marks);
+}
+
 int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result *res)
 {
 	struct engine e = {.cfg = cfg, .opts = opts, .res = res};
@@ -1682,13 +1712,8 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	 * answer is read once the first mapping's lookups are in (source_ready), the server at
 	 * work meanwhile (the run's record, the lookups). A stop request cancels the source's
 	 * query. If it cannot be taken, the run is recorded, then stops. */
-	e.src.stop = opts->stop ? opts->stop : &g_signalled;
-	if (!src_err) {
-		bool *marks = marks_wanted(&e);
-		if (!source_snapshot(&e.src, marks, &src_err) && !src_err)
-			src_err = xstrdup("cannot take the source's snapshot");
-		free(marks);
-	}
+	if (!src_err && !e.share_source)
+		take_snapshot(&e, &src_err);
 	struct sigaction sa = {0}, old_term, old_int;
 	sa.sa_handler = on_signal;
 	g_signalled = 0;
@@ -1698,6 +1723,11 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	}
 
 	e.run_id = opts->dry_run ? 0 : state_run_begin(&e.st, opts->command ? opts->command : "run", false);
+	if (!src_err && e.share_source && reads_later(&e, NULL)) {
+		/* The run recorded, its session goes to the read until the last mapping has read. */
+		source_open_shared(&e.src, cfg, state_lend(&e.st));
+		take_snapshot(&e, &src_err);
+	}
 	log_set_run(e.run_id);
 	int64_t t0 = now_ms();
 	size_t nsel = 0;
@@ -1743,7 +1773,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	}
 done:
 	if (e.src.pg)
-		source_close(&e.src);
+		state_return(&e.st, source_close(&e.src));
 	char *window_msg = window_summary(&e);
 	int code = e.stop ? 3 : e.waiting > 0 || window_msg ? 1 : 0;
 	double secs = (double)(now_ms() - t0) / 1000.0;

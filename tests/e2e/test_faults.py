@@ -24,6 +24,23 @@ def test_another_run_holding_the_lock_exits_75(world):
     assert said == [], said
 
 
+def test_a_state_schema_newer_than_this_hrsync_stops_the_run_before_anything_is_sent(world):
+    # The version is read with the lock, in the same round trip: a newer schema is refused
+    # there, the run neither recorded nor sent, the lock let go (a second try says the same).
+    world.run("db", "migrate", check_rc=0)
+    world.sql("INSERT INTO hrsync.schema_version (version) VALUES (99)")
+    runs = world.sql("SELECT count(*) FROM hrsync.runs")
+    for _ in range(2):
+        r = world.run("run", check_rc=3)
+        assert "the state schema is at version 99, newer than this hrsync" in r.err, r.err
+    assert world.sandbox.requests() == []
+    assert world.sql("SELECT count(*) FROM hrsync.runs") == runs
+    world.sql("DELETE FROM hrsync.schema_version WHERE version = 99")
+    world.run("run", check_rc=1)  # the demo's rows that fail (test_sync)
+    assert world.sql("SELECT count(*) FROM hrsync.runs") == [(runs[0][0] + 1,)]
+    assert world.sandbox.requests() != []
+
+
 def test_mapping_error_exits_2_and_touches_nothing(world, tmp_path):
     bad = tmp_path / "employees.yaml"
     bad.write_text("connector: peopleforce\nentity: employees\nsource: { table: erp.employees, key: personnel_number }\n"

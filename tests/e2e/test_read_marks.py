@@ -7,6 +7,7 @@ recorded for another record or cleared forget the mapping's marks (triggers), so
 deleted by hand brings the joined read back, and nothing the state says is missed."""
 
 import os
+import time
 
 from harness import items
 
@@ -70,6 +71,29 @@ def clean_employees(world, copies=3):
     return n, r
 
 
+def sessions_of(world, run):
+    """The database sessions a run of hrsync made (pg_stat_database counts every session that
+    has ended; the run's have when it exits, and their count is flushed within a moment)."""
+    c = world.cluster.connect(world.db)
+    c.autocommit = True
+    try:
+        cur = c.cursor()
+
+        def count():
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            return cur.fetchone()[0]
+        before = count()
+        r = run()
+        deadline, n = time.time() + 5, count() - before
+        while time.time() < deadline:
+            time.sleep(0.2)
+            n = count() - before
+        return r, n
+    finally:
+        c.close()
+
+
 def test_a_night_with_no_change_reads_the_mirror_alone_and_sends_nothing(world):
     n, r = clean_employees(world)
     m = marks(world)
@@ -79,12 +103,15 @@ def test_a_night_with_no_change_reads_the_mirror_alone_and_sends_nothing(world):
     stamp = [w for *_, w in m]
 
     seq = world.sandbox.last_seq()
-    r = world.run("run", check_rc=0)
+    r, made = sessions_of(world, lambda: world.run("run", check_rc=0))
     assert f"read marks: all {n} rows in step" in r.err, r.err[-3000:]
     s = r.summary("employees")
     assert (s["unchanged"], s["created"], s["updated"], s["failed"]) == (n, 0, 0, 0), s
     assert writes_since(world, seq) == []
     assert [w for *_, w in marks(world)] == stamp          # nothing changed: not written again
+    # One database session: the source (the same role as the state's) read on the run's own,
+    # the state needing none of its own while the read went on.
+    assert made == 1, made
 
 
 def test_a_changed_row_is_found_and_the_rows_before_its_stretch_are_not_joined(world):
