@@ -95,15 +95,19 @@ static char *pio_message(const struct jv *j)
 
 /* ================= lookups ================= */
 
-static bool type_item(void *ud, const struct jv *item)
+/* A time-off type's unit (days, hours), kept for the absences: from its attributes. */
+static void note_type(struct connector *c, const struct jv *a)
 {
-	struct connector *c = ud;
-	const struct jv *a = jv_obj_get(item, "attributes");
 	char *id = jv_id_text(jv_obj_get(a, "id"));
 	const char *unit = jv_obj_str(a, "unit");
 	if (id && unit)
 		strmap_put(&PIO(c)->type_unit, id, unit);
 	free(id);
+}
+
+static bool type_item(void *ud, const struct jv *item)
+{
+	note_type(ud, jv_obj_get(item, "attributes"));
 	return true;
 }
 
@@ -117,27 +121,35 @@ static bool load_types(struct connector *c, char **err)
 	return p->types_loaded;
 }
 
-struct org_collect {
-	const char *attr;
-	struct strmap seen;
-	struct jv *arr;
-};
-
-static bool org_item(void *ud, const struct jv *item)
+/* A department, office or subcompany, from an employee that uses it (l->arg: the attribute). */
+static struct jv *org_item(const struct lookup_list *l, const struct jv *employee)
 {
-	struct org_collect *oc = ud;
-	const struct jv *a = jv_obj_get(kit_field(item, oc->attr), "attributes");
+	const struct jv *a = jv_obj_get(kit_field(employee, l->arg), "attributes");
 	const char *name = jv_obj_str(a, "name");
-	if (name && !strmap_get(&oc->seen, name, NULL)) {
-		strmap_put(&oc->seen, name, "");
-		struct jv *o = jv_obj();
-		/* v1 takes departments, offices and subcompanies by name: the name is the "id". */
-		jv_obj_set(o, "id", jv_str(name));
-		jv_obj_set(o, "name", jv_str(name));
-		jv_obj_set(o, "personio_id", jv_copy(jv_obj_get(a, "id")));
-		jv_arr_push(oc->arr, o);
-	}
-	return true;
+	if (!name)
+		return NULL;
+	struct jv *o = jv_obj();
+	/* v1 takes departments, offices and subcompanies by name: the name is the "id". */
+	jv_obj_set(o, "id", jv_str(name));
+	jv_obj_set(o, "name", jv_str(name));
+	jv_obj_set(o, "personio_id", jv_copy(jv_obj_get(a, "id")));
+	return o;
+}
+
+/* A time-off type as the lookup sees it: its attributes {id, name, category, unit, ...}. */
+static struct jv *type_attributes(const struct lookup_list *l, const struct jv *item)
+{
+	(void)l;
+	const struct jv *a = jv_obj_get(item, "attributes");
+	return a && a->t == JV_OBJ ? jv_copy(a) : NULL;
+}
+
+/* The types read for a lookup: their units kept, load_types need not read them again. */
+static void note_types(struct connector *c, const struct jv *types)
+{
+	for (size_t i = 0; i < types->u.arr.n; i++)
+		note_type(c, types->u.arr.v[i]);
+	PIO(c)->types_loaded = true;
 }
 
 /*
@@ -146,38 +158,29 @@ static bool org_item(void *ud, const struct jv *item)
  * the employees that use them, and the lookup gives the name as Personio spells it (v1
  * takes these by name). See mappings/personio/README.md.
  */
-static struct jv *pio_list(struct connector *c, const char *resource, char **err)
+static bool pio_list(struct connector *c, struct lookup_list *l, char **err)
 {
-	if (streq(resource, "time_off_types")) {
-		struct jv *all = conn_list_all(c, &type_pages, "/v1/company/time-off-types", err);
-		struct jv *arr = all ? jv_arr() : NULL;
-		for (size_t i = 0; all && i < all->u.arr.n; i++) {
-			type_item(c, all->u.arr.v[i]);
-			const struct jv *a = jv_obj_get(all->u.arr.v[i], "attributes");
-			if (a && a->t == JV_OBJ)
-				jv_arr_push(arr, jv_copy(a));
-		}
-		jv_free(all);
-		PIO(c)->types_loaded = arr != NULL;
-		return arr;
+	(void)c;
+	if (streq(l->resource, "time_off_types")) {
+		l->path = xstrdup("/v1/company/time-off-types");
+		l->pager = &type_pages;
+		l->item = type_attributes;
+		l->loaded = note_types;
+		return true;
 	}
-	const char *attr = streq(resource, "departments") ? "department"
-			   : streq(resource, "offices")   ? "office"
-			   : streq(resource, "subcompanies") ? "subcompany" : NULL;
+	const char *attr = streq(l->resource, "departments") ? "department"
+			   : streq(l->resource, "offices")   ? "office"
+			   : streq(l->resource, "subcompanies") ? "subcompany" : NULL;
 	if (!attr) {
-		*err = xasprintf("no lookup list '%s'", resource);
-		return NULL;
+		*err = xasprintf("no lookup list '%s'", l->resource);
+		return false;
 	}
-	struct org_collect oc = {attr, {0}, jv_arr()};
-	char *path = url_expand("/v1/company/employees", NULL, NULL, QUERY("attributes[]", attr));
-	bool ok = conn_list(c, &employee_pages, path, org_item, &oc, NULL, err);
-	free(path);
-	strmap_clear(&oc.seen);
-	if (!ok) {
-		jv_free(oc.arr);
-		return NULL;
-	}
-	return oc.arr;
+	l->path = url_expand("/v1/company/employees", NULL, NULL, QUERY("attributes[]", attr));
+	l->pager = &employee_pages;
+	l->item = org_item;
+	l->arg = attr;
+	l->once = "name";
+	return true;
 }
 
 /* ================= employees ================= */

@@ -994,14 +994,13 @@ static bool tr_pull(struct connector *c, const char *entity, const struct jv *fi
 /* ================= the connector ================= */
 
 /* Reference lists are per TEA too. */
-static struct jv *tr_list(struct connector *c, const char *resource, char **err)
+static bool tr_list(struct connector *c, struct lookup_list *l, char **err)
 {
-	char *base = xasprintf("/%s", resource);
-	char *path = url_expand(base, NULL, NULL, QUERY("filters[tea_id]", TR(c)->tea));
+	(void)err;
+	char *base = xasprintf("/%s", l->resource);
+	l->path = url_expand(base, NULL, NULL, QUERY("filters[tea_id]", TR(c)->tea));
 	free(base);
-	struct jv *items = conn_list_all(c, NULL, path, err);
-	free(path);
-	return items;
+	return true;
 }
 
 static bool tr_init(struct connector *c, char **err)

@@ -651,14 +651,20 @@ static bool wk_pull(struct connector *c, const char *entity, const struct jv *fi
 /* ================= the connector ================= */
 
 /* Templates: GET /templates, every mobility and unit (a mapping picks one by name). */
-static struct jv *wk_list(struct connector *c, const char *resource, char **err)
+static void roles_loaded(struct connector *c, const struct jv *roles)
 {
-	char *path = xasprintf("/%s", resource);
-	struct jv *all = conn_list_all(c, &wk_pages, path, err);
-	free(path);
-	if (all && streq(resource, "user_roles"))
-		note_roles(WK(c), all);
-	return all;
+	note_roles(WK(c), roles);
+}
+
+static bool wk_list(struct connector *c, struct lookup_list *l, char **err)
+{
+	(void)c;
+	(void)err;
+	l->path = xasprintf("/%s", l->resource);
+	l->pager = &wk_pages;
+	if (streq(l->resource, "user_roles"))
+		l->loaded = roles_loaded;
+	return true;
 }
 
 /* The identifications a record writes: each field of the group that is new or changed. */

@@ -669,14 +669,67 @@ bool op_retry_later(struct op *op, void (*step)(struct op *op), int max_attempts
 	return true;
 }
 
+/* An item of a lookup list, as the lookup sees it, kept (once per value of l->once). */
+static bool lookup_item(void *ud, const struct jv *listed)
+{
+	struct lookup_list *l = ud;
+	struct jv *it = l->item ? l->item(l, listed) : jv_copy(listed);
+	if (!it)
+		return true;
+	if (l->once) {
+		char *v = jv_scalar_text(jv_obj_get(it, l->once));
+		bool seen = v && strmap_get(&l->seen, v, NULL);
+		if (v && !seen)
+			strmap_put(&l->seen, v, "");
+		free(v);
+		if (seen) {
+			jv_free(it);
+			return true;
+		}
+	}
+	jv_arr_push(l->items, it);
+	return true;
+}
+
+void connector_lists(struct lookup_list *ls, size_t n)
+{
+	struct list_read *reads = xcalloc(n + 1, sizeof *reads);
+	size_t nr = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct lookup_list *l = &ls[i];
+		bool known = true;
+		if (l->c->type->list)
+			known = l->c->type->list(l->c, l, &l->err);
+		else
+			l->path = xasprintf("/%s", l->resource);
+		if (!known)
+			continue;
+		l->items = jv_arr();
+		reads[nr++] = (struct list_read){.c = l->c, .pg = l->pager, .path = l->path, .fn = lookup_item, .ud = l};
+	}
+	conn_lists(reads, nr);
+	for (size_t i = 0; i < nr; i++) {
+		struct lookup_list *l = reads[i].ud;
+		if (!reads[i].ok) {
+			jv_free(l->items);
+			l->items = NULL;
+			l->err = reads[i].err;
+		} else if (l->loaded) {
+			l->loaded(l->c, l->items);
+		}
+		strmap_clear(&l->seen);
+		free(l->path);
+		l->path = NULL;
+	}
+	free(reads);
+}
+
 struct jv *connector_list(struct connector *c, const char *resource, char **err)
 {
-	if (c->type->list)
-		return c->type->list(c, resource, err);
-	char *path = xasprintf("/%s", resource);
-	struct jv *items = conn_list_all(c, NULL, path, err);
-	free(path);
-	return items;
+	struct lookup_list l = {.c = c, .resource = resource};
+	connector_lists(&l, 1);
+	*err = l.err;
+	return l.items;
 }
 
 /*
@@ -735,30 +788,39 @@ void connector_op_release(struct op *op)
 
 /* ---- blocking reads ---- */
 
-static void blocking_done(struct http_call *call)
+/* A busy GET taken back from wherever it waits (the token's queue, the pacer, in flight). */
+static void cancel_get(struct conn_get *g)
 {
-	(void)call;
+	struct token *t = &g->c->token;
+	for (size_t i = 0; i < t->nwaiting; i++)
+		if (t->waiting[i] == &g->call) {
+			memmove(&t->waiting[i], &t->waiting[i + 1], (--t->nwaiting - i) * sizeof *t->waiting);
+			break;
+		}
+	http_cancel(g->c->http, &g->call, "asked to stop");
 }
 
 /*
- * Turn the loop until call is answered. A stop request (SIGTERM) ends it at once as
- * stopped, wherever it waits: in the pacer's queue (a Retry-After, a backoff), in flight
+ * Turn the loop until no GET of gets is busy. A stop request (SIGTERM) ends them at once as
+ * stopped, wherever they wait: in the pacer's queue (a Retry-After, a backoff), in flight
  * (a platform that answers slowly), or for a token.
  */
-static void conn_wait(struct connector *c, struct http_call *call)
+void conn_get_wait(struct conn_get *const *gets, size_t n)
 {
-	while (call->outcome == CALL_PENDING) {
-		if (http_stop_requested(c->http)) {
-			struct token *t = &c->token;
-			for (size_t i = 0; i < t->nwaiting; i++)
-				if (t->waiting[i] == call) {
-					memmove(&t->waiting[i], &t->waiting[i + 1], (--t->nwaiting - i) * sizeof *t->waiting);
-					break;
-				}
-			http_cancel(c->http, call, "asked to stop");
+	for (;;) {
+		struct http *h = NULL;
+		for (size_t i = 0; i < n && !h; i++)
+			if (gets[i]->busy)
+				h = gets[i]->c->http;
+		if (!h)
 			return;
+		if (http_stop_requested(h)) {
+			for (size_t i = 0; i < n; i++)
+				if (gets[i]->busy)
+					cancel_get(gets[i]);
+			continue;
 		}
-		http_run(c->http, 100);
+		http_run(h, 100);
 	}
 }
 
@@ -786,39 +848,84 @@ static char *get_error(struct connector *c, const struct http_call *call, const 
 	return parsed ? NULL : xasprintf("GET %s: the answer is not valid JSON: %s", path, perr);
 }
 
-struct jv *conn_get(struct connector *c, const char *path, char **err)
+static void get_answered(struct http_call *call);
+
+static void get_attempt(struct conn_get *g, int64_t delay)
 {
-	struct http_call call = {0};
+	http_call_reset(&g->call);
+	g->call.pacer = &g->c->pacer;
+	g->call.method = "GET";
+	g->call.url = xasprintf("%s%s", g->c->cfg->base_url, g->path);
+	g->call.idempotent = true;
+	g->call.done = get_answered;
+	g->call.arg = g;
+	conn_submit(g->c, &g->call, delay);
+}
+
+static void get_answered(struct http_call *call)
+{
+	struct conn_get *g = call->arg;
+	if (renew_on_401(g->c, call))
+		return; /* sent again with a new token */
 	struct jv *j = NULL;
-	int64_t delay = 0;
 	char perr[200] = "";
-	for (int attempt = 0; attempt < 4; attempt++) {
-		http_call_reset(&call);
-		call.pacer = &c->pacer;
-		call.method = "GET";
-		call.url = xasprintf("%s%s", c->cfg->base_url, path);
-		call.idempotent = true;
-		call.done = blocking_done;
-		conn_submit(c, &call, delay);
-		conn_wait(c, &call);
-		while (renew_on_401(c, &call))
-			conn_wait(c, &call);
-		if (call.outcome != CALL_ANSWERED || call.status < 200 || call.status >= 300)
-			break;
+	if (call->outcome == CALL_ANSWERED && call->status >= 200 && call->status < 300) {
 		/* A 2xx that is not JSON (a proxy's HTML page, a cut answer) proves nothing: a GET may go again. */
-		j = jv_parse(call.resp ? call.resp : "", call.resp_len, perr, sizeof perr);
-		if (j)
-			break;
-		log_warn("GET %s: the answer is not JSON (%s); trying again", path,
-			 call.content_type ? call.content_type : "no content type");
-		delay = backoff_ms(attempt, 1000, 8000, 0.5);
+		j = jv_parse(call->resp ? call->resp : "", call->resp_len, perr, sizeof perr);
+		if (!j && g->attempt < 3) {
+			log_warn("GET %s: the answer is not JSON (%s); trying again", g->path,
+				 call->content_type ? call->content_type : "no content type");
+			get_attempt(g, backoff_ms(g->attempt++, 1000, 8000, 0.5));
+			return;
+		}
 	}
-	*err = get_error(c, &call, path, j != NULL, perr);
-	if (*err) {
+	g->err = get_error(g->c, call, g->path, j != NULL, perr);
+	if (g->err) {
 		jv_free(j);
 		j = NULL;
 	}
-	http_call_reset(&call);
+	g->answer = j;
+	g->busy = false;
+	http_call_reset(call);
+	if (g->done)
+		g->done(g);
+}
+
+void conn_get_send(struct connector *c, struct conn_get *g, const char *path)
+{
+	char *p = xstrdup(path); /* path may be g's own */
+	free(g->path);
+	g->path = p;
+	g->c = c;
+	g->attempt = 0;
+	jv_free(g->answer);
+	free(g->err);
+	g->answer = NULL;
+	g->err = NULL;
+	g->busy = true;
+	get_attempt(g, 0);
+}
+
+void conn_get_free(struct conn_get *g)
+{
+	http_call_reset(&g->call);
+	jv_free(g->answer);
+	free(g->err);
+	free(g->path);
+	g->answer = NULL;
+	g->err = g->path = NULL;
+}
+
+struct jv *conn_get(struct connector *c, const char *path, char **err)
+{
+	struct conn_get g = {0}, *one = &g;
+	conn_get_send(c, &g, path);
+	conn_get_wait(&one, 1);
+	struct jv *j = g.answer;
+	*err = g.err;
+	g.answer = NULL;
+	g.err = NULL;
+	conn_get_free(&g);
 	return j;
 }
 

@@ -26,6 +26,7 @@
 #include "http.h"
 #include "json.h"
 #include "secret.h"
+#include "strmap.h"
 #include "url.h"
 #include "yaml.h"
 
@@ -36,6 +37,7 @@ struct subres;
 struct batch;
 struct batch_queue;
 struct conn_listing;
+struct lookup_list;
 
 /* What "terminate" means for an entity on its platform. */
 enum term_kind {
@@ -191,8 +193,12 @@ struct connector_type {
 	 * run ends with exit 3. Caller frees.
 	 */
 	char *(*stops)(const struct connector *c, long status, const struct jv *body);
-	/* Every item of a reference list (departments, leave_types, ...), blocking. NULL: "/resource", paged. */
-	struct jv *(*list)(struct connector *c, const char *resource, char **err);
+	/*
+	 * How a reference list (departments, leave_types, ...) is read: l->path (owned) and
+	 * what else of struct lookup_list the platform needs; false with *err for a list it does
+	 * not have. NULL: "/resource", the type's pager, items as listed.
+	 */
+	bool (*list)(struct connector *c, struct lookup_list *l, char **err);
 	/* The platform id of an entity's record found by its ERP key, blocking; NULL + *err NULL when none. */
 	char *(*find_by_key)(struct connector *c, const struct conn_entity *e, const char *erp_key, char **err);
 	/*
@@ -324,7 +330,31 @@ int connector_option_index(const struct connector_type *t, const char *name);
 struct connector *connector_new(const struct conn_cfg *cfg, struct http *http, char **err);
 void connector_free(struct connector *c);
 const struct secret *conn_secret(const struct connector *c, const char *option);
-/* Every item of a lookup list (blocking): the type's list, or "/resource" read whole. */
+/*
+ * A lookup list as a platform serves it (the type's list hook fills the how), and what
+ * reading it gave (connector_lists).
+ */
+struct lookup_list {
+	struct connector *c;
+	const char *resource;
+	/* how */
+	char *path;                      /* the first page, with its query (owned) */
+	const struct pager *pager;       /* NULL: the type's */
+	/* An item as the lookup sees it (a new value; NULL: left out). NULL: the item itself. */
+	struct jv *(*item)(const struct lookup_list *l, const struct jv *listed);
+	const char *arg;                 /* the item hook's */
+	/* Only the first item of each value of this field (a list read from records that share them). */
+	const char *once;
+	/* Once the whole list is in: the connector's own use of it. */
+	void (*loaded)(struct connector *c, const struct jv *items);
+	/* what reading it gave */
+	struct jv *items;                /* NULL on failure (the caller frees) */
+	char *err;                       /* (the caller frees) */
+	struct strmap seen;              /* (internal: once) */
+};
+/* Lookup lists read side by side (blocking until all are in); each with items or err. */
+void connector_lists(struct lookup_list *ls, size_t n);
+/* Every item of one lookup list (blocking): the type's list, or "/resource" read whole. */
 struct jv *connector_list(struct connector *c, const char *resource, char **err);
 /* Run op (the engine's entry point): through its entity's table, from the start. An op run
  * again (op->kit.live set) looks for its record on the platform, not in an index. */
@@ -368,6 +398,29 @@ bool conn_resend_on_401(struct connector *c, struct http_call *call);
 
 /* A GET returning parsed JSON (NULL with *err on failure); path as built by url_expand. */
 struct jv *conn_get(struct connector *c, const char *path, char **err);
+/*
+ * The same GET sent without waiting, so that several go side by side (listings read at
+ * once: conn_lists): conn_get_send sends it, conn_get_wait turns the loop until none of
+ * gets is busy (a stop request ends the busy ones as stopped). Its tries are conn_get's (a
+ * 2xx that is not JSON goes again, a 401 renews a token); then done(g), with g->answer
+ * (the receiver takes it) or g->err (likewise), and done may send g again.
+ */
+struct conn_get {
+	struct connector *c;
+	void (*done)(struct conn_get *g);
+	void *arg;
+	bool busy;               /* sent, done not called yet */
+	struct jv *answer;
+	char *err;
+	/* internal */
+	struct http_call call;
+	char *path;
+	int attempt;
+};
+void conn_get_send(struct connector *c, struct conn_get *g, const char *path);
+void conn_get_wait(struct conn_get *const *gets, size_t n);
+/* What a conn_get holds (its last answer and error, if not taken), freed. */
+void conn_get_free(struct conn_get *g);
 /*
  * find_by_key through a filtered list: the platform id of the one record that GET path
  * (consumed) lists under "data". With field, the first item whose field equals key (a

@@ -186,6 +186,25 @@ struct list_stats {
 /* Every item of a listing, page after page (blocking). fn returns false to stop (an error). */
 bool conn_list(struct connector *c, const struct pager *pg, const char *path,
 	       bool (*fn)(void *ud, const struct jv *item), void *ud, struct list_stats *st, char **err);
+/*
+ * Several listings read side by side (blocking until all are), each page after page as
+ * conn_list reads one: the caller fills c, pg, path (borrowed), fn and ud; each ends with ok,
+ * and err (the caller frees) when not. true when all are ok.
+ */
+struct list_read {
+	struct connector *c;
+	const struct pager *pg;
+	const char *path;
+	bool (*fn)(void *ud, const struct jv *item);
+	void *ud;
+	bool ok;
+	char *err;
+	struct list_stats st;
+	/* internal */
+	struct page_state ps;
+	struct conn_get get;
+};
+bool conn_lists(struct list_read *reads, size_t n);
 /* Every item into a JSON array (lookup lists). NULL + *err on failure. */
 struct jv *conn_list_all(struct connector *c, const struct pager *pg, const char *path, char **err);
 /*

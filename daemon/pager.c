@@ -140,44 +140,84 @@ static const struct pager *pager_of(const struct connector *c, const struct page
 	return pg ? pg : c->type->pager ? c->type->pager : &one;
 }
 
+/* A page of a listing in (conn_lists): its items handed on, and the next page sent, if any. */
+static void page_in(struct conn_get *g)
+{
+	struct list_read *r = g->arg;
+	struct jv *j = g->answer;
+	g->answer = NULL;
+	if (!j) {
+		r->ok = false;
+		r->err = g->err;
+		g->err = NULL;
+		return;
+	}
+	const struct jv *items = NULL;
+	char *why = NULL;
+	bool more = false;
+	r->ok = page_read(r->pg, &r->ps, j, &items, &more, &why);
+	if (why)
+		r->err = xasprintf("GET %s: %s", r->path, why);
+	free(why);
+	for (size_t i = 0; r->ok && i < items->u.arr.n; i++) {
+		r->st.seen++;
+		struct jv *joined = r->pg->item ? r->pg->item(items->u.arr.v[i], j) : NULL;
+		bool go = r->fn(r->ud, joined ? joined : items->u.arr.v[i]);
+		jv_free(joined);
+		if (!go) {
+			r->err = xasprintf("GET %s: stopped by the caller", r->path);
+			r->ok = false;
+		}
+	}
+	jv_free(j);
+	if (r->ok && more && r->ps.n < MAX_PAGES) {
+		char *p = page_path(r->pg, &r->ps, r->path);
+		conn_get_send(g->c, g, p);
+		free(p);
+	}
+}
+
+bool conn_lists(struct list_read *reads, size_t n)
+{
+	struct conn_get **gets = xcalloc(n + 1, sizeof *gets);
+	for (size_t i = 0; i < n; i++) {
+		struct list_read *r = &reads[i];
+		r->pg = pager_of(r->c, r->pg);
+		r->ps = (struct page_state){.base = r->c->cfg->base_url};
+		r->st = (struct list_stats){.total = -1};
+		r->ok = true;
+		r->err = NULL;
+		r->get = (struct conn_get){.done = page_in, .arg = r};
+		gets[i] = &r->get;
+		char *p = page_path(r->pg, &r->ps, r->path);
+		conn_get_send(r->c, &r->get, p);
+		free(p);
+	}
+	conn_get_wait(gets, n);
+	bool all = true;
+	for (size_t i = 0; i < n; i++) {
+		struct list_read *r = &reads[i];
+		r->st.pages = r->ps.n;
+		r->st.total = r->ps.total;
+		page_state_free(&r->ps);
+		conn_get_free(&r->get);
+		all = all && r->ok;
+	}
+	free(gets);
+	return all;
+}
+
 bool conn_list(struct connector *c, const struct pager *pg, const char *path,
 	       bool (*fn)(void *ud, const struct jv *item), void *ud, struct list_stats *st, char **err)
 {
-	pg = pager_of(c, pg);
-	struct page_state ps = {.base = c->cfg->base_url};
-	struct list_stats mine = {0};
-	if (!st)
-		st = &mine;
-	memset(st, 0, sizeof *st);
-	st->total = -1;
-	bool ok = true, more = true;
-	while (ok && more) {
-		char *p = page_path(pg, &ps, path);
-		struct jv *j = conn_get(c, p, err);
-		free(p);
-		const struct jv *items = NULL;
-		char *why = NULL;
-		ok = j && page_read(pg, &ps, j, &items, &more, &why);
-		if (why)
-			*err = xasprintf("GET %s: %s", path, why);
-		free(why);
-		for (size_t i = 0; ok && i < items->u.arr.n; i++) {
-			st->seen++;
-			struct jv *joined = pg->item ? pg->item(items->u.arr.v[i], j) : NULL;
-			bool go = fn(ud, joined ? joined : items->u.arr.v[i]);
-			jv_free(joined);
-			if (!go) {
-				*err = xasprintf("GET %s: stopped by the caller", path);
-				ok = false;
-			}
-		}
-		jv_free(j);
-		if (ps.n >= MAX_PAGES)
-			more = false;
-	}
-	st->pages = ps.n;
-	st->total = ps.total;
-	page_state_free(&ps);
+	struct list_read r = {.c = c, .pg = pg, .path = path, .fn = fn, .ud = ud};
+	bool ok = conn_lists(&r, 1);
+	if (st)
+		*st = r.st;
+	if (!ok)
+		*err = r.err;
+	else
+		free(r.err);
 	return ok;
 }
 

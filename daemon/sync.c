@@ -53,7 +53,11 @@ struct engine {
 	struct mapping *m;
 	struct connector *conn;
 	struct counts cnt;
-	struct strmap lookups;         /* "resource\x1fmatch\x1fname" -> id (JSON), "\x01" = ambiguous */
+	/* Per connector (parallel to conns), its lookup lists (lookups.h): read side by side at the
+	 * start (read_lookups); lookup_errs: "connector\x1fresource" -> why one could not be read. */
+	struct strmap *lookups;
+	struct strmap lookup_errs;
+	struct pacer_stats *list_stats; /* per connector: the requests of its lists, not counted yet */
 	struct strmap refs;            /* "mapping\x1fkey" -> platform id, "" = not on the platform */
 	struct strmap planned;         /* dry run: "mapping\x1fkey" of the records the plan creates */
 	bool keep_planned;             /* dry run: a selected mapping references the running one */
@@ -436,19 +440,43 @@ static void submit(struct engine *e, struct op *op)
 
 /* ---- references and lookups (the mapping engine's callbacks) ---- */
 
+static bool selected(const struct run_opts *o, const struct mapping *m)
+{
+	if (!o->nonly)
+		return true;
+	for (size_t i = 0; i < o->nonly; i++)
+		if (streq(o->only[i], m->name))
+			return true;
+	return false;
+}
+
+static struct strmap *lookups_of(const struct engine *e, const struct connector *c)
+{
+	for (size_t i = 0; i < e->cfg->nconns; i++)
+		if (e->conns[i] == c)
+			return &e->lookups[i];
+	return &e->lookups[e->cfg->nconns]; /* (not reached: every mapping's connector is one of them) */
+}
+
+/* A lookup field's list: read already (read_lookups), or read now. */
 static bool load_lookup(struct engine *e, const char *resource, const char *match)
 {
-	if (lookups_loaded(&e->lookups, resource, match))
+	struct strmap *lk = lookups_of(e, e->conn);
+	if (lookups_loaded(lk, resource, match))
 		return true;
+	char *ek = xasprintf("%s\x1f%s", e->conn->name, resource);
+	const char *why = NULL;
+	bool failed = strmap_get(&e->lookup_errs, ek, &why);
+	free(ek);
 	char *err = NULL;
-	struct jv *items = connector_list(e->conn, resource, &err);
+	struct jv *items = failed ? NULL : connector_list(e->conn, resource, &err);
 	if (!items) {
-		stop_run(e, "connector %s: cannot read %s: %s", e->conn->name, resource, err ? err : "failed");
+		stop_run(e, "connector %s: cannot read %s: %s", e->conn->name, resource,
+			 failed ? why : err ? err : "failed");
 		free(err);
 		return false;
 	}
-	lookups_add(&e->lookups, resource, match, items);
-	log_debug("lookup %s: %zu entries", resource, items->t == JV_ARR ? items->u.arr.n : 0);
+	lookups_add(lk, resource, match, items);
 	jv_free(items);
 	return true;
 }
@@ -464,10 +492,106 @@ static bool preload_lookups(struct engine *e, const struct field *f, size_t n)
 	return true;
 }
 
+/* The lookup fields of a mapping, each as a list to read (once per connector and resource). */
+struct wanted_lists {
+	struct lookup_list *ls;
+	size_t n, cap;
+	struct connector *c;
+};
+
+static void want_lists(struct wanted_lists *w, const struct field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested)
+			want_lists(w, f[i].kids, f[i].nkids);
+		if (f[i].src != VS_LOOKUP)
+			continue;
+		bool have = false;
+		for (size_t k = 0; k < w->n && !have; k++)
+			have = w->ls[k].c == w->c && streq(w->ls[k].resource, f[i].lookup_resource);
+		if (have)
+			continue;
+		grow(&w->ls, &w->cap, w->n + 1, sizeof *w->ls);
+		w->ls[w->n++] = (struct lookup_list){.c = w->c, .resource = f[i].lookup_resource};
+	}
+}
+
+static void add_matches(struct engine *e, const struct lookup_list *l, const struct field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested)
+			add_matches(e, l, f[i].kids, f[i].nkids);
+		if (f[i].src == VS_LOOKUP && streq(f[i].lookup_resource, l->resource) &&
+		    !lookups_loaded(lookups_of(e, l->c), l->resource, f[i].lookup_match))
+			lookups_add(lookups_of(e, l->c), l->resource, f[i].lookup_match, l->items);
+	}
+}
+
+/*
+ * Every lookup list of the run's mappings, read side by side before the first mapping (one
+ * after the other, four lists were four round trips to the platform before the read could
+ * start). One that cannot be read stops the run when a mapping needs it (load_lookup).
+ */
+static void read_lookups(struct engine *e)
+{
+	struct wanted_lists w = {0};
+	for (size_t i = 0; i < e->cfg->nmaps; i++) {
+		struct mapping *m = e->cfg->maps[i];
+		w.c = NULL;
+		for (size_t k = 0; k < e->cfg->nconns; k++)
+			if (&e->cfg->conns[k] == m->conn)
+				w.c = e->conns[k];
+		if (!w.c || m->dir != DIR_PUSH || !selected(e->opts, m))
+			continue;
+		want_lists(&w, m->fields, m->nfields);
+		want_lists(&w, m->term_fields, m->nterm);
+	}
+	struct pacer_stats *before = xcalloc(e->cfg->nconns + 1, sizeof *before);
+	for (size_t i = 0; i < e->cfg->nconns; i++)
+		if (e->conns[i])
+			before[i] = e->conns[i]->pacer.stats;
+	connector_lists(w.ls, w.n);
+	for (size_t i = 0; i < e->cfg->nconns; i++)
+		if (e->conns[i]) {
+			e->list_stats[i].requests = e->conns[i]->pacer.stats.requests - before[i].requests;
+			e->list_stats[i].throttled = e->conns[i]->pacer.stats.throttled - before[i].throttled;
+		}
+	free(before);
+	for (size_t k = 0; k < w.n; k++) {
+		struct lookup_list *l = &w.ls[k];
+		if (!l->items) {
+			char *ek = xasprintf("%s\x1f%s", l->c->name, l->resource);
+			strmap_put(&e->lookup_errs, ek, l->err ? l->err : "failed");
+			free(ek);
+		} else {
+			log_debug("lookup %s of connector %s: %zu entries", l->resource, l->c->name, l->items->u.arr.n);
+			for (size_t i = 0; i < e->cfg->nmaps; i++)
+				if (e->cfg->maps[i]->conn == l->c->cfg) {
+					add_matches(e, l, e->cfg->maps[i]->fields, e->cfg->maps[i]->nfields);
+					add_matches(e, l, e->cfg->maps[i]->term_fields, e->cfg->maps[i]->nterm);
+				}
+		}
+		jv_free(l->items);
+		free(l->err);
+	}
+	free(w.ls);
+}
+
+/* The connector's lookup reads (read_lookups) count with its first mapping. */
+static void count_list_requests(struct engine *e, const struct connector *conn)
+{
+	for (size_t i = 0; i < e->cfg->nconns; i++)
+		if (e->conns[i] == conn) {
+			e->cnt.requests += e->list_stats[i].requests;
+			e->cnt.throttled += e->list_stats[i].throttled;
+			memset(&e->list_stats[i], 0, sizeof e->list_stats[i]);
+		}
+}
+
 static bool cb_lookup(void *ctx, const char *resource, const char *match, const char *name, struct jv **out)
 {
 	struct engine *e = ctx;
-	return lookups_find(&e->lookups, resource, match, name, out);
+	return lookups_find(lookups_of(e, e->conn), resource, match, name, out);
 }
 
 static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, const char *id, const char *nir,
@@ -584,7 +708,7 @@ static void generation_of(struct engine *e, struct sha256 *h, const struct field
 			generation_of(e, h, f[i].kids, f[i].nkids);
 		if (f[i].src != VS_LOOKUP)
 			continue;
-		const char *d = lookups_digest(&e->lookups, f[i].lookup_resource, f[i].lookup_match);
+		const char *d = lookups_digest(lookups_of(e, e->conn), f[i].lookup_resource, f[i].lookup_match);
 		if (d)
 			sha256_update(h, d, strlen(d));
 	}
@@ -1328,16 +1452,6 @@ static void batch_room(struct engine *e, const struct mapping *m)
 		e->max_inflight = 4 * b->max;
 }
 
-static bool selected(const struct run_opts *o, const struct mapping *m)
-{
-	if (!o->nonly)
-		return true;
-	for (size_t i = 0; i < o->nonly; i++)
-		if (streq(o->only[i], m->name))
-			return true;
-	return false;
-}
-
 /* Whether a mapping after m (NULL: any) in this run reads the source (a push mapping). */
 static bool reads_later(const struct engine *e, const struct mapping *m)
 {
@@ -1380,12 +1494,14 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 	int64_t t0 = now_ms();
 	struct pacer_stats before = conn->pacer.stats;
 
+	/* A list that could not be read (it may have stopped the connector) stops the run, as
+	 * when each mapping read its own. */
+	if (!preload_lookups(e, m->fields, m->nfields) || !preload_lookups(e, m->term_fields, m->nterm))
+		goto out;
 	if (conn->pacer.stopped) {
 		log_error("skipped: connector %s is stopped for this run", conn->name);
 		goto out;
 	}
-	if (!preload_lookups(e, m->fields, m->nfields) || !preload_lookups(e, m->term_fields, m->nterm))
-		goto out;
 	struct cursor cur;
 	char *err = NULL;
 	if (!source_ready(&e->src, &err)) {
@@ -1493,6 +1609,7 @@ out:
 	free(marks);
 	e->cnt.requests = conn->pacer.stats.requests - before.requests;
 	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
+	count_list_requests(e, conn);
 	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
 	if (!e->opts->dry_run)
 		summary(e);
@@ -1533,6 +1650,7 @@ static void run_pull(struct engine *e, struct mapping *m, struct connector *conn
 	}
 	e->cnt.requests = conn->pacer.stats.requests - before.requests;
 	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
+	count_list_requests(e, conn);
 	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
 	if (!e->opts->dry_run)
 		summary(e);
@@ -1737,6 +1855,8 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 	e.http = http_new();
 	http_set_stop(e.http, opts->stop ? opts->stop : &g_signalled); /* blocking reads end on SIGTERM too */
 	e.conns = xcalloc(cfg->nconns + 1, sizeof *e.conns);
+	e.lookups = xcalloc(cfg->nconns + 1, sizeof *e.lookups);
+	e.list_stats = xcalloc(cfg->nconns + 1, sizeof *e.list_stats);
 	e.creates = xcalloc(CREATE_BUFFER, sizeof *e.creates);
 	if (src_err) {
 		stop_run(&e, "%s", src_err);
@@ -1752,6 +1872,8 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 			err = NULL;
 		}
 	}
+	if (!e.stop)
+		read_lookups(&e);
 	for (size_t i = 0; i < cfg->nmaps && !e.stop; i++) {
 		struct mapping *m = cfg->maps[i];
 		if (!selected(opts, m) || (opts->sink && opts->sink->preview && m->dir == DIR_PULL))
@@ -1813,7 +1935,11 @@ done:
 	free(e.again);
 	free(e.terms);
 	http_free(e.http);
-	strmap_clear(&e.lookups);
+	for (size_t i = 0; i <= cfg->nconns; i++)
+		strmap_clear(&e.lookups[i]);
+	free(e.lookups);
+	free(e.list_stats);
+	strmap_clear(&e.lookup_errs);
 	strmap_clear(&e.refs);
 	strmap_clear(&e.planned);
 	sb_free(&e.rehash_keys);

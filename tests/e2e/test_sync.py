@@ -226,3 +226,20 @@ def test_progress_of_a_long_mapping_counts_its_source_between_two_fetches(world)
     shown = re.findall(r"progress: employees ([\d,]*\d)/([\d,]*\d)", r.err)
     assert shown and all(t == f"{total:,}" for _, t in shown), (shown, total)
     assert r.summary("employees")["created"] > 2400
+
+
+def test_the_lookup_lists_are_read_side_by_side_before_the_first_mapping(world):
+    """Every lookup list of the run's mappings is asked for at once: with each answer 300 ms
+    late, one after the other they would hold the run 300 ms each before its first read."""
+    world.sandbox.config(delay_ms=300)
+    try:
+        seq = world.sandbox.last_seq()
+        world.run("-q", "plan", check_rc=None)
+    finally:
+        world.sandbox.config(delay_ms=0)
+    lists = ("departments", "positions", "locations", "job_levels", "asset_categories")
+    gets = [r for r in world.sandbox.requests(since=seq)
+            if r["method"] == "GET" and r["path"].rsplit("/", 1)[-1] in lists]
+    assert sorted(r["path"].rsplit("/", 1)[-1] for r in gets) == sorted(lists), gets
+    arrived = [r["arrived"] for r in gets]
+    assert max(arrived) - min(arrived) < 0.2, arrived
