@@ -173,6 +173,7 @@ void http_submit(struct http *h, struct http_call *c, int64_t delay_ms)
 {
 	c->http = h;
 	c->outcome = CALL_PENDING;
+	c->span_slot = -1; /* noted when the pacer lets it go */
 	c->not_before = now_ms() + (delay_ms > 0 ? delay_ms : 0);
 	if (!c->first_ms)
 		c->first_ms = now_ms();
@@ -299,6 +300,9 @@ static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port,
 	struct http_call *c = ud;
 	if (++c->sends > 1 && !c->idempotent)
 		return CURL_PREREQFUNC_ABORT;
+	/* The window counts this request from now, when it leaves (span_sent). */
+	if (c->sends == 1)
+		span_sent(&c->pacer->span, c->span_slot, c->span_noted, now_ms());
 	return CURL_PREREQFUNC_OK;
 }
 
@@ -410,7 +414,8 @@ static struct http_call *eligible(struct pacer *p, int64_t now, int64_t *wait, s
 				*wait = w;
 			continue;
 		}
-		span_note(&p->span, now);
+		c->span_noted = now;
+		c->span_slot = span_note(&p->span, now);
 		*prevp = prev;
 		return c;
 	}

@@ -112,6 +112,8 @@ struct http_call {
 	/* internal */
 	bool too_large;              /* the body passed MAX_BODY: not asked for again */
 	int sends;                   /* times libcurl was about to send this attempt (on_prereq) */
+	int span_slot;               /* where the pacer's window noted this attempt (span_note) */
+	int64_t span_noted;
 	int64_t not_before, started_ms, first_ms;
 	CURL *easy;
 	struct sb rbuf;

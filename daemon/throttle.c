@@ -228,12 +228,20 @@ int64_t span_wait_ms(const struct span *s, int64_t now_ms)
 	return free_at > now_ms ? free_at - now_ms : 0;
 }
 
-void span_note(struct span *s, int64_t now_ms)
+int span_note(struct span *s, int64_t now_ms)
 {
 	if (s->n == 0)
-		return;
-	s->sent[s->head] = now_ms;
+		return -1;
+	int slot = s->head;
+	s->sent[slot] = now_ms;
 	s->head = (s->head + 1) % s->n;
 	if (s->count < s->n)
 		s->count++;
+	return slot;
+}
+
+void span_sent(struct span *s, int slot, int64_t noted_ms, int64_t now_ms)
+{
+	if (slot >= 0 && slot < s->n && s->sent[slot] == noted_ms && now_ms > noted_ms)
+		s->sent[slot] = now_ms;
 }

@@ -52,7 +52,15 @@ void span_init(struct span *s, double limit_per_s, int64_t jitter_ms);
 void span_free(struct span *s);
 /* Milliseconds until one more request may leave (0: now). */
 int64_t span_wait_ms(const struct span *s, int64_t now_ms);
-void span_note(struct span *s, int64_t now_ms);
+/* A request let go at now_ms: its slot in the ring (-1: no check), for span_sent. */
+int span_note(struct span *s, int64_t now_ms);
+/*
+ * The request noted at noted_ms in slot left only at now_ms (the loop was busy: a state
+ * commit, a batch of answers): the window counts from when it left, so that the requests let
+ * go after it keep their distance from it, not from when it was let go. Nothing when the slot
+ * holds another request by now.
+ */
+void span_sent(struct span *s, int slot, int64_t noted_ms, int64_t now_ms);
 
 /*
  * Full-jitter backoff (AWS architecture blog): a uniform draw in [base, min(cap, base * 2^attempt)],

@@ -104,12 +104,50 @@ T(arrivals_bunched_by_15_ms_still_fit_the_window)
 	}
 }
 
+T(a_request_that_leaves_late_keeps_the_window)
+{
+	/* The loop is busy now and then (a state commit, a batch of answers: up to 40 ms), and a
+	 * request let go just before leaves only after it, with the next one right behind: the
+	 * window counts from when each left (span_sent), and the platform, seeing each up to
+	 * SPAN_JITTER_MS late at random, never counts more than the limit in a second. */
+	static int64_t left[40000];
+	const double limits[] = {5, 10, 50, 100};
+	for (size_t k = 0; k < sizeof limits / sizeof *limits; k++) {
+		struct pacer p;
+		pacer_init(&p, "test", limits[k], 8, 0, 0);
+		p.bucket.last_ms = 0;
+		p.bucket.tokens = p.bucket.capacity;
+		srand(31);
+		size_t n = 0;
+		for (int64_t t = 0; t < 200000 && n < 40000;) {
+			int64_t w = span_wait_ms(&p.span, t);
+			if (w == 0 && bucket_take(&p.bucket, t)) {
+				int slot = span_note(&p.span, t);
+				int64_t out = t + (rand() % 10 == 0 ? rand() % 41 : 0);
+				span_sent(&p.span, slot, t, out);
+				left[n++] = out;
+				t = out;
+				continue;
+			}
+			if (w == 0)
+				w = bucket_wait_ms(&p.bucket, t);
+			t += w > 0 ? w : 1;
+		}
+		pacer_free(&p);
+		for (size_t i = 0; i < n; i++)
+			left[i] += rand() % (SPAN_JITTER_MS + 1);
+		qsort(left, n, sizeof *left, cmp64);
+		assert_true(most_in_window(left, n, 1000) <= (int)limits[k]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_known_limit_gets_98_percent_with_late_wakeups),
 		cmocka_unit_test(no_window_holds_more_than_the_limit),
 		cmocka_unit_test(arrivals_bunched_by_15_ms_still_fit_the_window),
+		cmocka_unit_test(a_request_that_leaves_late_keeps_the_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
