@@ -701,6 +701,16 @@ def push_mapping(w):
     return path
 
 
+def arrival_gaps(reqs, q):
+    """The gaps (ms) between the arrivals the sandbox's limiter counted in the second before
+    the refused request q, on its own clock: one well under 1000/R shows where they bunched."""
+    if q.get("arrived") is None:
+        return []
+    xs = sorted(p["arrived"] for p in reqs if p.get("arrived") is not None and
+                q["arrived"] - 1.0 <= p["arrived"] <= q["arrived"])
+    return [round(1000 * (b - a), 1) for a, b in zip(xs, xs[1:])]
+
+
 def push_variant(w, db, label, conn_rate, max_in_flight):
     a = w.args
     w.psql(db, "DROP SCHEMA IF EXISTS hrsync CASCADE")
@@ -725,7 +735,8 @@ def push_variant(w, db, label, conn_rate, max_in_flight):
     v["429_context"] = [
         {"at": round(q["ts"] - reqs[0]["ts"], 3),
          "window": [[round(p["ts"] - q["ts"], 4), p.get("method"), p.get("path"), p.get("status")]
-                    for p in reqs if q["ts"] - 1.05 <= p["ts"] <= q["ts"]]}
+                    for p in reqs if q["ts"] - 1.05 <= p["ts"] <= q["ts"]],
+         "arrival_gaps_ms": arrival_gaps(reqs, q)}
         for q in [q for q in reqs if q["status"] == 429][:5]] if reqs else []
     # The most requests the sandbox's limiter counted in any 1 s (its monotonic arrival clock):
     # more than R means some were answered 429; hrsync paces its sends at 97% of R.
