@@ -415,6 +415,9 @@ static bool ensure_schema(struct state *s, char **err)
 	return ok;
 }
 
+/* The schema's version (state_lock, schema_version, state_exists); %1$s the quoted schema. */
+#define SCHEMA_VERSION_SQL "SELECT coalesce(max(version), 0) FROM %1$s.schema_version"
+
 /* The schema and its version table made if missing; the version they are at (-1 on error). */
 static int schema_version(struct state *s, char **err)
 {
@@ -427,7 +430,7 @@ static int schema_version(struct state *s, char **err)
 	free(sql);
 	if (!ok)
 		return -1;
-	PGresult *r = q(s, "SELECT coalesce(max(version), 0) FROM %1$s.schema_version", 0, NULL);
+	PGresult *r = q(s, SCHEMA_VERSION_SQL, 0, NULL);
 	if (!r) {
 		*err = xstrdup(s->err);
 		return -1;
@@ -484,7 +487,7 @@ int state_exists(struct state *s, char **err)
 	PQclear(r);
 	if (!have)
 		return 0;
-	PGresult *v = q(s, "SELECT coalesce(max(version), 0) FROM %1$s.schema_version", 0, NULL);
+	PGresult *v = q(s, SCHEMA_VERSION_SQL, 0, NULL);
 	if (!v) {
 		*err = xstrdup(s->err);
 		return -1;
@@ -527,9 +530,9 @@ int state_lock(struct state *s, char **err)
 		*err = db_error(s->pg, NULL);
 		return -1;
 	}
-	char *sql = xasprintf("SELECT pg_try_advisory_lock(hashtext('hrsync:' || %s)); "
-			      "SELECT coalesce(max(version), 0) FROM %s.schema_version",
-			      key, s->schema_q);
+	char *version = xasprintf(SCHEMA_VERSION_SQL, s->schema_q);
+	char *sql = xasprintf("SELECT pg_try_advisory_lock(hashtext('hrsync:' || %s)); %s", key, version);
+	free(version);
 	free(key);
 	struct lock_answer a = {0};
 	if (!PQsendQuery(s->pg, sql))

@@ -450,12 +450,27 @@ static bool selected(const struct run_opts *o, const struct mapping *m)
 	return false;
 }
 
-static struct strmap *lookups_of(const struct engine *e, const struct connector *c)
+/* The connector started for a configured one (NULL: it could not start). */
+static struct connector *conn_of(const struct engine *e, const struct conn_cfg *cc)
 {
 	for (size_t i = 0; i < e->cfg->nconns; i++)
-		if (e->conns[i] == c)
-			return &e->lookups[i];
-	return &e->lookups[e->cfg->nconns]; /* (not reached: every mapping's connector is one of them) */
+		if (&e->cfg->conns[i] == cc)
+			return e->conns[i];
+	return NULL;
+}
+
+/* A started connector's index in conns (and in the arrays parallel to it). */
+static size_t conn_index(const struct engine *e, const struct connector *c)
+{
+	size_t i = 0;
+	while (i < e->cfg->nconns && e->conns[i] != c)
+		i++;
+	return i; /* nconns (a spare slot) is not reached: every mapping's connector is one of them */
+}
+
+static struct strmap *lookups_of(const struct engine *e, const struct connector *c)
+{
+	return &e->lookups[conn_index(e, c)];
 }
 
 /* A lookup field's list: read already (read_lookups), or read now. */
@@ -537,10 +552,7 @@ static void read_lookups(struct engine *e)
 	struct wanted_lists w = {0};
 	for (size_t i = 0; i < e->cfg->nmaps; i++) {
 		struct mapping *m = e->cfg->maps[i];
-		w.c = NULL;
-		for (size_t k = 0; k < e->cfg->nconns; k++)
-			if (&e->cfg->conns[k] == m->conn)
-				w.c = e->conns[k];
+		w.c = conn_of(e, m->conn);
 		if (!w.c || m->dir != DIR_PUSH || !selected(e->opts, m))
 			continue;
 		want_lists(&w, m->fields, m->nfields);
@@ -580,12 +592,10 @@ static void read_lookups(struct engine *e)
 /* The connector's lookup reads (read_lookups) count with its first mapping. */
 static void count_list_requests(struct engine *e, const struct connector *conn)
 {
-	for (size_t i = 0; i < e->cfg->nconns; i++)
-		if (e->conns[i] == conn) {
-			e->cnt.requests += e->list_stats[i].requests;
-			e->cnt.throttled += e->list_stats[i].throttled;
-			memset(&e->list_stats[i], 0, sizeof e->list_stats[i]);
-		}
+	struct pacer_stats *st = &e->list_stats[conn_index(e, conn)];
+	e->cnt.requests += st->requests;
+	e->cnt.throttled += st->throttled;
+	memset(st, 0, sizeof *st);
 }
 
 static bool cb_lookup(void *ctx, const char *resource, const char *match, const char *name, struct jv **out)
@@ -653,13 +663,10 @@ static enum ref_status cb_resolve(void *ctx, const struct field *f, int scheme, 
 	}
 	if (!found && scheme == REF_ERP && t->ent && e->conn->type->find_by_key) {
 		/* Not ours yet: the platform may know it by its natural key (HR created it by hand). */
-		const struct connector *tc = NULL;
-		for (size_t i = 0; i < e->cfg->nconns; i++)
-			if (&e->cfg->conns[i] == t->conn)
-				tc = e->conns[i];
+		struct connector *tc = conn_of(e, t->conn);
 		char *err = NULL;
 		if (tc && !e->opts->dry_run)
-			pid = tc->type->find_by_key((struct connector *)tc, t->ent, id, &err);
+			pid = tc->type->find_by_key(tc, t->ent, id, &err);
 		if (err) {
 			log_rec(L_WARN, id, "resolve", "looking up %s on the platform: %s", t->name, err);
 			free(err);
@@ -1878,10 +1885,7 @@ int sync_run(struct config *cfg, const struct run_opts *opts, struct run_result 
 		struct mapping *m = cfg->maps[i];
 		if (!selected(opts, m) || (opts->sink && opts->sink->preview && m->dir == DIR_PULL))
 			continue;
-		struct connector *c = NULL;
-		for (size_t k = 0; k < cfg->nconns; k++)
-			if (&cfg->conns[k] == m->conn)
-				c = e.conns[k];
+		struct connector *c = conn_of(&e, m->conn);
 		if (!c)
 			continue;
 		if (run_window_over(&e)) {
