@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sandbox_base import ApiError, Sandbox, main, parse_rate, rate_to_str  # noqa: E402
+from sandbox_base import ApiError, Sandbox, main, parse_rate, rate_to_str, window_admit  # noqa: E402
 
 TZ = zoneinfo.ZoneInfo("Europe/Berlin")
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -316,14 +316,7 @@ class PersonioSandbox(Sandbox):
         if rate is None:
             return None
         n, w = rate
-        win = windows.setdefault(name, [])
-        while win and win[0] <= now - w:
-            win.pop(0)
-        if len(win) >= n:
-            return max(1, int(math.ceil(win[0] + w - now)))
-        if count:
-            win.append(now)
-        return None
+        return window_admit(windows.setdefault(name, []), n, w, now, count)
 
     def log_body(self, req):
         if self._is_form(req):

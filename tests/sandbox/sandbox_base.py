@@ -8,16 +8,20 @@ routes and its store, and calls `main(MySandbox)`.  This module provides:
     written with a single send, TCP_NODELAY, Content-Length on every response but 204);
   * a route table: (method, regex) -> handler(req) -> (status, headers, body);
   * one global lock around store access (the dispatcher holds it while a handler runs);
-  * a sliding-window rate limiter, an added latency, fault injection, a request log;
+  * a sliding-window rate limiter that counts a request when its first bytes reached the
+    sandbox's socket (the kernel's receive timestamp), as a platform's edge would, not when a
+    handler thread got to it; an added latency, fault injection, a request log;
   * the admin API under /_sandbox (no auth, never rate-limited, never faulted, not logged).
 
 See tests/sandbox/README.md for the admin API and the fault modes.
 """
 
 import argparse
+import bisect
 import collections
 import copy
 import gc
+import io
 import json
 import random
 import math
@@ -117,6 +121,52 @@ class AdminError(Exception):
         self.message = message
 
 
+def window_admit(win, n, w, t, count=True):
+    """A sliding window of n requests per w seconds: None if a request that arrived at t may
+    pass (and, if count, t is recorded in win), else whole seconds until a slot frees (>= 1).
+
+    win is the sorted list of the arrival times let through. Handler threads reach the limiter
+    in any order, so t may be earlier than times already counted: t passes only if no n + 1
+    arrivals around it, itself included, fall within less than w of each other."""
+    horizon = max(t, win[-1] if win else t) - 2 * w
+    del win[:bisect.bisect_right(win, horizon)]
+    i = bisect.bisect_left(win, t)
+    around = win[max(0, i - n):i] + [t] + win[i:i + n]
+    k = min(i, n)                        # t's index in `around`
+    for j in range(0, k + 1):            # every n + 1 consecutive arrivals that hold t
+        if j + n < len(around) and around[j + n] - around[j] < w:
+            return max(1, int(math.ceil(around[j] + w - t)))
+    if count:
+        win.insert(i, t)
+    return None
+
+
+class StampedSocketReader(io.RawIOBase):
+    """A connection's reading side that keeps the kernel's receive time (SO_TIMESTAMPNS, wall
+    clock) of the first bytes read since `first` was last set to None: when a request reached
+    the sandbox, however late a handler thread wakes up to read it."""
+
+    def __init__(self, sock):
+        super().__init__()
+        self.sock = sock
+        self.first = None
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        n, anc, _flags, _addr = self.sock.recvmsg_into([b], socket.CMSG_SPACE(16))
+        if self.first is None:
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= 16:
+                    sec, nsec = struct.unpack("qq", data[:16])
+                    self.first = sec + nsec / 1e9
+        return n
+
+
+SCM_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux: SCM_TIMESTAMPNS == SO_TIMESTAMPNS
+
+
 class Request:
     """What a handler receives."""
 
@@ -130,6 +180,7 @@ class Request:
         self.headers = headers        # http.client.HTTPMessage (case-insensitive get)
         self.body = body              # bytes
         self.match = None             # re.Match of the route
+        self.arrived = None           # monotonic time its first bytes reached the socket
         self._json = None
         self._json_done = False
 
@@ -280,7 +331,7 @@ class Sandbox:
         self.store = self.build_store(copy.deepcopy(self.seed))
         self.config = dict(self.start_config)
         self.rate = parse_rate(self.config["rate"])
-        self.window = collections.deque()
+        self.window = []
         self.faults = []
         self.log = collections.deque(maxlen=self.log_max)
         self.seq = 0
@@ -300,13 +351,7 @@ class Sandbox:
         if self.rate is None:
             return None
         n, w = self.rate
-        win = self.window
-        while win and win[0] <= now - w:
-            win.popleft()
-        if len(win) >= n:
-            return max(1, int(math.ceil(win[0] + w - now)))
-        win.append(now)
-        return None
+        return window_admit(self.window, n, w, now)
 
     # ---- faults ------------------------------------------------------------------
     @staticmethod
@@ -509,9 +554,9 @@ class Sandbox:
         """Returns (kind, status, headers, body bytes); kind in respond|drop|partial|reset."""
         self._tls.req = req
         with self.lock:
-            # Read under the lock, and from a clock that never steps: the window must see
-            # requests in the order it counts them (16 threads race to this point).
-            now = time.monotonic()
+            # When the request reached the socket (the handler's stamp, on the monotonic
+            # clock), else now: 16 threads race to this point, in any order (window_admit).
+            now = req.arrived if req.arrived is not None else time.monotonic()
             delay_ms = self.config["delay_ms"]
             retry_header = self.config["retry_after"]
             wait = self._rate_check_locked(now)
@@ -721,6 +766,29 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        # Requests are read through a reader that keeps when their bytes reached the socket.
+        self.stamped = None
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, SCM_TIMESTAMPNS, 1)
+        except OSError:
+            return  # no receive timestamps here: the limiter counts a request when it is read
+        self.rfile.close()
+        self.stamped = StampedSocketReader(self.connection)
+        self.rfile = io.BufferedReader(self.stamped)
+
+    def handle_one_request(self):
+        if self.stamped is not None:
+            self.stamped.first = None
+        super().handle_one_request()
+
+    def arrival(self):
+        """When this request's first bytes reached the socket, on the monotonic clock (None if
+        unknown: they came in the same read as the request before, or no timestamps)."""
+        first = self.stamped.first if self.stamped is not None else None
+        if first is None:
+            return None
+        now = time.monotonic()
+        return min(now, now - (time.time() - first))
 
     def log_message(self, fmt, *args):
         if not self.server.sandbox.quiet:
@@ -850,6 +918,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if len(path) > 1:
             path = path.rstrip("/")
         req = Request(sb, method, raw_path, path, query, self.headers, body)
+        req.arrived = self.arrival()
         kind, status, headers, data = sb.handle_api(req)
 
         if kind == "respond":

@@ -28,8 +28,8 @@ PREFIX = "/api/public/v3"
 # ---------------------------------------------------------------------------------------
 # fixtures and helpers
 
-@pytest.fixture(scope="module")
-def server():
+def start_sandbox():
+    """(process, port, its stderr) of a sandbox started for the tests."""
     errlog = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [sys.executable, SCRIPT, "--port", "0", "--api-key", KEY, "--seed", SEED, "--quiet"],
@@ -39,7 +39,12 @@ def server():
         proc.kill()
         errlog.seek(0)
         pytest.fail("sandbox did not start: %r %s" % (line, errlog.read()))
-    port = int(line.split()[2])
+    return proc, int(line.split()[2]), errlog
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, port, errlog = start_sandbox()
     yield port
     proc.send_signal(signal.SIGTERM)
     try:
@@ -532,6 +537,66 @@ def test_rate_limit(server):
     assert all(keepalive_get(conn, "/leave_types")[0] == 200 for _ in range(20))
     st, _h, data = _request(server, "POST", "/_sandbox/config", {"rate": "fast"}, key=None)
     assert st == 400
+
+
+def test_the_limiter_counts_a_request_when_it_reached_the_socket():
+    """A platform counts a request when it arrives; the sandbox's handler threads may get to it
+    later (here the whole sandbox is stopped a while). Limit 2/s: r1 at 0 s, r2 at 0.3 s, r3 at
+    0.4 s, all read at ~1.3 s. Counted when read, r2 and r3 would both pass (r1 is then more
+    than a second old); counted when they reached the socket, three arrived within 0.4 s."""
+    proc, port, _err = start_sandbox()
+    try:
+        conns = [raw_conn(port) for _ in range(3)]
+        for c in conns:  # each connection served once, so its handler thread is waiting on it
+            assert keepalive_get(c, "/leave_types")[0] == 200
+        admin(port, "POST", "/config", {"rate": "2/1"})
+        seq0 = max(e["seq"] for e in admin(port, "GET", "/requests"))
+        assert keepalive_get(conns[0], "/leave_types")[0] == 200
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.3)
+            conns[1].request("GET", PREFIX + "/leave_types", headers={"X-API-KEY": KEY})
+            time.sleep(0.1)
+            conns[2].request("GET", PREFIX + "/leave_types", headers={"X-API-KEY": KEY})
+            time.sleep(0.9)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        got = []
+        for c in conns[1:]:
+            r = c.getresponse()
+            r.read()
+            got.append(r.status)
+        assert sorted(got) == [200, 429]
+        log = [e for e in admin(port, "GET", "/requests") if e["seq"] > seq0]
+        arrived = sorted(e["arrived"] for e in log)
+        assert len(arrived) == 3
+        assert 0.25 <= arrived[1] - arrived[0] <= 0.6 and 0.05 <= arrived[2] - arrived[1] <= 0.3, arrived
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_limiter_lets_through_no_more_than_the_limit_around_any_arrival():
+    """Arrivals counted out of order (threads race to the limiter): one passes only if no limit
+    + 1 of those let through, itself included, arrived within less than the window."""
+    sys.path.insert(0, HERE)
+    from sandbox_base import window_admit
+    win = []
+    assert [window_admit(win, 2, 1.0, t) for t in (0.0, 0.6)] == [None, None]
+    assert window_admit(win, 2, 1.0, 0.4) == 1          # earlier than 0.6, counted later: three in 0.6 s
+    assert window_admit(win, 2, 1.0, 1.0) is None        # 0.0 is a full window before it
+    assert win == [0.0, 0.6, 1.0]
+    assert window_admit(win, 2, 1.0, 1.5) == 1           # 0.6, 1.0, 1.5
+    assert window_admit(win, 2, 1.0, 1.7, count=False) is None and win == [0.0, 0.6, 1.0]
+    assert window_admit(win, 2, 1.0, 5.0) is None and win == [5.0]   # the old ones forgotten
+    # in order, the same as a plain sliding window: at most n in any w
+    win, passed = [], []
+    for i in range(200):
+        t = i * 0.013
+        if window_admit(win, 50, 1.0, t) is None:
+            passed.append(t)
+    assert all(b - a >= 1.0 for a, b in zip(passed, passed[50:]))
+    assert len(passed) >= 100
 
 
 def test_delay(server):
