@@ -739,7 +739,7 @@ def push_variant(w, db, label, conn_rate, max_in_flight):
          "arrival_gaps_ms": arrival_gaps(reqs, q)}
         for q in [q for q in reqs if q["status"] == 429][:5]] if reqs else []
     # The most requests the sandbox's limiter counted in any 1 s (its monotonic arrival clock):
-    # more than R means some were answered 429; hrsync paces its sends at 97% of R.
+    # more than R means some were answered 429 (hrsync keeps any R + 1 sends 1 s + 15 ms apart).
     v["max_arrivals_1s"] = max_in_window(sorted(q["arrived"] for q in reqs if q.get("arrived") is not None))
     v["share_of_R"] = (v["accepted_per_s"] or 0) / a.push_rate
     log("push %s (rate_limit %s, max_in_flight %d): %.1f s, %d requests, %d 429s, %d created, %d failed; steady "

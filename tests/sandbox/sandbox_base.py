@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 ADMIN_PREFIX = "/_sandbox"
 MAX_BODY = 16 * 1024 * 1024
+SCM_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux: SCM_TIMESTAMPNS == SO_TIMESTAMPNS
 
 FAULT_MODES = (
     "429", "500", "502", "503", "408", "timeout", "drop", "reset_midbody",
@@ -162,9 +163,6 @@ class StampedSocketReader(io.RawIOBase):
                     sec, nsec = struct.unpack("qq", data[:16])
                     self.first = sec + nsec / 1e9
         return n
-
-
-SCM_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux: SCM_TIMESTAMPNS == SO_TIMESTAMPNS
 
 
 class Request:
