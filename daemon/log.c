@@ -112,6 +112,18 @@ static void json_kv(struct sb *b, const char *k, const char *v)
 	sb_putc(b, '"');
 }
 
+/* A JSON line's start: the time, the level, the run and the mapping when set. */
+static void json_head(struct sb *b, int level)
+{
+	char ts[32];
+	format_utc(ts, sizeof ts, now_wall());
+	sb_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_name(level));
+	if (g_run)
+		sb_printf(b, ",\"run\":%lld", g_run);
+	if (g_mapping)
+		json_kv(b, "mapping", g_mapping);
+}
+
 /* Text and journal lines share one shape: [run=N] [mapping=M] [key=K] [action=A] message */
 static void prefix(struct sb *b, int level, const char *key, const char *action)
 {
@@ -145,13 +157,7 @@ void log_rec(int level, const char *key, const char *action, const char *fmt, ..
 	sb_vprintf(&msg, fmt, ap);
 	va_end(ap);
 	if (g_format == LOGF_JSON) {
-		char ts[32];
-		format_utc(ts, sizeof ts, now_wall());
-		sb_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_name(level));
-		if (g_run)
-			sb_printf(&b, ",\"run\":%lld", g_run);
-		if (g_mapping)
-			json_kv(&b, "mapping", g_mapping);
+		json_head(&b, level);
 		if (key)
 			json_kv(&b, "key", key);
 		if (action)
@@ -174,13 +180,7 @@ void log_fields(int level, const char *msg, const char *const *names, const long
 		return;
 	struct sb b = {0};
 	if (g_format == LOGF_JSON) {
-		char ts[32];
-		format_utc(ts, sizeof ts, now_wall());
-		sb_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_name(level));
-		if (g_run)
-			sb_printf(&b, ",\"run\":%lld", g_run);
-		if (g_mapping)
-			json_kv(&b, "mapping", g_mapping);
+		json_head(&b, level);
 		json_kv(&b, "msg", msg);
 		for (int i = 0; i < n; i++)
 			sb_printf(&b, ",\"%s\":%lld", names[i], values[i]);

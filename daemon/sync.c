@@ -1471,6 +1471,27 @@ static bool reads_later(const struct engine *e, const struct mapping *m)
 	return false;
 }
 
+/* The end of a mapping, push or pull: its requests (and the lookup lists' of its connector,
+ * with the first), its summary line, its row in the run's result and in the state. */
+static void end_mapping(struct engine *e, const struct mapping *m, const struct connector *conn,
+			const struct pacer_stats *before, int64_t t0)
+{
+	e->cnt.requests = conn->pacer.stats.requests - before->requests;
+	e->cnt.throttled = conn->pacer.stats.throttled - before->throttled;
+	count_list_requests(e, conn);
+	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
+	if (!e->opts->dry_run)
+		summary(e);
+	e->waiting += e->cnt.failed + e->cnt.deferred;
+	if (e->res) {
+		e->res->maps = xrealloc(e->res->maps, (e->res->nmaps + 1) * sizeof *e->res->maps);
+		e->res->maps[e->res->nmaps++] = (struct mapping_result){m->name, conn->name, e->cnt};
+	}
+	if (!e->opts->dry_run)
+		state_run_mapping(&e->st, e->run_id, m->name, &e->cnt, m->mapping_hash);
+	log_set_mapping(NULL);
+}
+
 /* Read marks (source.h) are a run's, not a plan's, and need a state: asked for with the
  * snapshot (marks_wanted), used by the read (run_mapping, not for a mapping that references
  * itself: one read once). */
@@ -1614,20 +1635,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 			 m->name, e->st.err ? e->st.err : "state error");
 out:
 	free(marks);
-	e->cnt.requests = conn->pacer.stats.requests - before.requests;
-	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
-	count_list_requests(e, conn);
-	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
-	if (!e->opts->dry_run)
-		summary(e);
-	e->waiting += e->cnt.failed + e->cnt.deferred;
-	if (e->res) {
-		e->res->maps = xrealloc(e->res->maps, (e->res->nmaps + 1) * sizeof *e->res->maps);
-		e->res->maps[e->res->nmaps++] = (struct mapping_result){m->name, conn->name, e->cnt};
-	}
-	if (!e->opts->dry_run)
-		state_run_mapping(&e->st, e->run_id, m->name, &e->cnt, m->mapping_hash);
-	log_set_mapping(NULL);
+	end_mapping(e, m, conn, &before, t0);
 	strmap_clear(&e->refs);
 	strmap_clear(&e->self_deferred);
 	strmap_clear(&e->self_edges);
@@ -1655,20 +1663,7 @@ static void run_pull(struct engine *e, struct mapping *m, struct connector *conn
 			free(why);
 		}
 	}
-	e->cnt.requests = conn->pacer.stats.requests - before.requests;
-	e->cnt.throttled = conn->pacer.stats.throttled - before.throttled;
-	count_list_requests(e, conn);
-	e->cnt.seconds = (double)(now_ms() - t0) / 1000.0;
-	if (!e->opts->dry_run)
-		summary(e);
-	e->waiting += e->cnt.failed;
-	if (e->res) {
-		e->res->maps = xrealloc(e->res->maps, (e->res->nmaps + 1) * sizeof *e->res->maps);
-		e->res->maps[e->res->nmaps++] = (struct mapping_result){m->name, conn->name, e->cnt};
-	}
-	if (!e->opts->dry_run)
-		state_run_mapping(&e->st, e->run_id, m->name, &e->cnt, m->mapping_hash);
-	log_set_mapping(NULL);
+	end_mapping(e, m, conn, &before, t0);
 }
 
 

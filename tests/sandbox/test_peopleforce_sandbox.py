@@ -7,15 +7,15 @@ import http.client
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+import sandbox_proc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -29,33 +29,14 @@ PREFIX = "/api/public/v3"
 # fixtures and helpers
 
 def start_sandbox():
-    """(process, port, its stderr) of a sandbox started for the tests."""
-    errlog = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(
-        [sys.executable, SCRIPT, "--port", "0", "--api-key", KEY, "--seed", SEED, "--quiet"],
-        stdout=subprocess.PIPE, stderr=errlog, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        errlog.seek(0)
-        pytest.fail("sandbox did not start: %r %s" % (line, errlog.read()))
-    return proc, int(line.split()[2]), errlog
+    return sandbox_proc.start(SCRIPT, "--api-key", KEY, "--seed", SEED)
 
 
 @pytest.fixture(scope="module")
 def server():
-    proc, port, errlog = start_sandbox()
-    yield port
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail("sandbox did not stop on SIGTERM")
-    errlog.seek(0)
-    err = errlog.read()
-    assert rc == 0, err
-    assert "Traceback" not in err, err
+    sp = start_sandbox()
+    yield sp.port
+    sandbox_proc.stop(sp)
 
 
 @pytest.fixture(autouse=True)
@@ -544,7 +525,8 @@ def test_the_limiter_counts_a_request_when_it_reached_the_socket():
     later (here the whole sandbox is stopped a while). Limit 2/s: r1 at 0 s, r2 at 0.3 s, r3 at
     0.4 s, all read at ~1.3 s. Counted when read, r2 and r3 would both pass (r1 is then more
     than a second old); counted when they reached the socket, three arrived within 0.4 s."""
-    proc, port, _err = start_sandbox()
+    sp = start_sandbox()
+    proc, port = sp.proc, sp.port
     try:
         conns = [raw_conn(port) for _ in range(3)]
         for c in conns:  # each connection served once, so its handler thread is waiting on it

@@ -5,16 +5,14 @@ Run, from the repository's root: /usr/bin/python3 -m pytest -q tests/sandbox/tes
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+
+import sandbox_proc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -26,27 +24,9 @@ SECRET = "sandbox-test-secret"
 
 @pytest.fixture(scope="module")
 def server():
-    errlog = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(
-        [sys.executable, SCRIPT, "--port", "0", "--api-key", SECRET, "--client-id", CLIENT_ID, "--seed", SEED,
-         "--no-retry-after", "--quiet"],
-        stdout=subprocess.PIPE, stderr=errlog, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        errlog.seek(0)
-        pytest.fail("sandbox did not start: %r %s" % (line, errlog.read()))
-    yield int(line.split()[2])
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail("sandbox did not stop on SIGTERM")
-    errlog.seek(0)
-    err = errlog.read()
-    assert rc == 0, err
-    assert "Traceback" not in err, err
+    sp = sandbox_proc.start(SCRIPT, "--api-key", SECRET, "--client-id", CLIENT_ID, "--seed", SEED, "--no-retry-after")
+    yield sp.port
+    sandbox_proc.stop(sp)
 
 
 @pytest.fixture(autouse=True)

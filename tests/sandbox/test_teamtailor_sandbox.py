@@ -6,14 +6,14 @@ Run, from the repository's root: /usr/bin/python3 -m pytest -q tests/sandbox/tes
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+import sandbox_proc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "teamtailor.py")
@@ -23,19 +23,12 @@ MEDIA = "application/vnd.api+json"
 
 @pytest.fixture(scope="module")
 def server():
-    errlog = tempfile.TemporaryFile(mode="w+")
     empty = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     empty.write("{}")
     empty.close()
-    proc = subprocess.Popen([sys.executable, SCRIPT, "--port", "0", "--api-key", KEY, "--quiet", "--no-retry-after",
-                             "--seed", empty.name],
-                            stdout=subprocess.PIPE, stderr=errlog, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    port = int(line.split()[-1])
-    yield "http://127.0.0.1:%d" % port
-    proc.terminate()
-    proc.wait(timeout=10)
+    sp = sandbox_proc.start(SCRIPT, "--api-key", KEY, "--no-retry-after", "--seed", empty.name)
+    yield "http://127.0.0.1:%d" % sp.port
+    sandbox_proc.stop(sp)
     os.unlink(empty.name)
 
 

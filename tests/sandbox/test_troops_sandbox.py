@@ -6,12 +6,10 @@ Run, from the repository's root: /usr/bin/python3 -m pytest -q tests/sandbox/tes
 import http.client
 import json
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 
 import pytest
+
+import sandbox_proc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -29,16 +27,9 @@ Q_TEA = "filters%5Btea_id%5D=" + TEA
 
 @pytest.fixture(scope="module")
 def server():
-    errlog = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen([sys.executable, SCRIPT, "--port", "0", "--api-key", KEY, "--seed", SEED, "--quiet"],
-                            stdout=subprocess.PIPE, stderr=errlog, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    yield int(line.split()[2])
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=5) == 0
-    errlog.seek(0)
-    assert "Traceback" not in errlog.read()
+    sp = sandbox_proc.start(SCRIPT, "--api-key", KEY, "--seed", SEED)
+    yield sp.port
+    sandbox_proc.stop(sp)
 
 
 @pytest.fixture(autouse=True)

@@ -6,15 +6,13 @@ Run, from the repository's root: /usr/bin/python3 -m pytest -q tests/sandbox/tes
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+import sandbox_proc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "workelo.py")
@@ -24,19 +22,9 @@ SECRET = "wk-test-secret"
 
 @pytest.fixture(scope="module")
 def server():
-    errlog = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen([sys.executable, SCRIPT, "--port", "0", "--api-key", SECRET, "--client-id", CLIENT_ID,
-                             "--quiet"], stdout=subprocess.PIPE, stderr=errlog, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        errlog.seek(0)
-        pytest.fail("sandbox did not start: %r %s" % (line, errlog.read()))
-    yield int(line.split()[2])
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=5) == 0
-    errlog.seek(0)
-    assert "Traceback" not in errlog.read()
+    sp = sandbox_proc.start(SCRIPT, "--api-key", SECRET, "--client-id", CLIENT_ID)
+    yield sp.port
+    sandbox_proc.stop(sp)
 
 
 @pytest.fixture(autouse=True)
