@@ -83,6 +83,24 @@ static void set_err(struct state *s, const PGresult *r)
 	}
 }
 
+/*
+ * A write that records what the platform confirmed (a link, its status, a failure) or the
+ * group of them: refused by a database that is still there (a full disk, a lock held past
+ * lock_timeout), the state no longer says what the platform holds. The state is then taken
+ * as lost, as if the connection were: every later statement is refused and the run stops
+ * (exit 3); the next run finds those records on the platform by their natural keys.
+ */
+static bool recorded(struct state *s, bool ok)
+{
+	if (!ok && !s->broken) {
+		if (!s->quiet)
+			log_error("state database: a write the platform confirmed could not be recorded (%s); the run stops",
+				  s->err ? s->err : "failed");
+		s->broken = true;
+	}
+	return ok;
+}
+
 PGconn *state_lend(struct state *s)
 {
 	state_flush(s);
@@ -640,7 +658,7 @@ bool state_link_put(struct state *s, const char *mapping, const char *key, const
 		       "extra = EXCLUDED.extra, nir_hash = coalesce(EXCLUDED.nir_hash, links.nir_hash), "
 		       "src_hash = EXCLUDED.src_hash, updated_at = now(), run_id = EXCLUDED.run_id",
 		       10, p);
-	if (ok)
+	if (recorded(s, ok))
 		s->link_writes++;
 	free(pj);
 	free(ej);
@@ -668,7 +686,7 @@ bool state_link_status(struct state *s, const char *mapping, const char *key, co
 	bool ok = q_ok(s, "UPDATE %1$s.links SET status = $3, updated_at = now(), run_id = $4 "
 			  "WHERE mapping = $1 AND erp_key = $2",
 		       4, p);
-	if (ok)
+	if (recorded(s, ok))
 		s->link_writes++;
 	return ok;
 }
@@ -767,16 +785,17 @@ bool state_failure_put(struct state *s, const char *mapping, const char *key, co
 	snprintf(hs, sizeof hs, "%ld", f->http_status);
 	const char *p[] = {mapping, key, f->kind, f->action, f->field, f->rule, f->reason,
 			   f->http_status ? hs : NULL, f->fp_hex, rid};
-	return q_ok(s,
-		    "INSERT INTO %1$s.failures (mapping, erp_key, kind, action, field, rule, reason, http_status, "
-		    "fingerprint, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, decode($9, 'hex'), $10) " FAILURE_UPSERT,
-		    10, p);
+	return recorded(s, q_ok(s,
+				"INSERT INTO %1$s.failures (mapping, erp_key, kind, action, field, rule, reason, "
+				"http_status, fingerprint, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+				"decode($9, 'hex'), $10) " FAILURE_UPSERT,
+				10, p));
 }
 
 bool state_failure_clear(struct state *s, const char *mapping, const char *key)
 {
 	const char *p[] = {mapping, key};
-	return q_ok(s, "DELETE FROM %1$s.failures WHERE mapping = $1 AND erp_key = $2", 2, p);
+	return recorded(s, q_ok(s, "DELETE FROM %1$s.failures WHERE mapping = $1 AND erp_key = $2", 2, p));
 }
 
 /* ---- the pull direction ---- */
@@ -1216,12 +1235,25 @@ bool state_flush_due(struct state *s)
 	return !s->npend || now_ms() - s->pend_ms < STATE_GROUP_MS || state_flush(s);
 }
 
+/* JSON carries it exactly (sb_json_escape): a NULL, or UTF-8. */
+static bool json_exact(const char *v)
+{
+	return !v || utf8_valid(v, strlen(v));
+}
+
 bool state_link_put_later(struct state *s, const char *mapping, const char *key, const char *platform_id,
 			  const char *fp_hex, const struct jv *payload, const struct jv *extra, const char *nir_hash_hex,
 			  const char *src_hash, long long run)
 {
 	if (s->broken)
 		return false;
+	/* A key (or id) that is not UTF-8 (a CP1251 key of a SQL_ASCII mirror, kept out of the
+	 * payload) goes as it is, alone, after what waits, as state_failure_put_later's does: the
+	 * group's JSON would carry U+FFFD instead, and the next run would not find the link. */
+	if (!json_exact(mapping) || !json_exact(key) || !json_exact(platform_id) || !json_exact(src_hash))
+		return state_link_put(s, mapping, key, platform_id, "active", fp_hex, payload, extra, nir_hash_hex,
+				      src_hash, run) &&
+		       state_failure_clear(s, mapping, key);
 	struct sb *b = pend_open(s, NULL, mapping, key);
 	json_field(b, "id", platform_id);
 	json_field(b, "fp", fp_hex);
@@ -1240,12 +1272,6 @@ bool state_link_put_later(struct state *s, const char *mapping, const char *key,
 	return pend_close(s, run);
 }
 
-/* JSON carries it exactly (sb_json_escape): a NULL, or UTF-8. */
-static bool json_exact(const char *v)
-{
-	return !v || utf8_valid(v, strlen(v));
-}
-
 bool state_failure_put_later(struct state *s, const char *mapping, const char *key, const struct failure *f,
 			     long long run)
 {
@@ -1253,7 +1279,8 @@ bool state_failure_put_later(struct state *s, const char *mapping, const char *k
 		return false;
 	/* Bytes that are not UTF-8 (a CP1251 key or value in the reason) go as they are, alone,
 	 * after what waits (state_failure_put flushes it first). */
-	if (!json_exact(key) || !json_exact(f->reason) || !json_exact(f->field) || !json_exact(f->rule))
+	if (!json_exact(mapping) || !json_exact(key) || !json_exact(f->reason) || !json_exact(f->field) ||
+	    !json_exact(f->rule))
 		return state_failure_put(s, mapping, key, f, run);
 	struct sb *b = pend_open(s, "f", mapping, key);
 	json_field(b, "kind", f->kind);
@@ -1314,7 +1341,7 @@ bool state_flush(struct state *s)
 	s->flushing = false;
 	sb_reset(&s->pend);
 	s->npend = s->npend_links = 0;
-	if (!r)
+	if (!recorded(s, r != NULL))
 		return false;
 	s->link_writes += atol(PQgetvalue(r, 0, 0));
 	PQclear(r);

@@ -307,6 +307,8 @@ void nir_hash_hex(const char nir[16], char out[65]);
  * state_failure_put_later() does the same for a failure (as state_failure_put): one the run
  * killed before the commit loses is found again by the next run, which tries the record
  * again (nothing was written to the platform for it, or what was is found as above).
+ * An entry whose key, id, mapping name or failure text is not UTF-8 (JSON cannot carry it)
+ * is written alone at once, after the group, with the same effect.
  * Each flushes the group once full or once its oldest has waited STATE_GROUP_MS;
  * state_flush_due() does the latter alone, for a caller that waits on other things (false
  * only if that flush failed).

@@ -270,6 +270,43 @@ fields:
     world.cluster.admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
+def test_a_cp1251_key_kept_out_of_the_payload_is_linked_as_its_bytes(sql_ascii_world, tmp_path):
+    """The ERP key is the state's alone (the payload's employee number is another column): a
+    record whose key is CP1251 is sent, and its link must hold the key's bytes as they are
+    (a link committed with others goes as JSON, which cannot carry them), so that the next
+    night finds it and creates nothing twice."""
+    h = sql_ascii_world
+    h.sql("CREATE TABLE erp1c.badge (tab_no text PRIMARY KEY, emp_no text, first_name text, last_name text, "
+          "hired date NOT NULL); INSERT INTO erp1c.badge VALUES "
+          r"(E'\xc8\xcd-0007', 'B-0007', 'Ivan', 'Orlov', '2020-01-07'), "
+          "('1C0008', 'B-0008', 'Anna', 'Lebedeva', '2020-01-08'), "
+          r"(E'\xc8\xcd-0009', 'B-0009', 'Oleg', 'Sokolov', '2020-01-09')")
+    own = tmp_path / "badge"
+    own.mkdir()
+    maps = mapping_dir(own, {"employees.yaml": """connector: peopleforce
+entity: employees
+source: { table: erp1c.badge, key: tab_no }
+fields:
+  employee_number: { from: emp_no }
+  first_name:      { from: first_name, required: true }
+  last_name:       { from: last_name, required: true }
+  hired_on:        { from: hired, format: date }
+"""})
+    w = PeopleForceWorld(h.cluster, h.db, h.sandbox, own, mappings=maps)
+    w.manifest = None
+    w.run("run", check_rc=0)
+    links = dict(w.sql("SELECT encode(convert_to(erp_key, 'SQL_ASCII'), 'hex'), platform_id FROM hrsync.links "
+                       "WHERE mapping = 'employees'"))
+    assert sorted(links) == sorted(["c8cd2d30303037", "1C0008".encode().hex(), "c8cd2d30303039"]), links
+    on = collections.Counter(e["employee_number"] for e in items(h.sandbox.store()["employees"]))
+    assert [on[n] for n in ("B-0007", "B-0008", "B-0009")] == [1, 1, 1], on
+    seq = h.sandbox.last_seq()
+    r = w.run("run", check_rc=0)
+    assert [q for q in h.sandbox.requests(since=seq) if q["method"] != "GET"] == [], r.err[-3000:]
+    on = collections.Counter(e["employee_number"] for e in items(h.sandbox.store()["employees"]))
+    assert [on[n] for n in ("B-0007", "B-0008", "B-0009")] == [1, 1, 1], on
+
+
 def test_cp1251_bytes_fail_with_encoding_naming_the_field(sql_ascii_world):
     h = sql_ascii_world
     # Bytes, not text: what hrsync writes must be checked, not decoded away.

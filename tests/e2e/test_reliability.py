@@ -401,6 +401,38 @@ def test_database_lost_during_a_run(world, how):
     world.assert_consistent()
 
 
+def test_a_state_write_the_database_refuses_stops_the_run(world):
+    """The state database answers but will not record a confirmed write (a full disk, a lock
+    held past lock_timeout; here a trigger): the run stops with exit 3 and names the error,
+    instead of reporting every record in step with their links missing; the next run links
+    what the platform has and creates nothing twice."""
+    world.use_mappings("employees.yaml")
+    finish(world)
+    new = ["T9%03d" % i for i in range(5)]
+    for k in new:
+        world.sql("""INSERT INTO erp.employees (personnel_number, company, last_name, first_name, sex, birth_date,
+                         email, hire_date, department_name, job_title, grade, location_name)
+                     SELECT %s, company, 'Refused', first_name, sex, birth_date, lower(%s) || '.' || email,
+                         hire_date, department_name, job_title, grade, location_name
+                     FROM erp.employees WHERE email IS NOT NULL ORDER BY personnel_number LIMIT 1""", (k, k))
+    world.sql("CREATE FUNCTION public.refuse_links() RETURNS trigger LANGUAGE plpgsql AS "
+              "$$BEGIN RAISE EXCEPTION 'could not extend file (test: disk full)'; END$$; "
+              "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON hrsync.links "
+              "FOR EACH ROW EXECUTE FUNCTION public.refuse_links()")
+    r = world.run("run")
+    assert r.rc == 3, f"exit {r.rc}\n{r.err[-3000:]}"
+    assert "could not extend file (test: disk full)" in r.err and "run stopped" in r.err, r.err[-3000:]
+    assert "every record is in step" not in r.err
+    posted = collections.Counter(e["employee_number"] for e in items(world.sandbox.store()["employees"]))
+    assert [posted[k] for k in new] == [1] * 5, posted
+    assert world.sql("SELECT count(*) FROM hrsync.links WHERE erp_key LIKE 'T9%%'")[0][0] == 0
+    world.sql("DROP TRIGGER refuse ON hrsync.links")
+    finish(world)
+    posted = collections.Counter(e["employee_number"] for e in items(world.sandbox.store()["employees"]))
+    assert [posted[k] for k in new] == [1] * 5, posted
+    assert world.sql("SELECT count(*) FROM hrsync.links WHERE erp_key LIKE 'T9%%' AND status = 'active'")[0][0] == 5
+
+
 def test_database_gone_at_start_names_it_and_touches_nothing(world):
     """Unreachable database at start (test_faults.py: a closed port) — here a database that does
     not exist, and a server that is stopped: exit 3, a clear message, not one request sent."""
