@@ -128,6 +128,12 @@ static void stop_run(struct engine *e, const char *fmt, ...)
 			pacer_stop(&e->conns[i]->pacer, "the run is stopping");
 }
 
+/* The state database failed (lost, or it refused a write: state.c's recorded): the run ends. */
+static void stop_for_state(struct engine *e)
+{
+	stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+}
+
 static void fingerprint(const struct jv *payload, char out[65])
 {
 	char *s = jv_dumps(payload);
@@ -171,7 +177,7 @@ static void record_failure(struct engine *e, const char *key, const char *kind, 
 	/* Committed with others (state.h, grouped state commits): a record whose failure a killed
 	 * run did not commit is tried again by the next, as it would be. */
 	if (!state_failure_put_later(&e->st, e->m->name, key, &f, e->run_id) && e->st.broken)
-		stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+		stop_for_state(e);
 	int level = streq(kind, "deferred") ? L_INFO : L_WARN;
 	if (field)
 		log_rec(level, key, action, "%s: field '%s'%s%s: %s", kind, field, rule ? " " : "", rule ? rule : "", reason);
@@ -184,7 +190,7 @@ static void clear_failure(struct engine *e, const char *key)
 	if (e->no_state)
 		return;
 	if (!e->opts->dry_run && !state_failure_clear(&e->st, e->m->name, key) && e->st.broken)
-		stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+		stop_for_state(e);
 }
 
 /* ---- ops ---- */
@@ -267,7 +273,7 @@ static void op_done(struct op *op)
 				op->action == ACT_CREATE ? "created" : "updated", op->platform_id,
 				op->adopted ? ", found on the platform" : "");
 			if (!ok && e->st.broken)
-				stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+				stop_for_state(e);
 			op_free(op);
 			return;
 		} else {
@@ -284,7 +290,7 @@ static void op_done(struct op *op)
 		if (ok)
 			ok = state_failure_clear(&e->st, m, op->key);
 		if (!ok && e->st.broken)
-			stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+			stop_for_state(e);
 		if (op->then_terminate && ok && !e->stop) {
 			/* First seen already gone: created, now terminated (mappings/README.md §2.3, the lifecycle). */
 			op->then_terminate = false;
@@ -336,7 +342,7 @@ static void pump(struct engine *e, int limit)
 			continue;
 		http_run(e->http, 200);
 		if (!state_flush_due(&e->st) && e->st.broken)
-			stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+			stop_for_state(e);
 		if (stop_requested(e) && !e->stop)
 			stop_run(e, "asked to stop; finishing the requests in flight");
 	}
@@ -749,7 +755,7 @@ static void flush_rehash(struct engine *e)
 	sb_putc(&e->rehash_keys, ']');
 	sb_putc(&e->rehash_vals, ']');
 	if (!state_src_hashes(&e->st, e->m->name, e->rehash_keys.s, e->rehash_vals.s) && e->st.broken)
-		stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+		stop_for_state(e);
 	sb_reset(&e->rehash_keys);
 	sb_reset(&e->rehash_vals);
 	e->nrehash = 0;
@@ -1174,7 +1180,7 @@ static void report_progress(struct engine *e, struct cursor *cur, bool force)
 	log_info("progress: %s (%ld created, %ld updated, %ld failed)", text, e->cnt.created, e->cnt.updated,
 		 e->cnt.failed);
 	if (!e->opts->dry_run && e->run_id && !state_run_progress(&e->st, e->run_id, text) && e->st.broken)
-		stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+		stop_for_state(e);
 	notify_sendf("STATUS=%s", text);
 	free(text);
 }
@@ -1479,7 +1485,7 @@ static void end_mapping(struct engine *e, const struct mapping *m, const struct 
 	/* A state that failed on the way (a write it refused, even one no caller was waiting on:
 	 * the read marks', a group's flush) ends the run here. */
 	if (e->st.broken)
-		stop_run(e, "the state database failed: %s", e->st.err ? e->st.err : "");
+		stop_for_state(e);
 	e->cnt.requests = conn->pacer.stats.requests - before->requests;
 	e->cnt.throttled = conn->pacer.stats.throttled - before->throttled;
 	count_list_requests(e, conn);
@@ -1900,7 +1906,7 @@ done:
 	if (e.src.pg)
 		state_return(&e.st, source_close(&e.src));
 	if (e.st.broken)
-		stop_run(&e, "the state database failed: %s", e.st.err ? e.st.err : "");
+		stop_for_state(&e);
 	char *window_msg = window_summary(&e);
 	int code = e.stop ? 3 : e.waiting > 0 || window_msg ? 1 : 0;
 	double secs = (double)(now_ms() - t0) / 1000.0;
