@@ -218,23 +218,20 @@ static int conn_index(const struct online *o, const struct conn_cfg *cc)
 	return -1;
 }
 
-/* Load a reference list once; false when the platform would not give it. */
-static bool load_list(struct online *o, int ci, const char *resource, const char *match, const char **why)
+static char *list_mark(const struct online *o, int ci, const char *resource)
 {
-	char *mark = xasprintf("%s\x1f%s\x1f", o->cfg->conns[ci].name, resource);
-	if (strmap_get(&o->lists, mark, why)) {
-		bool ok = !*why || !**why;
-		free(mark);
-		return ok;
-	}
-	char *err = NULL;
-	struct jv *items = connector_list(o->conns[ci], resource, &err);
+	return xasprintf("%s\x1f%s\x1f", o->cfg->conns[ci].name, resource);
+}
+
+/* Keep what reading a reference list gave: its ids and names, or why it could not be read. */
+static void keep_list(struct online *o, int ci, const char *resource, const char *match, const struct jv *items,
+		      const char *err)
+{
+	char *mark = list_mark(o, ci, resource);
 	if (!items) {
 		strmap_put(&o->lists, mark, err ? err : "failed");
-		strmap_get(&o->lists, mark, why);
-		free(err);
 		free(mark);
-		return false;
+		return;
 	}
 	for (size_t i = 0; i < items->u.arr.n; i++) {
 		const struct jv *it = items->u.arr.v[i];
@@ -255,11 +252,65 @@ static bool load_list(struct online *o, int ci, const char *resource, const char
 		free(id);
 		free(name);
 	}
-	jv_free(items);
 	strmap_put(&o->lists, mark, "");
-	*why = NULL;
 	free(mark);
-	return true;
+}
+
+/* A reference list the checks need, read with the others (read_lists). */
+struct wanted {
+	int ci;
+	const char *resource;
+	const char *match;
+};
+
+static void want(const struct online *o, struct wanted **w, size_t *n, int ci, const char *resource,
+		 const char *match)
+{
+	char *mark = list_mark(o, ci, resource);
+	bool have = strmap_get(&o->lists, mark, NULL);
+	free(mark);
+	for (size_t i = 0; i < *n && !have; i++)
+		have = (*w)[i].ci == ci && streq((*w)[i].resource, resource);
+	if (have)
+		return;
+	*w = xrealloc(*w, (*n + 1) * sizeof **w);
+	(*w)[(*n)++] = (struct wanted){ci, resource, match};
+}
+
+/* The lists read side by side (connector_lists), each kept (keep_list). */
+static void read_lists(struct online *o, struct wanted *w, size_t n)
+{
+	if (!n)
+		return;
+	struct lookup_list *ls = xcalloc(n, sizeof *ls);
+	for (size_t i = 0; i < n; i++) {
+		ls[i].c = o->conns[w[i].ci];
+		ls[i].resource = w[i].resource;
+	}
+	connector_lists(ls, n);
+	for (size_t i = 0; i < n; i++) {
+		keep_list(o, w[i].ci, w[i].resource, w[i].match, ls[i].items, ls[i].err);
+		jv_free(ls[i].items);
+		free(ls[i].err);
+	}
+	free(ls);
+}
+
+/* A reference list as read_lists kept it (read now if it was not); false when the platform
+ * would not give it, *why saying why. */
+static bool load_list(struct online *o, int ci, const char *resource, const char *match, const char **why)
+{
+	char *mark = list_mark(o, ci, resource);
+	if (!strmap_get(&o->lists, mark, NULL)) {
+		struct wanted w = {ci, resource, match};
+		read_lists(o, &w, 1);
+	}
+	strmap_get(&o->lists, mark, why);
+	free(mark);
+	bool ok = !*why || !**why;
+	if (ok)
+		*why = NULL;
+	return ok;
 }
 
 static bool id_known(struct online *o, int ci, const char *resource, const struct jv *v)
@@ -285,15 +336,47 @@ static const struct field *field_at(const struct mapping *m, const char *path)
 	return mapping_field(m, path);
 }
 
+/* The field of an id the platform keeps, when it sends constants (map values, value,
+ * default) rather than a lookup's: those must be ids of idf->resource. */
+static const struct field *id_consts(const struct mapping *m, const struct id_field *idf)
+{
+	const struct field *f = field_at(m, idf->path);
+	if (!f || f->src == VS_LOOKUP || (!f->nmap && !f->value && !f->def))
+		return NULL;
+	return f;
+}
+
+/* The lists a mapping's checks read: the ids its constants name, its lookups'. */
+static void want_lookups(const struct online *o, struct wanted **w, size_t *n, const struct field *f, size_t nf,
+			 int ci)
+{
+	for (size_t i = 0; i < nf; i++) {
+		if (f[i].nested)
+			want_lookups(o, w, n, f[i].kids, f[i].nkids, ci);
+		else if (f[i].src == VS_LOOKUP && f[i].from)
+			want(o, w, n, ci, f[i].lookup_resource, f[i].lookup_match);
+	}
+}
+
+static void want_mapping(const struct online *o, struct wanted **w, size_t *n, const struct mapping *m, int ci,
+			 bool db)
+{
+	for (const struct id_field *idf = m->ent ? m->ent->id_fields : NULL; idf && idf->path; idf++)
+		if (id_consts(m, idf))
+			want(o, w, n, ci, idf->resource, "name");
+	if (db) {
+		want_lookups(o, w, n, m->fields, m->nfields, ci);
+		want_lookups(o, w, n, m->term_fields, m->nterm, ci);
+	}
+}
+
 /* Every constant a field can produce (map values, value, default) must be an id the platform has. */
 static void check_ids(struct online *o, const struct mapping *m, int ci)
 {
 	const struct id_field *idf = m->ent ? m->ent->id_fields : NULL;
 	for (; idf && idf->path; idf++) {
-		const struct field *f = field_at(m, idf->path);
-		if (!f || f->src == VS_LOOKUP)
-			continue;
-		if (!f->nmap && !f->value && !f->def)
+		const struct field *f = id_consts(m, idf);
+		if (!f)
 			continue;
 		const char *why = NULL;
 		if (!load_list(o, ci, idf->resource, "name", &why)) {
@@ -513,6 +596,8 @@ static void check_online(struct config *cfg, struct diag *d)
 	struct online o = {.cfg = cfg, .d = d, .http = http_new()};
 	o.conns = xcalloc(cfg->nconns + 1, sizeof *o.conns);
 	o.conn_ok = xcalloc(cfg->nconns + 1, sizeof *o.conn_ok);
+	struct wanted *w = NULL;
+	size_t nw = 0;
 	for (size_t i = 0; i < cfg->nconns; i++) {
 		struct conn_cfg *cc = &cfg->conns[i];
 		o.conns[i] = connector_new(cc, o.http, &err);
@@ -522,15 +607,34 @@ static void check_online(struct config *cfg, struct diag *d)
 			err = NULL;
 			continue;
 		}
-		/* A harmless read: the first reference list the connector offers. */
+		/* A harmless read: the first reference list the connector offers (every connector's
+		 * side by side, below). */
+		if (cc->type->resources && cc->type->resources[0])
+			want(&o, &w, &nw, (int)i, cc->type->resources[0], "name");
+	}
+	read_lists(&o, w, nw);
+	for (size_t i = 0; i < cfg->nconns; i++) {
+		const struct conn_cfg *cc = &cfg->conns[i];
 		const char *why = NULL;
 		const char *res = cc->type->resources ? cc->type->resources[0] : NULL;
+		if (!o.conns[i])
+			continue;
 		if (res && !load_list(&o, (int)i, res, "name", &why))
 			diag_error(d, cc->file, cc->line, cc->col, "connector '%s': could not read %s from the platform: %s",
 				   cc->name, res, why ? why : "failed");
 		else
 			o.conn_ok[i] = true;
 	}
+	/* Then every list the mappings' checks read, side by side. */
+	nw = 0;
+	for (size_t i = 0; i < cfg->nmaps; i++) {
+		const struct mapping *m = cfg->maps[i];
+		int ci = m->conn ? conn_index(&o, m->conn) : -1;
+		if (m->dir == DIR_PUSH && ci >= 0 && o.conn_ok[ci])
+			want_mapping(&o, &w, &nw, m, ci, pg != NULL);
+	}
+	read_lists(&o, w, nw);
+	free(w);
 	for (size_t i = 0; i < cfg->nmaps; i++) {
 		const struct mapping *m = cfg->maps[i];
 		int ci = m->conn ? conn_index(&o, m->conn) : -1;

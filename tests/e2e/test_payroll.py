@@ -78,6 +78,25 @@ def test_check_online_refused_credentials(world):
     assert "could not read leave_types from the platform" in r.err and "401" in r.err
 
 
+def test_check_online_reads_the_platforms_lists_side_by_side(world):
+    """check --online reads every list it checks against at once, each once: with every answer
+    300 ms late, one after the other they would take 300 ms each."""
+    world.sandbox.config(delay_ms=300)
+    try:
+        seq = world.sandbox.last_seq()
+        world.run("check", "--online", check_rc=0)
+    finally:
+        world.sandbox.config(delay_ms=0)
+    gets = [r for r in world.sandbox.requests(since=seq) if r["method"] == "GET"]
+    names = sorted(r["path"].rsplit("/", 1)[-1] for r in gets)
+    # The connector's first list (credentials), then the ids and lookups of the mappings.
+    assert names == sorted(["leave_types", "departments", "positions", "locations", "job_levels", "asset_categories",
+                            "termination_types", "termination_reasons"]), names
+    first = min(r["arrived"] for r in gets)
+    later = [r["arrived"] for r in gets if r["path"].rsplit("/", 1)[-1] != "leave_types"]
+    assert max(later) - min(later) < 0.2 and min(later) - first >= 0.29, (first, later)
+
+
 def _change_the_mirror(world):
     exp = world.expected()
     active = sorted(exp["employees"] - exp["dismissed"])
