@@ -17,7 +17,13 @@
 #define T(name) static void name(void **state __attribute__((unused)))
 
 /* Send times (ms) of a loop that tries whenever the bucket says, waking up to late_ms late. */
-static size_t simulate(double limit, int late_ms, int64_t span_ms, int64_t *sent, size_t cap, unsigned seed)
+/*
+ * The pacer driven as http.c does for span_ms: the loop wakes up to late_ms late; with
+ * held_ms, one send in ten leaves up to held_ms after the pacer let it go (the loop busy),
+ * noted when it leaves (span_sent). sent[]: when each left.
+ */
+static size_t simulate(double limit, int late_ms, int held_ms, int64_t span_ms, int64_t *sent, size_t cap,
+		       unsigned seed)
 {
 	struct pacer p;
 	pacer_init(&p, "test", limit, 8, 0, 0);
@@ -29,7 +35,12 @@ static size_t simulate(double limit, int late_ms, int64_t span_ms, int64_t *sent
 		/* as http.c eligible(): the window first, then a token */
 		int64_t w = span_wait_ms(&p.span, t);
 		if (w == 0 && bucket_take(&p.bucket, t)) {
-			span_note(&p.span, t);
+			int slot = span_note(&p.span, t);
+			if (held_ms && rand() % 10 == 0) {
+				int64_t out = t + rand() % (held_ms + 1);
+				span_sent(&p.span, slot, t, out);
+				t = out;
+			}
 			sent[n++] = t;
 			continue;
 		}
@@ -61,7 +72,7 @@ T(a_known_limit_gets_98_percent_with_late_wakeups)
 		/* the bucket's slack is 10 ms of tokens, half a token at most (5 ms at 100/s) */
 		int most_late = limits[k] > 50 ? 3 : 6;
 		for (int late = 0; late <= most_late; late += 3) {
-			size_t n = simulate(limits[k], late, 600000, sent, 100000, 7 + (unsigned)late);
+			size_t n = simulate(limits[k], late, 0, 600000, sent, 100000, 7 + (unsigned)late);
 			double rate = (double)(n - 1) * 1000.0 / (double)(sent[n - 1] - sent[0]);
 			assert_true(rate >= 0.98 * limits[k]);
 			assert_true(rate <= limits[k]);
@@ -75,7 +86,7 @@ T(no_window_holds_more_than_the_limit)
 	const double limits[] = {1, 5, 10, 50, 100, 400};
 	for (size_t k = 0; k < sizeof limits / sizeof *limits; k++)
 		for (int late = 0; late <= 30; late += 10) {
-			size_t n = simulate(limits[k], late, 120000, sent, 100000, 11 + (unsigned)late);
+			size_t n = simulate(limits[k], late, 0, 120000, sent, 100000, 11 + (unsigned)late);
 			for (int64_t w = 1000; w <= 10000; w *= 10)
 				assert_true(most_in_window(sent, n, w) <= (int)(limits[k] * (double)w / 1000.0));
 		}
@@ -93,7 +104,7 @@ T(arrivals_bunched_by_15_ms_still_fit_the_window)
 	static int64_t sent[100000];
 	const double limits[] = {2, 5, 10, 50, 100, 400, 1000.0 / 60};
 	for (size_t k = 0; k < sizeof limits / sizeof *limits; k++) {
-		size_t n = simulate(limits[k], 3, 300000, sent, 100000, 23);
+		size_t n = simulate(limits[k], 3, 0, 300000, sent, 100000, 23);
 		srand(5);
 		for (size_t i = 0; i < n; i++)
 			sent[i] += rand() % (SPAN_JITTER_MS + 1);
@@ -113,27 +124,7 @@ T(a_request_that_leaves_late_keeps_the_window)
 	static int64_t left[40000];
 	const double limits[] = {5, 10, 50, 100};
 	for (size_t k = 0; k < sizeof limits / sizeof *limits; k++) {
-		struct pacer p;
-		pacer_init(&p, "test", limits[k], 8, 0, 0);
-		p.bucket.last_ms = 0;
-		p.bucket.tokens = p.bucket.capacity;
-		srand(31);
-		size_t n = 0;
-		for (int64_t t = 0; t < 200000 && n < 40000;) {
-			int64_t w = span_wait_ms(&p.span, t);
-			if (w == 0 && bucket_take(&p.bucket, t)) {
-				int slot = span_note(&p.span, t);
-				int64_t out = t + (rand() % 10 == 0 ? rand() % 41 : 0);
-				span_sent(&p.span, slot, t, out);
-				left[n++] = out;
-				t = out;
-				continue;
-			}
-			if (w == 0)
-				w = bucket_wait_ms(&p.bucket, t);
-			t += w > 0 ? w : 1;
-		}
-		pacer_free(&p);
+		size_t n = simulate(limits[k], 0, 40, 200000, left, 40000, 31);
 		for (size_t i = 0; i < n; i++)
 			left[i] += rand() % (SPAN_JITTER_MS + 1);
 		qsort(left, n, sizeof *left, cmp64);
