@@ -296,16 +296,13 @@ static void read_lists(struct online *o, struct wanted *w, size_t n)
 	free(ls);
 }
 
-/* A reference list as read_lists kept it (read now if it was not); false when the platform
- * would not give it, *why saying why. */
-static bool load_list(struct online *o, int ci, const char *resource, const char *match, const char **why)
+/* A reference list as read_lists kept it: false when the platform would not give it, *why
+ * saying why. */
+static bool list_kept(const struct online *o, int ci, const char *resource, const char **why)
 {
 	char *mark = list_mark(o, ci, resource);
-	if (!strmap_get(&o->lists, mark, NULL)) {
-		struct wanted w = {ci, resource, match};
-		read_lists(o, &w, 1);
-	}
-	strmap_get(&o->lists, mark, why);
+	if (!strmap_get(&o->lists, mark, why))
+		*why = "not read";
 	free(mark);
 	bool ok = !*why || !**why;
 	if (ok)
@@ -346,28 +343,32 @@ static const struct field *id_consts(const struct mapping *m, const struct id_fi
 	return f;
 }
 
-/* The lists a mapping's checks read: the ids its constants name, its lookups'. */
-static void want_lookups(const struct online *o, struct wanted **w, size_t *n, const struct field *f, size_t nf,
-			 int ci)
+/* A mapping's lookup fields, for mapping_each_lookup: the lists they need, then their names. */
+struct lookups_of_mapping {
+	struct online *o;
+	const struct mapping *m;
+	int ci;
+	struct wanted **w;
+	size_t *n;
+	PGconn *pg;
+};
+
+static bool want_lookup(void *ud, const struct field *f)
 {
-	for (size_t i = 0; i < nf; i++) {
-		if (f[i].nested)
-			want_lookups(o, w, n, f[i].kids, f[i].nkids, ci);
-		else if (f[i].src == VS_LOOKUP && f[i].from)
-			want(o, w, n, ci, f[i].lookup_resource, f[i].lookup_match);
-	}
+	struct lookups_of_mapping *lm = ud;
+	want(lm->o, lm->w, lm->n, lm->ci, f->lookup_resource, f->lookup_match);
+	return true;
 }
 
-static void want_mapping(const struct online *o, struct wanted **w, size_t *n, const struct mapping *m, int ci,
-			 bool db)
+/* The lists a mapping's checks read: the ids its constants name, its lookups' (with the database). */
+static void want_mapping(struct online *o, struct wanted **w, size_t *n, const struct mapping *m, int ci, bool db)
 {
 	for (const struct id_field *idf = m->ent ? m->ent->id_fields : NULL; idf && idf->path; idf++)
 		if (id_consts(m, idf))
 			want(o, w, n, ci, idf->resource, "name");
-	if (db) {
-		want_lookups(o, w, n, m->fields, m->nfields, ci);
-		want_lookups(o, w, n, m->term_fields, m->nterm, ci);
-	}
+	struct lookups_of_mapping lm = {.o = o, .m = m, .ci = ci, .w = w, .n = n};
+	if (db)
+		mapping_each_lookup(m, want_lookup, &lm);
 }
 
 /* Every constant a field can produce (map values, value, default) must be an id the platform has. */
@@ -379,7 +380,7 @@ static void check_ids(struct online *o, const struct mapping *m, int ci)
 		if (!f)
 			continue;
 		const char *why = NULL;
-		if (!load_list(o, ci, idf->resource, "name", &why)) {
+		if (!list_kept(o, ci, idf->resource, &why)) {
 			diag_error(o->d, m->file, f->line, f->col, "field '%s': cannot read %s from the platform: %s",
 				   f->path, idf->resource, why ? why : "failed");
 			continue;
@@ -407,7 +408,7 @@ static void check_ids(struct online *o, const struct mapping *m, int ci)
 static void check_lookup_values(struct online *o, PGconn *pg, const struct mapping *m, const struct field *f, int ci)
 {
 	const char *why = NULL;
-	if (!load_list(o, ci, f->lookup_resource, f->lookup_match, &why)) {
+	if (!list_kept(o, ci, f->lookup_resource, &why)) {
 		diag_error(o->d, m->file, f->line, f->col, "field '%s': cannot read %s from the platform: %s", f->path,
 			   f->lookup_resource, why ? why : "failed");
 		return;
@@ -447,14 +448,11 @@ static void check_lookup_values(struct online *o, PGconn *pg, const struct mappi
 	PQclear(r);
 }
 
-static void lookups_in(struct online *o, PGconn *pg, const struct mapping *m, const struct field *f, size_t n, int ci)
+static bool lookup_values(void *ud, const struct field *f)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (f[i].nested)
-			lookups_in(o, pg, m, f[i].kids, f[i].nkids, ci);
-		else if (f[i].src == VS_LOOKUP && f[i].from)
-			check_lookup_values(o, pg, m, &f[i], ci);
-	}
+	struct lookups_of_mapping *lm = ud;
+	check_lookup_values(lm->o, lm->pg, lm->m, f, lm->ci);
+	return true;
 }
 
 /* The source's role runs the mappings' SQL: it should be able to write nothing (roles.h). */
@@ -619,7 +617,7 @@ static void check_online(struct config *cfg, struct diag *d)
 		const char *res = cc->type->resources ? cc->type->resources[0] : NULL;
 		if (!o.conns[i])
 			continue;
-		if (res && !load_list(&o, (int)i, res, "name", &why))
+		if (res && !list_kept(&o, (int)i, res, &why))
 			diag_error(d, cc->file, cc->line, cc->col, "connector '%s': could not read %s from the platform: %s",
 				   cc->name, res, why ? why : "failed");
 		else
@@ -641,10 +639,9 @@ static void check_online(struct config *cfg, struct diag *d)
 		if (m->dir != DIR_PUSH || ci < 0 || !o.conn_ok[ci])
 			continue;
 		check_ids(&o, m, ci);
-		if (pg) {
-			lookups_in(&o, pg, m, m->fields, m->nfields, ci);
-			lookups_in(&o, pg, m, m->term_fields, m->nterm, ci);
-		}
+		struct lookups_of_mapping lm = {.o = &o, .m = m, .ci = ci, .pg = pg};
+		if (pg)
+			mapping_each_lookup(m, lookup_values, &lm);
 	}
 	for (size_t i = 0; i < cfg->nconns; i++)
 		connector_free(o.conns[i]);

@@ -110,6 +110,9 @@ struct mapping *mapping_load(const char *path, struct diag *d);
 void mapping_free(struct mapping *m);
 /* Find a field by dotted path (for messages and tests). */
 const struct field *mapping_field(const struct mapping *m, const char *path);
+/* fn on each lookup field of m (nested objects' and terminate's too), in the file's order,
+ * until it returns false: false then. */
+bool mapping_each_lookup(const struct mapping *m, bool (*fn)(void *ud, const struct field *f), void *ud);
 
 /* ---- evaluation ---- */
 

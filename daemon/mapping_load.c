@@ -994,3 +994,19 @@ const struct field *mapping_field(const struct mapping *m, const char *path)
 	const struct field *f = find_in(m->fields, m->nfields, path);
 	return f ? f : find_in(m->term_fields, m->nterm, path);
 }
+
+static bool each_lookup(const struct field *f, size_t n, bool (*fn)(void *ud, const struct field *f), void *ud)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].nested && !each_lookup(f[i].kids, f[i].nkids, fn, ud))
+			return false;
+		if (f[i].src == VS_LOOKUP && f[i].from && !fn(ud, &f[i]))
+			return false;
+	}
+	return true;
+}
+
+bool mapping_each_lookup(const struct mapping *m, bool (*fn)(void *ud, const struct field *f), void *ud)
+{
+	return each_lookup(m->fields, m->nfields, fn, ud) && each_lookup(m->term_fields, m->nterm, fn, ud);
+}

@@ -479,73 +479,51 @@ static struct strmap *lookups_of(const struct engine *e, const struct connector 
 	return &e->lookups[conn_index(e, c)];
 }
 
-/* A lookup field's list: read already (read_lookups), or read now. */
-static bool load_lookup(struct engine *e, const char *resource, const char *match)
+/* A lookup field's list, as read_lookups read it; one it could not read stops the run. */
+static bool load_lookup(void *ud, const struct field *f)
 {
-	struct strmap *lk = lookups_of(e, e->conn);
-	if (lookups_loaded(lk, resource, match))
+	struct engine *e = ud;
+	if (lookups_loaded(lookups_of(e, e->conn), f->lookup_resource, f->lookup_match))
 		return true;
-	char *ek = xasprintf("%s\x1f%s", e->conn->name, resource);
-	const char *why = NULL;
-	bool failed = strmap_get(&e->lookup_errs, ek, &why);
+	char *ek = xasprintf("%s\x1f%s", e->conn->name, f->lookup_resource);
+	const char *why = "not read";
+	strmap_get(&e->lookup_errs, ek, &why);
 	free(ek);
-	char *err = NULL;
-	struct jv *items = failed ? NULL : connector_list(e->conn, resource, &err);
-	if (!items) {
-		stop_run(e, "connector %s: cannot read %s: %s", e->conn->name, resource,
-			 failed ? why : err ? err : "failed");
-		free(err);
-		return false;
-	}
-	lookups_add(lk, resource, match, items);
-	jv_free(items);
-	return true;
+	stop_run(e, "connector %s: cannot read %s: %s", e->conn->name, f->lookup_resource, why);
+	return false;
 }
 
-static bool preload_lookups(struct engine *e, const struct field *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (f[i].nested && !preload_lookups(e, f[i].kids, f[i].nkids))
-			return false;
-		if (f[i].src == VS_LOOKUP && !load_lookup(e, f[i].lookup_resource, f[i].lookup_match))
-			return false;
-	}
-	return true;
-}
-
-/* The lookup fields of a mapping, each as a list to read (once per connector and resource). */
+/* The lookup fields of the run's mappings, each as a list to read (once per connector and resource). */
 struct wanted_lists {
 	struct lookup_list *ls;
 	size_t n, cap;
 	struct connector *c;
 };
 
-static void want_lists(struct wanted_lists *w, const struct field *f, size_t n)
+static bool want_list(void *ud, const struct field *f)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (f[i].nested)
-			want_lists(w, f[i].kids, f[i].nkids);
-		if (f[i].src != VS_LOOKUP)
-			continue;
-		bool have = false;
-		for (size_t k = 0; k < w->n && !have; k++)
-			have = w->ls[k].c == w->c && streq(w->ls[k].resource, f[i].lookup_resource);
-		if (have)
-			continue;
-		grow(&w->ls, &w->cap, w->n + 1, sizeof *w->ls);
-		w->ls[w->n++] = (struct lookup_list){.c = w->c, .resource = f[i].lookup_resource};
-	}
+	struct wanted_lists *w = ud;
+	for (size_t k = 0; k < w->n; k++)
+		if (w->ls[k].c == w->c && streq(w->ls[k].resource, f->lookup_resource))
+			return true;
+	grow(&w->ls, &w->cap, w->n + 1, sizeof *w->ls);
+	w->ls[w->n++] = (struct lookup_list){.c = w->c, .resource = f->lookup_resource};
+	return true;
 }
 
-static void add_matches(struct engine *e, const struct lookup_list *l, const struct field *f, size_t n)
+/* A list read, kept for each lookup field on it (each match) of its connector's mappings. */
+struct list_in {
+	struct engine *e;
+	const struct lookup_list *l;
+};
+
+static bool add_match(void *ud, const struct field *f)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (f[i].nested)
-			add_matches(e, l, f[i].kids, f[i].nkids);
-		if (f[i].src == VS_LOOKUP && streq(f[i].lookup_resource, l->resource) &&
-		    !lookups_loaded(lookups_of(e, l->c), l->resource, f[i].lookup_match))
-			lookups_add(lookups_of(e, l->c), l->resource, f[i].lookup_match, l->items);
-	}
+	const struct list_in *in = ud;
+	struct strmap *lk = lookups_of(in->e, in->l->c);
+	if (streq(f->lookup_resource, in->l->resource) && !lookups_loaded(lk, in->l->resource, f->lookup_match))
+		lookups_add(lk, in->l->resource, f->lookup_match, in->l->items);
+	return true;
 }
 
 /*
@@ -561,8 +539,7 @@ static void read_lookups(struct engine *e)
 		w.c = conn_of(e, m->conn);
 		if (!w.c || m->dir != DIR_PUSH || !selected(e->opts, m))
 			continue;
-		want_lists(&w, m->fields, m->nfields);
-		want_lists(&w, m->term_fields, m->nterm);
+		mapping_each_lookup(m, want_list, &w);
 	}
 	struct pacer_stats *before = xcalloc(e->cfg->nconns + 1, sizeof *before);
 	for (size_t i = 0; i < e->cfg->nconns; i++)
@@ -583,11 +560,10 @@ static void read_lookups(struct engine *e)
 			free(ek);
 		} else {
 			log_debug("lookup %s of connector %s: %zu entries", l->resource, l->c->name, l->items->u.arr.n);
+			struct list_in in = {e, l};
 			for (size_t i = 0; i < e->cfg->nmaps; i++)
-				if (e->cfg->maps[i]->conn == l->c->cfg) {
-					add_matches(e, l, e->cfg->maps[i]->fields, e->cfg->maps[i]->nfields);
-					add_matches(e, l, e->cfg->maps[i]->term_fields, e->cfg->maps[i]->nterm);
-				}
+				if (e->cfg->maps[i]->conn == l->c->cfg)
+					mapping_each_lookup(e->cfg->maps[i], add_match, &in);
 		}
 		jv_free(l->items);
 		free(l->err);
@@ -1534,7 +1510,7 @@ static void run_mapping(struct engine *e, struct mapping *m, struct connector *c
 
 	/* A list that could not be read (it may have stopped the connector) stops the run, as
 	 * when each mapping read its own. */
-	if (!preload_lookups(e, m->fields, m->nfields) || !preload_lookups(e, m->term_fields, m->nterm))
+	if (!mapping_each_lookup(m, load_lookup, e))
 		goto out;
 	if (conn->pacer.stopped) {
 		log_error("skipped: connector %s is stopped for this run", conn->name);
